@@ -1,0 +1,107 @@
+//! Encoding returned rows for the output file, through Arrow's writers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_buffer::NullBuffer;
+use arrow_schema::{DataType, Field, Schema};
+use sluice_job::{ColumnData, Table};
+
+/// The format of `append_row_to`, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// CSV with one header line, from the returned table's column names.
+    Csv,
+    /// JSON Lines: one object per row.
+    JsonLines,
+}
+
+impl OutputFormat {
+    pub fn from_path(p: &Path) -> Option<OutputFormat> {
+        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(OutputFormat::Csv),
+            "jsonl" | "ndjson" => Some(OutputFormat::JsonLines),
+            _ => None,
+        }
+    }
+
+    /// The rows of `table`, encoded without any header.
+    pub fn encode(&self, table: &Table) -> Result<Vec<u8>, String> {
+        let batch = to_record_batch(table)?;
+        let mut out = Vec::new();
+        match self {
+            OutputFormat::Csv => {
+                let mut w = arrow_csv::WriterBuilder::new().with_header(false).build(&mut out);
+                w.write(&batch).map_err(|e| e.to_string())?;
+            }
+            OutputFormat::JsonLines => {
+                let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
+                w.write(&batch).map_err(|e| e.to_string())?;
+                w.finish().map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// What goes before the first row: the CSV header line for this table's
+    /// columns; nothing for JSON Lines.
+    pub fn header(&self, table: &Table) -> Result<Vec<u8>, String> {
+        match self {
+            OutputFormat::JsonLines => Ok(Vec::new()),
+            OutputFormat::Csv => {
+                let empty = Table {
+                    num_rows: 0,
+                    columns: table
+                        .columns
+                        .iter()
+                        .map(|c| sluice_job::Column { name: c.name.clone(), data: empty_like(&c.data), valid: None })
+                        .collect(),
+                };
+                let batch = to_record_batch(&empty)?;
+                let mut out = Vec::new();
+                let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut out);
+                w.write(&batch).map_err(|e| e.to_string())?;
+                drop(w);
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn empty_like(d: &ColumnData) -> ColumnData {
+    match d {
+        ColumnData::F32(_) => ColumnData::F32(Vec::new()),
+        ColumnData::F64(_) => ColumnData::F64(Vec::new()),
+        ColumnData::S64(_) => ColumnData::S64(Vec::new()),
+        ColumnData::String(_) => ColumnData::String(Vec::new()),
+        ColumnData::Bool(_) => ColumnData::Bool(Vec::new()),
+    }
+}
+
+/// A host table as an Arrow record batch (nulls from the validity masks).
+pub fn to_record_batch(table: &Table) -> Result<RecordBatch, String> {
+    let mut fields = Vec::with_capacity(table.columns.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(table.columns.len());
+    for c in &table.columns {
+        let nulls = c.valid.clone().map(NullBuffer::from);
+        let nullable = nulls.is_some();
+        let (dt, array): (DataType, ArrayRef) = match &c.data {
+            ColumnData::F32(v) => (DataType::Float32, Arc::new(Float32Array::new(v.clone().into(), nulls))),
+            ColumnData::F64(v) => (DataType::Float64, Arc::new(Float64Array::new(v.clone().into(), nulls))),
+            ColumnData::S64(v) => (DataType::Int64, Arc::new(Int64Array::new(v.clone().into(), nulls))),
+            ColumnData::Bool(v) => (DataType::Boolean, Arc::new(BooleanArray::new(v.as_slice().into(), nulls))),
+            ColumnData::String(v) => {
+                let array = match &c.valid {
+                    None => StringArray::from_iter_values(v),
+                    Some(valid) => v.iter().zip(valid).map(|(s, ok)| ok.then_some(s.as_str())).collect(),
+                };
+                (DataType::Utf8, Arc::new(array))
+            }
+        };
+        fields.push(Field::new(&c.name, dt, nullable));
+        arrays.push(array);
+    }
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(table.num_rows));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options).map_err(|e| e.to_string())
+}

@@ -1,0 +1,154 @@
+//! Listing a job's input and reading its items.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use sluice_job::spec::{InputKind, InputSpec};
+use sluice_job::InputItem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: cannot list the input: {source}")]
+    List { path: PathBuf, source: std::io::Error },
+}
+
+/// Lists the items of an input: a folder recursively in sorted order
+/// (by path bytes, so every machine agrees), or one file.
+///
+/// Symlinks are followed only to files inside the folder; one that leaves
+/// it (or points at a folder) becomes a refused item, reported as an item
+/// error, never read.
+pub fn list_input(spec: &InputSpec) -> Result<Vec<InputItem>, InputError> {
+    match spec.kind {
+        InputKind::UriFile => {
+            let name = spec.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok(vec![item(name, spec.path.clone(), None)])
+        }
+        InputKind::UriFolder => list_folder(&spec.path),
+    }
+}
+
+fn list_folder(root: &Path) -> Result<Vec<InputItem>, InputError> {
+    let canon_root = root.canonicalize().map_err(|source| InputError::List { path: root.to_path_buf(), source })?;
+    let mut items = Vec::new();
+    let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by(|a, b| a.file_name().cmp(b.file_name()));
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                // An unreadable sub-folder: an item error for it, the rest goes on.
+                let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+                let name = rel_name(root, &path);
+                items.push(item(name, path, Some(format!("cannot read: {e}"))));
+                continue;
+            }
+        };
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        let path = entry.path().to_path_buf();
+        let name = rel_name(root, &path);
+        if ft.is_symlink() {
+            let refused = match path.canonicalize() {
+                Err(e) => Some(format!("broken symlink: {e}")),
+                Ok(target) if !target.starts_with(&canon_root) => {
+                    Some(format!("symlink leaves the input folder (points to {})", target.display()))
+                }
+                Ok(target) if target.is_dir() => Some("symlinked folders are not followed".to_string()),
+                Ok(_) => None,
+            };
+            items.push(item(name, path, refused));
+        } else if ft.is_file() {
+            items.push(item(name, path, None));
+        }
+    }
+    Ok(items)
+}
+
+fn rel_name(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+fn item(name: String, path: PathBuf, refused: Option<String>) -> InputItem {
+    let (size, modified_ns, refused) = match (&refused, std::fs::metadata(&path)) {
+        (Some(_), _) => (0, 0, refused),
+        (None, Ok(m)) => {
+            let ns = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            (m.len(), ns, None)
+        }
+        (None, Err(e)) => (0, 0, Some(format!("cannot read: {e}"))),
+    };
+    InputItem { name, path, size, modified_ns, refused }
+}
+
+/// Reads an item's bytes for the scorer. Object storage would implement
+/// this too.
+pub trait ItemSource: Send + Sync {
+    /// The whole item, or the item error's message.
+    fn read(&self, item: &InputItem) -> Result<Vec<u8>, String>;
+}
+
+/// Reads items from the local filesystem, refusing any larger than a cap.
+#[derive(Debug, Clone)]
+pub struct FsItemSource {
+    /// `limits.max_file_bytes`.
+    pub max_bytes: u64,
+}
+
+impl ItemSource for FsItemSource {
+    fn read(&self, item: &InputItem) -> Result<Vec<u8>, String> {
+        if let Some(why) = &item.refused {
+            return Err(why.clone());
+        }
+        let too_big = |n: u64| format!("file is {n} bytes, over the cap limits.max_file_mb = {} MiB", self.max_bytes >> 20);
+        if item.size > self.max_bytes {
+            return Err(too_big(item.size));
+        }
+        let f = std::fs::File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+        let mut buf = Vec::with_capacity(item.size as usize);
+        // Read at most one byte past the cap: the file may have grown since
+        // it was listed.
+        f.take(self.max_bytes + 1).read_to_end(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
+        if buf.len() as u64 > self.max_bytes {
+            return Err(too_big(buf.len() as u64));
+        }
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(p: &Path) -> InputSpec {
+        InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: p.to_path_buf() }
+    }
+
+    #[test]
+    fn lists_recursively_sorted_and_refuses_escaping_symlinks() {
+        let root = std::env::temp_dir().join(format!("sluice-list-{}", std::process::id()));
+        let outside = std::env::temp_dir().join(format!("sluice-outside-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("b/c")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "x").unwrap();
+        std::fs::write(root.join("z.txt"), "1").unwrap();
+        std::fs::write(root.join("a.txt"), "22").unwrap();
+        std::fs::write(root.join("b/c/d.txt"), "333").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("leak")).unwrap();
+        std::os::unix::fs::symlink(root.join("a.txt"), root.join("alias")).unwrap();
+        let items = list_input(&spec(&root)).unwrap();
+        let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["a.txt", "alias", "b/c/d.txt", "leak", "z.txt"]);
+        assert!(items[3].refused.as_ref().unwrap().contains("leaves the input folder"));
+        assert!(items[1].refused.is_none());
+        let src = FsItemSource { max_bytes: 2 };
+        assert_eq!(src.read(&items[0]).unwrap(), b"22");
+        assert!(src.read(&items[2]).unwrap_err().contains("limits.max_file_mb"));
+        assert!(src.read(&items[3]).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+}

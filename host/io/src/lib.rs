@@ -1,0 +1,13 @@
+//! Inputs, outputs and the work queue of sluice, each behind a small trait
+//! so object storage or a distributed queue can replace the local, embedded
+//! defaults without touching the scheduler.
+
+pub mod encode;
+pub mod inputs;
+pub mod output;
+pub mod queue;
+
+pub use encode::OutputFormat;
+pub use inputs::{list_input, FsItemSource, ItemSource};
+pub use output::{LocalOutput, OutputStore};
+pub use queue::{InProcessQueue, WorkQueue};

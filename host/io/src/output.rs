@@ -1,0 +1,111 @@
+//! Staged and committed output. Each mini-batch's encoded rows are staged
+//! on their own (a retry replaces its part; a failed try stages nothing),
+//! then committed once, in input order, into the output file.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Where a job's output goes. Local files now; object storage later.
+pub trait OutputStore: Send + Sync {
+    /// Stages mini-batch `index`'s encoded rows, replacing an earlier part.
+    fn stage(&self, index: usize, part: &[u8]) -> io::Result<()>;
+    /// Appends `index`'s staged part (if any) to the output, once, in order;
+    /// `header` is written before the first bytes of the file.
+    fn commit(&self, index: usize, header: &[u8]) -> io::Result<()>;
+    /// Publishes the output file (creating it, with `header`, if nothing
+    /// was committed) and returns where it is.
+    fn finish(&self, header: &[u8]) -> io::Result<PathBuf>;
+}
+
+/// Output to a local file, staged in a folder of the job directory; the
+/// file is written as `NAME.partial` and renamed into place at the end.
+#[derive(Debug)]
+pub struct LocalOutput {
+    path: PathBuf,
+    staging: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+impl LocalOutput {
+    pub fn new(path: &Path, staging: &Path) -> io::Result<LocalOutput> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            fs::create_dir_all(parent)?;
+        }
+        fs::create_dir_all(staging)?;
+        Ok(LocalOutput { path: path.to_path_buf(), staging: staging.to_path_buf(), file: Mutex::new(None) })
+    }
+
+    fn part(&self, index: usize) -> PathBuf {
+        self.staging.join(format!("{index:08}.part"))
+    }
+
+    fn partial(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        self.path.with_file_name(name)
+    }
+
+    fn open<'a>(&self, slot: &'a mut Option<File>, header: &[u8]) -> io::Result<&'a mut File> {
+        if slot.is_none() {
+            let mut f = File::create(self.partial())?;
+            f.write_all(header)?;
+            *slot = Some(f);
+        }
+        Ok(slot.as_mut().expect("just opened"))
+    }
+}
+
+impl OutputStore for LocalOutput {
+    fn stage(&self, index: usize, part: &[u8]) -> io::Result<()> {
+        let tmp = self.staging.join(format!("{index:08}.tmp"));
+        fs::write(&tmp, part)?;
+        fs::rename(tmp, self.part(index))
+    }
+
+    fn commit(&self, index: usize, header: &[u8]) -> io::Result<()> {
+        let part = self.part(index);
+        let bytes = match fs::read(&part) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut slot = self.file.lock().expect("output lock");
+        let f = self.open(&mut slot, header)?;
+        f.write_all(&bytes)?;
+        fs::remove_file(part)
+    }
+
+    fn finish(&self, header: &[u8]) -> io::Result<PathBuf> {
+        let mut slot = self.file.lock().expect("output lock");
+        let f = self.open(&mut slot, header)?;
+        f.sync_all()?;
+        *slot = None;
+        fs::rename(self.partial(), &self.path)?;
+        let _ = fs::remove_dir(&self.staging);
+        Ok(self.path.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_in_the_order_called_and_retries_replace_parts() {
+        let dir = std::env::temp_dir().join(format!("sluice-out-{}", std::process::id()));
+        let out = LocalOutput::new(&dir.join("o.csv"), &dir.join("staged")).unwrap();
+        out.stage(1, b"b\n").unwrap();
+        out.stage(0, b"stale\n").unwrap();
+        out.stage(0, b"a\n").unwrap();
+        for i in 0..3 {
+            out.commit(i, b"h\n").unwrap();
+        }
+        let p = out.finish(b"h\n").unwrap();
+        assert_eq!(fs::read_to_string(p).unwrap(), "h\na\nb\n");
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,223 @@
+//! Data that crosses the scorer boundary, in host form: tables of bulk typed
+//! columns (the WIT `table`), per-item errors and a mini-batch's output.
+
+/// The values of one column, one typed vector each (never one enum per cell).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    S64(Vec<i64>),
+    String(Vec<String>),
+    Bool(Vec<bool>),
+}
+
+impl ColumnData {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::F32(v) => v.len(),
+            ColumnData::F64(v) => v.len(),
+            ColumnData::S64(v) => v.len(),
+            ColumnData::String(v) => v.len(),
+            ColumnData::Bool(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The type's name as the WIT and error messages spell it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ColumnData::F32(_) => "f32",
+            ColumnData::F64(_) => "f64",
+            ColumnData::S64(_) => "s64",
+            ColumnData::String(_) => "string",
+            ColumnData::Bool(_) => "bool",
+        }
+    }
+
+    /// Approximate bytes held, for the output cap.
+    pub fn byte_size(&self) -> usize {
+        match self {
+            ColumnData::F32(v) => v.len() * 4,
+            ColumnData::F64(v) => v.len() * 8,
+            ColumnData::S64(v) => v.len() * 8,
+            ColumnData::String(v) => v.iter().map(|s| s.len() + 8).sum(),
+            ColumnData::Bool(v) => v.len(),
+        }
+    }
+}
+
+/// A named column; `valid` is `None` when there are no nulls, else one flag
+/// per row (`false` = null).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data: ColumnData,
+    pub valid: Option<Vec<bool>>,
+}
+
+/// A table of equally long columns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    pub num_rows: usize,
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    /// Checks that every column (and validity mask) has `num_rows` entries
+    /// and that names are unique; the message names the offending column.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.columns {
+            if c.name.is_empty() {
+                return Err("an output column has an empty name".into());
+            }
+            if !seen.insert(c.name.as_str()) {
+                return Err(format!("output column `{}` appears twice", c.name));
+            }
+            if c.data.len() != self.num_rows {
+                return Err(format!(
+                    "output column `{}` has {} values but the table has {} rows",
+                    c.name,
+                    c.data.len(),
+                    self.num_rows
+                ));
+            }
+            if let Some(v) = &c.valid
+                && v.len() != self.num_rows
+            {
+                return Err(format!(
+                    "output column `{}` has a validity mask of {} entries for {} rows",
+                    c.name,
+                    v.len(),
+                    self.num_rows
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Approximate bytes held, for the output cap.
+    pub fn byte_size(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| c.name.len() + c.data.byte_size() + c.valid.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+
+    /// `(name, type)` of each column: the schema every mini-batch of a job
+    /// must agree on to share one output file.
+    pub fn schema(&self) -> Vec<(String, &'static str)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.data.type_name()))
+            .collect()
+    }
+}
+
+/// An input item the scorer (or the host, before the scorer saw it) could
+/// not handle. `item` indexes the mini-batch's items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemError {
+    pub item: usize,
+    pub message: String,
+}
+
+/// What one successful `run()` produced, checked against its mini-batch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchOutput {
+    pub rows: Table,
+    /// The input item of each output row.
+    pub row_items: Vec<usize>,
+    pub errors: Vec<ItemError>,
+}
+
+impl BatchOutput {
+    /// Checks the result accounts for every one of `items` input items
+    /// exactly once: at least one row or exactly one error, never both.
+    /// `Err` is the `INVALID_OUTPUT` detail.
+    pub fn check_accounting(&self, items: usize) -> Result<(), String> {
+        self.rows.validate()?;
+        if self.row_items.len() != self.rows.num_rows {
+            return Err(format!(
+                "row-items has {} entries for {} output rows",
+                self.row_items.len(),
+                self.rows.num_rows
+            ));
+        }
+        let mut has_rows = vec![false; items];
+        for &i in &self.row_items {
+            if i >= items {
+                return Err(format!("an output row names item {i}, but the mini-batch has {items} items"));
+            }
+            has_rows[i] = true;
+        }
+        let mut has_error = vec![false; items];
+        for e in &self.errors {
+            if e.item >= items {
+                return Err(format!("an item error names item {}, but the mini-batch has {items} items", e.item));
+            }
+            if has_error[e.item] {
+                return Err(format!("item {} has more than one item error", e.item));
+            }
+            if has_rows[e.item] {
+                return Err(format!("item {} has both output rows and an item error", e.item));
+            }
+            has_error[e.item] = true;
+        }
+        let missing: Vec<usize> = (0..items).filter(|&i| !has_rows[i] && !has_error[i]).collect();
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(10).map(usize::to_string).collect();
+            return Err(format!(
+                "{} of {items} input items are unaccounted for (no row and no item error): items {}{}",
+                missing.len(),
+                shown.join(", "),
+                if missing.len() > 10 { ", ..." } else { "" }
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(rows: usize, row_items: Vec<usize>, errors: Vec<usize>) -> BatchOutput {
+        BatchOutput {
+            rows: Table {
+                num_rows: rows,
+                columns: vec![Column { name: "x".into(), data: ColumnData::S64(vec![0; rows]), valid: None }],
+            },
+            row_items,
+            errors: errors.into_iter().map(|item| ItemError { item, message: "bad".into() }).collect(),
+        }
+    }
+
+    #[test]
+    fn accounting_accepts_rows_or_errors() {
+        assert!(out(3, vec![0, 0, 2], vec![1]).check_accounting(3).is_ok());
+    }
+
+    #[test]
+    fn accounting_rejects_missing_items() {
+        let e = out(1, vec![0], vec![]).check_accounting(3).unwrap_err();
+        assert!(e.contains("2 of 3 input items are unaccounted"), "{e}");
+    }
+
+    #[test]
+    fn accounting_rejects_row_and_error_for_one_item() {
+        let e = out(1, vec![0], vec![0]).check_accounting(1).unwrap_err();
+        assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn accounting_rejects_out_of_range_and_ragged() {
+        assert!(out(1, vec![5], vec![]).check_accounting(1).is_err());
+        let mut o = out(2, vec![0, 0], vec![]);
+        o.rows.columns[0].data = ColumnData::S64(vec![1]);
+        assert!(o.check_accounting(1).unwrap_err().contains("has 1 values"));
+    }
+}

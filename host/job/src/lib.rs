@@ -1,0 +1,19 @@
+//! The job model of sluice: what a job is (spec), how its input is cut into
+//! mini-batches (plan), the data that flows through a scorer (data), when a
+//! job must stop (thresholds) and what a finished job reports (result).
+//!
+//! Nothing here knows wasmtime or touches files beyond reading the spec: the
+//! engine, the I/O layer and the scheduler all speak these types.
+
+pub mod data;
+pub mod plan;
+pub mod result;
+pub mod size;
+pub mod spec;
+pub mod thresholds;
+
+pub use data::{BatchOutput, Column, ColumnData, ItemError, Table};
+pub use plan::{InputItem, MiniBatchPlan, Plan};
+pub use result::{Failure, ReasonCode};
+pub use spec::{JobSpec, Limits, SpecError};
+pub use thresholds::{Thresholds, Tally, Crossed};

@@ -1,0 +1,136 @@
+//! Cutting a job's input items into mini-batches with stable ids.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::size::MiniBatchSize;
+
+/// One input item (a file) as listed by the I/O layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputItem {
+    /// Path relative to the input root, `/`-separated: what the guest sees.
+    pub name: String,
+    /// Where the host reads it.
+    pub path: PathBuf,
+    pub size: u64,
+    /// Modification time (ns since the epoch), part of the item's identity.
+    pub modified_ns: u128,
+    /// Set when listing already knows the item cannot be read (a symlink
+    /// leaving the input folder, an unreadable entry): it becomes an item
+    /// error without reaching the scorer.
+    pub refused: Option<String>,
+}
+
+/// One mini-batch: a contiguous range of the plan's items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiniBatchPlan {
+    /// Position in input order; output is committed in this order.
+    pub index: usize,
+    /// Stable id: a hash of its items' identities (name, size, mtime).
+    pub id: String,
+    pub items: Range<usize>,
+}
+
+/// The whole job cut into mini-batches.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub items: Vec<InputItem>,
+    pub mini_batches: Vec<MiniBatchPlan>,
+}
+
+impl Plan {
+    /// Cuts `items` (already in input order) by `size`. A byte-sized
+    /// mini-batch closes before the item that would take it over the size;
+    /// an item larger than the size gets a mini-batch of its own.
+    pub fn cut(items: Vec<InputItem>, size: MiniBatchSize) -> Plan {
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        match size {
+            MiniBatchSize::Count(n) | MiniBatchSize::Files(n) | MiniBatchSize::Rows(n) => {
+                let n = n.max(1) as usize;
+                while start < items.len() {
+                    let end = (start + n).min(items.len());
+                    ranges.push(start..end);
+                    start = end;
+                }
+            }
+            MiniBatchSize::Bytes(limit) => {
+                let mut bytes = 0u64;
+                for (i, item) in items.iter().enumerate() {
+                    if i > start && bytes.saturating_add(item.size) > limit {
+                        ranges.push(start..i);
+                        start = i;
+                        bytes = 0;
+                    }
+                    bytes = bytes.saturating_add(item.size);
+                }
+                if start < items.len() {
+                    ranges.push(start..items.len());
+                }
+            }
+        }
+        let mini_batches = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(index, r)| MiniBatchPlan { index, id: batch_id(&items[r.clone()]), items: r })
+            .collect();
+        Plan { items, mini_batches }
+    }
+
+    pub fn items_of(&self, mb: &MiniBatchPlan) -> &[InputItem] {
+        &self.items[mb.items.clone()]
+    }
+}
+
+fn batch_id(items: &[InputItem]) -> String {
+    let mut h = Sha256::new();
+    for it in items {
+        h.update(it.name.as_bytes());
+        h.update([0]);
+        h.update(it.size.to_le_bytes());
+        h.update(it.modified_ns.to_le_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(sizes: &[u64]) -> Vec<InputItem> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| InputItem { name: format!("f{i}"), path: format!("/in/f{i}").into(), size, modified_ns: 7, refused: None })
+            .collect()
+    }
+
+    #[test]
+    fn count_sizing() {
+        let p = Plan::cut(items(&[1; 25]), MiniBatchSize::Count(10));
+        let r: Vec<_> = p.mini_batches.iter().map(|m| m.items.clone()).collect();
+        assert_eq!(r, vec![0..10, 10..20, 20..25]);
+    }
+
+    #[test]
+    fn byte_sizing_never_splits_an_item() {
+        let p = Plan::cut(items(&[40, 40, 40, 200, 10]), MiniBatchSize::Bytes(100));
+        let r: Vec<_> = p.mini_batches.iter().map(|m| m.items.clone()).collect();
+        assert_eq!(r, vec![0..2, 2..3, 3..4, 4..5]);
+    }
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        let a = Plan::cut(items(&[1; 4]), MiniBatchSize::Count(2));
+        let b = Plan::cut(items(&[1; 4]), MiniBatchSize::Count(2));
+        assert_eq!(a.mini_batches, b.mini_batches);
+        assert_ne!(a.mini_batches[0].id, a.mini_batches[1].id);
+        let mut changed = items(&[1; 4]);
+        changed[0].modified_ns = 8;
+        let c = Plan::cut(changed, MiniBatchSize::Count(2));
+        assert_ne!(a.mini_batches[0].id, c.mini_batches[0].id);
+        assert_eq!(a.mini_batches[1].id, c.mini_batches[1].id);
+    }
+}

@@ -1,0 +1,139 @@
+//! Why a mini-batch or an item failed, and what a finished job reports.
+
+use serde::Serialize;
+
+use crate::thresholds::{Crossed, Tally, Thresholds};
+
+/// Reason codes. The first five fail a whole mini-batch (DESIGN §4); the
+/// last two mark a single item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReasonCode {
+    /// Out of wall-clock time or out of fuel.
+    Timeout,
+    /// The guest hit its memory cap.
+    Oom,
+    /// The guest trapped (a panic, stack overflow, unreachable...).
+    Trap,
+    /// `init` or `run` returned an error.
+    UserError,
+    /// `run` returned something that breaks the contract: items unaccounted
+    /// for, ragged columns, a different schema, over the output cap.
+    InvalidOutput,
+    /// The scorer reported this item as failed.
+    ItemError,
+    /// The host could not read this item (too large, escaping symlink...).
+    InputError,
+}
+
+impl ReasonCode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReasonCode::Timeout => "TIMEOUT",
+            ReasonCode::Oom => "OOM",
+            ReasonCode::Trap => "TRAP",
+            ReasonCode::UserError => "USER_ERROR",
+            ReasonCode::InvalidOutput => "INVALID_OUTPUT",
+            ReasonCode::ItemError => "ITEM_ERROR",
+            ReasonCode::InputError => "INPUT_ERROR",
+        }
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed try of a mini-batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    pub code: ReasonCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ReasonCode, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Every mini-batch and item succeeded.
+    Completed,
+    /// Done, with failures inside the thresholds.
+    CompletedWithErrors,
+    /// A threshold was crossed or the job could not run.
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BatchCounts {
+    pub total: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Mini-batches that needed more than one try.
+    pub retried: u64,
+    /// Tries in all, first tries included.
+    pub tries: u64,
+    /// Never run because the job stopped first.
+    pub not_run: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ItemCounts {
+    pub total: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Items of mini-batches that never ran.
+    pub not_run: u64,
+}
+
+/// One of the first errors of a job, with where to look.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEntry {
+    pub mini_batch: String,
+    pub mini_batch_index: usize,
+    /// The input item (file name), when the error is about one item.
+    pub item: Option<String>,
+    pub code: ReasonCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub plan_s: f64,
+    pub compile_s: f64,
+    pub run_s: f64,
+    pub total_s: f64,
+}
+
+/// `job_result.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResult {
+    pub job: String,
+    pub status: JobStatus,
+    /// Why the job failed, in one sentence.
+    pub reason: Option<String>,
+    pub crossed: Option<Crossed>,
+    pub thresholds: Thresholds,
+    pub tally: Tally,
+    pub mini_batches: BatchCounts,
+    pub items: ItemCounts,
+    pub output: Option<String>,
+    pub output_rows: u64,
+    pub job_dir: String,
+    pub started_at: String,
+    pub timings: Timings,
+    pub first_errors: Vec<ErrorEntry>,
+    pub notes: Vec<String>,
+}

@@ -1,0 +1,700 @@
+//! The job spec: YAML with Azure ML `type: parallel` key names (DESIGN §1),
+//! validated into a [`JobSpec`]. Every error names the YAML path of the key
+//! at fault; unknown keys get a did-you-mean hint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::size::{parse_bytes, MiniBatchSize};
+
+/// A spec that cannot run, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {}{message}", if path.is_empty() { String::new() } else { format!("`{path}`: ") })]
+pub struct SpecError {
+    /// The spec file, or "command line".
+    pub origin: String,
+    /// The YAML path of the key at fault (`retry_settings.timeout`), empty
+    /// when the error is about the whole document.
+    pub path: String,
+    pub message: String,
+}
+
+/// Where the input of a job comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputKind {
+    /// A folder, listed recursively in sorted order; each file is an item.
+    UriFolder,
+    /// One file: a single item.
+    UriFile,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    /// The name under `inputs:`.
+    pub name: String,
+    pub kind: InputKind,
+    pub path: PathBuf,
+}
+
+/// A host folder granted read-only to every instance.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// Where the guest sees it (`/lookup`).
+    pub guest_path: String,
+    pub host_path: PathBuf,
+}
+
+/// What `init(config)` receives; all explicit, never the host environment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScorerConfig {
+    pub settings: Vec<(String, String)>,
+    pub arguments: Vec<String>,
+    pub environment: Vec<(String, String)>,
+}
+
+/// Per-instance sandbox limits (`limits.*`). The defaults are meant to be
+/// reached only by a runaway guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Linear memory per instance, in bytes (`limits.memory_mb`, default 512).
+    pub memory_bytes: u64,
+    /// Fuel (about one unit per wasm instruction) for each `init()` and each
+    /// `run()` (`limits.fuel`, default 20 billion: tens of seconds of pure
+    /// guest compute). Running out is a deterministic `TIMEOUT`.
+    pub fuel: u64,
+    /// Max wasm stack, bytes (`limits.max_wasm_stack_kb`, default 1024).
+    pub max_wasm_stack: usize,
+    /// Cap on one mini-batch's returned output (`limits.max_output_mb`,
+    /// default 64); more fails the mini-batch as `INVALID_OUTPUT`.
+    pub max_output_bytes: u64,
+    /// Cap on guest log volume per instance (`limits.max_log_kb`, default
+    /// 1024); further lines are dropped with one notice.
+    pub max_log_bytes: u64,
+    /// Cap on one input file (`limits.max_file_mb`, default 64); a larger file
+    /// is an item error naming the cap.
+    pub max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 512 << 20,
+            fuel: 20_000_000_000,
+            max_wasm_stack: 1 << 20,
+            max_output_bytes: 64 << 20,
+            max_log_bytes: 1 << 20,
+            max_file_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoggingLevel {
+    Debug,
+    Info,
+    Warning,
+}
+
+/// A validated job: everything the planner and scheduler need.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub name: String,
+    pub input: InputSpec,
+    pub mini_batch_size: MiniBatchSize,
+    pub max_concurrency: usize,
+    pub max_retries: u32,
+    /// Wall clock for one `run()` (and one `init()`), host calls included.
+    pub timeout: Duration,
+    /// Failed items tolerated; -1 = ignore.
+    pub error_threshold: i64,
+    /// Failed mini-batches tolerated; -1 = ignore.
+    pub mini_batch_error_threshold: i64,
+    pub allowed_failed_percent: u32,
+    pub logging_level: LoggingLevel,
+    pub scorer: PathBuf,
+    pub append_row_to: Option<PathBuf>,
+    pub config: ScorerConfig,
+    pub mounts: Vec<Mount>,
+    pub limits: Limits,
+    /// One-line notes about accepted-but-ignored keys.
+    pub notes: Vec<String>,
+}
+
+// ---- raw serde form ----------------------------------------------------
+
+/// A YAML scalar read as text: `10`, `"10"` and `true` all become strings.
+#[derive(Debug, Clone)]
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    #[serde(rename = "$schema")]
+    _schema: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+    display_name: Option<String>,
+    description: Option<String>,
+    experiment_name: Option<String>,
+    tags: Option<BTreeMap<String, Scalar>>,
+    #[serde(default)]
+    inputs: BTreeMap<String, RawInput>,
+    #[serde(default)]
+    outputs: BTreeMap<String, RawOutput>,
+    input_data: Option<String>,
+    mini_batch_size: Option<Scalar>,
+    resources: Option<RawResources>,
+    max_concurrency_per_instance: Option<i64>,
+    retry_settings: Option<RawRetry>,
+    error_threshold: Option<i64>,
+    mini_batch_error_threshold: Option<i64>,
+    allowed_failed_percent: Option<i64>,
+    logging_level: Option<String>,
+    task: Option<RawTask>,
+    environment_variables: Option<BTreeMap<String, Scalar>>,
+    compute: Option<Value>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    #[serde(rename = "type")]
+    kind: String,
+    path: String,
+    mode: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    path: Option<String>,
+    mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResources {
+    instance_count: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_retries: Option<i64>,
+    timeout: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<String>,
+    entry_script: Option<String>,
+    program_arguments: Option<String>,
+    append_row_to: Option<String>,
+    environment: Option<Value>,
+    config: Option<BTreeMap<String, Scalar>>,
+    mounts: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<i64>,
+    fuel: Option<i64>,
+    max_wasm_stack_kb: Option<i64>,
+    max_output_mb: Option<i64>,
+    max_log_kb: Option<i64>,
+    max_file_mb: Option<i64>,
+}
+
+// ---- loading -------------------------------------------------------------
+
+/// One `key.path=value` override (a CLI flag), applied on top of the YAML.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub path: String,
+    pub value: Value,
+}
+
+impl Override {
+    /// `--set retry_settings.timeout=30`: the value is parsed as YAML, so
+    /// numbers stay numbers.
+    pub fn parse(s: &str) -> Result<Override, String> {
+        let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE, e.g. retry_settings.timeout=30"))?;
+        let value = serde_yaml_ng::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        Ok(Override { path: k.trim().to_string(), value })
+    }
+
+    pub fn new(path: impl Into<String>, value: impl Into<Value>) -> Override {
+        Override { path: path.into(), value: value.into() }
+    }
+}
+
+impl JobSpec {
+    /// Reads and validates a spec file; relative paths in it are relative to
+    /// the file's folder. `overrides` (CLI flags) win over the file.
+    pub fn from_file(path: &Path, overrides: &[Override]) -> Result<JobSpec, SpecError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            origin: origin.clone(),
+            path: String::new(),
+            message: format!("cannot read the job spec: {e}"),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        Self::from_yaml(&text, &origin, &base, overrides)
+    }
+
+    /// Builds a spec from CLI flags alone (no file); paths are relative to
+    /// the current directory.
+    pub fn from_overrides(overrides: &[Override]) -> Result<JobSpec, SpecError> {
+        Self::from_yaml("{}", "command line", Path::new("."), overrides)
+    }
+
+    /// Parses YAML text. `origin` names it in errors; `base` anchors
+    /// relative paths.
+    pub fn from_yaml(text: &str, origin: &str, base: &Path, overrides: &[Override]) -> Result<JobSpec, SpecError> {
+        let err = |path: &str, message: String| SpecError { origin: origin.to_string(), path: path.to_string(), message };
+        let mut root: Value = serde_yaml_ng::from_str(text).map_err(|e| err("", format!("not valid YAML: {e}")))?;
+        if root.is_null() {
+            root = Value::Mapping(Mapping::new());
+        }
+        if !root.is_mapping() {
+            return Err(err("", "the job spec must be a YAML mapping of keys".into()));
+        }
+        for o in overrides {
+            set_path(&mut root, &o.path, o.value.clone()).map_err(|m| err(&o.path, m))?;
+        }
+        let raw: RawSpec = serde_path_to_error::deserialize(root).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            err(&path, improve_serde_message(&e.inner().to_string()))
+        })?;
+        validate(raw, origin, base)
+    }
+}
+
+/// Sets `a.b.c` in a YAML mapping, creating intermediate mappings.
+fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    let mut cur = root;
+    let parts: Vec<&str> = path.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err("an empty key in the path".into());
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let map = cur.as_mapping_mut().ok_or_else(|| format!("`{}` is not a mapping", parts[..i].join(".")))?;
+        let key = Value::String(part.to_string());
+        if i + 1 == parts.len() {
+            map.insert(key, value);
+            return Ok(());
+        }
+        if !map.contains_key(&key) {
+            map.insert(key.clone(), Value::Mapping(Mapping::new()));
+        }
+        cur = map.get_mut(&key).expect("just inserted");
+    }
+    Ok(())
+}
+
+/// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a
+/// did-you-mean hint with the closest known key.
+fn improve_serde_message(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("unknown field `") else { return msg.to_string() };
+    let Some((field, tail)) = rest.split_once('`') else { return msg.to_string() };
+    let known: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    let best = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(field, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, k)) => format!("unknown key `{field}`: did you mean `{k}`?"),
+        None if known.is_empty() => format!("unknown key `{field}`"),
+        None => format!("unknown key `{field}` (known keys: {})", known.join(", ")),
+    }
+}
+
+fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecError> {
+    let err = |path: &str, message: String| SpecError { origin: origin.to_string(), path: path.to_string(), message };
+    let resolve = |p: &str| {
+        let p = PathBuf::from(p);
+        if p.is_absolute() { p } else { base.join(p) }
+    };
+    let mut notes = Vec::new();
+
+    if let Some(kind) = &raw.kind
+        && kind != "parallel"
+    {
+        return Err(err("type", format!("`{kind}`: sluice runs `type: parallel` jobs only")));
+    }
+    let _ = (&raw.display_name, &raw.description, &raw.experiment_name, &raw.tags);
+
+    // inputs / input_data
+    let input_data = raw
+        .input_data
+        .as_deref()
+        .ok_or_else(|| err("input_data", "required: which input to split into mini-batches, e.g. `${{inputs.data}}` (or pass --input DIR)".into()))?;
+    let input_name = binding(input_data, "inputs")
+        .ok_or_else(|| err("input_data", format!("`{input_data}`: expected `${{{{inputs.NAME}}}}`")))?;
+    let raw_input = raw.inputs.get(input_name).ok_or_else(|| {
+        let known: Vec<&str> = raw.inputs.keys().map(String::as_str).collect();
+        err("input_data", format!("`{input_data}` names no input (inputs: {})", if known.is_empty() { "none".into() } else { known.join(", ") }))
+    })?;
+    let ipath = format!("inputs.{input_name}");
+    let kind = match raw_input.kind.as_str() {
+        "uri_folder" => InputKind::UriFolder,
+        "uri_file" => InputKind::UriFile,
+        other @ ("mltable" | "mlflow_model" | "custom_model") => {
+            return Err(err(&format!("{ipath}.type"), format!("`{other}` inputs are not supported by this version of sluice; use uri_folder or uri_file")));
+        }
+        other => return Err(err(&format!("{ipath}.type"), format!("`{other}`: expected uri_folder or uri_file"))),
+    };
+    let _ = (&raw_input.mode, &raw_input.description);
+    let input_path = resolve(&raw_input.path);
+    let meta = std::fs::metadata(&input_path)
+        .map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", input_path.display())))?;
+    match kind {
+        InputKind::UriFolder if !meta.is_dir() => {
+            return Err(err(&format!("{ipath}.path"), format!("{} is not a folder (use type: uri_file for one file)", input_path.display())));
+        }
+        InputKind::UriFile if !meta.is_file() => {
+            return Err(err(&format!("{ipath}.path"), format!("{} is not a file", input_path.display())));
+        }
+        _ => {}
+    }
+    for (name, _) in raw.inputs.iter().filter(|(n, _)| n.as_str() != input_name) {
+        notes.push(format!("inputs.{name} is not `input_data` and is not read by this version"));
+    }
+
+    let mini_batch_size = match &raw.mini_batch_size {
+        None => MiniBatchSize::default(),
+        Some(Scalar(s)) => {
+            let size: MiniBatchSize = s.parse().map_err(|m| err("mini_batch_size", m))?;
+            if matches!(size, MiniBatchSize::Rows(_)) {
+                return Err(err("mini_batch_size", format!("`{s}`: rows need tabular input; {ipath} is a {}", raw_input.kind)));
+            }
+            size
+        }
+    };
+
+    if let Some(r) = &raw.resources
+        && let Some(n) = r.instance_count
+        && n != 1
+    {
+        return Err(err("resources.instance_count", format!("{n}: this version of sluice runs on one node; use 1")));
+    }
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max_concurrency = match raw.max_concurrency_per_instance {
+        None => cores,
+        Some(n) => in_range(n, 1, 1024).map_err(|m| err("max_concurrency_per_instance", m))? as usize,
+    };
+    let retry = raw.retry_settings.as_ref();
+    let max_retries = match retry.and_then(|r| r.max_retries) {
+        None => 3,
+        Some(n) => in_range(n, 0, 100).map_err(|m| err("retry_settings.max_retries", m))? as u32,
+    };
+    let timeout = match retry.and_then(|r| r.timeout) {
+        None => 60,
+        Some(n) => in_range(n, 1, 7 * 24 * 3600).map_err(|m| err("retry_settings.timeout", m))? as u64,
+    };
+    let error_threshold = match raw.error_threshold {
+        None => -1,
+        Some(n) => in_range(n, -1, i64::MAX).map_err(|m| err("error_threshold", m))?,
+    };
+    let mini_batch_error_threshold = match raw.mini_batch_error_threshold {
+        None => -1,
+        Some(n) => in_range(n, -1, i64::MAX).map_err(|m| err("mini_batch_error_threshold", m))?,
+    };
+    let allowed_failed_percent = match raw.allowed_failed_percent {
+        None => 100,
+        Some(n) => in_range(n, 0, 100).map_err(|m| err("allowed_failed_percent", m))? as u32,
+    };
+    let logging_level = match raw.logging_level.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None | Some("INFO") => LoggingLevel::Info,
+        Some("DEBUG") => LoggingLevel::Debug,
+        Some("WARNING") | Some("WARN") => LoggingLevel::Warning,
+        Some(other) => return Err(err("logging_level", format!("`{other}`: expected DEBUG, INFO or WARNING"))),
+    };
+
+    // task
+    let task = raw.task.as_ref().ok_or_else(|| err("task", "required: `task.code` names the scorer .wasm (or pass --scorer)".into()))?;
+    if let Some(k) = &task.kind
+        && k != "run_function"
+    {
+        return Err(err("task.type", format!("`{k}`: expected run_function")));
+    }
+    if task.environment.is_some() {
+        notes.push("task.environment is ignored: a .wasm scorer is self-contained".into());
+    }
+    if raw.compute.is_some() {
+        notes.push("compute is ignored: the job runs on this machine".into());
+    }
+    let scorer = match (&task.code, &task.entry_script) {
+        (None, None) => return Err(err("task.code", "required: the scorer .wasm component".into())),
+        (code, Some(entry)) => resolve(code.as_deref().unwrap_or(".")).join(entry),
+        (Some(code), None) => resolve(code),
+    };
+    let scorer_key = if task.entry_script.is_some() { "task.entry_script" } else { "task.code" };
+    if scorer.extension().and_then(|e| e.to_str()) != Some("wasm") {
+        return Err(err(scorer_key, format!("{}: the scorer must be a WebAssembly component (.wasm); build it with the sluice SDK", scorer.display())));
+    }
+    if !scorer.is_file() {
+        return Err(err(scorer_key, format!("{}: no such file", scorer.display())));
+    }
+    let append_row_to = match &task.append_row_to {
+        None => None,
+        Some(a) => {
+            let p = match binding(a, "outputs") {
+                Some(out) => {
+                    let o = raw.outputs.get(out).ok_or_else(|| err("task.append_row_to", format!("`{a}` names no output")))?;
+                    let _ = (&o.kind, &o.mode);
+                    let path = o.path.as_deref().ok_or_else(|| err(&format!("outputs.{out}.path"), "required: where to write the rows".into()))?;
+                    resolve(path)
+                }
+                None => resolve(a),
+            };
+            match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+                Some("csv") | Some("jsonl") | Some("ndjson") => {}
+                _ => return Err(err("task.append_row_to", format!("{}: the output file must end in .csv or .jsonl", p.display()))),
+            }
+            Some(p)
+        }
+    };
+    let arguments = match &task.program_arguments {
+        None => Vec::new(),
+        Some(a) => shell_words::split(a).map_err(|e| err("task.program_arguments", format!("cannot split `{a}`: {e}")))?,
+    };
+    let scalars = |m: &Option<BTreeMap<String, Scalar>>| -> Vec<(String, String)> {
+        m.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect()
+    };
+    let config = ScorerConfig { settings: scalars(&task.config), arguments, environment: scalars(&raw.environment_variables) };
+    let mut mounts = Vec::new();
+    for (guest, host) in task.mounts.iter().flatten() {
+        let key = format!("task.mounts.{guest}");
+        if !guest.starts_with('/') {
+            return Err(err(&key, "the guest path must be absolute, e.g. /lookup".into()));
+        }
+        let host_path = resolve(host);
+        if !host_path.is_dir() {
+            return Err(err(&key, format!("{} is not a folder", host_path.display())));
+        }
+        mounts.push(Mount { guest_path: guest.clone(), host_path });
+    }
+
+    let mut limits = Limits::default();
+    if let Some(l) = &raw.limits {
+        if let Some(n) = l.memory_mb {
+            limits.memory_bytes = in_range(n, 1, 4096).map_err(|m| err("limits.memory_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.fuel {
+            limits.fuel = in_range(n, 1000, i64::MAX).map_err(|m| err("limits.fuel", m))? as u64;
+        }
+        if let Some(n) = l.max_wasm_stack_kb {
+            limits.max_wasm_stack = in_range(n, 64, 64 * 1024).map_err(|m| err("limits.max_wasm_stack_kb", m))? as usize * 1024;
+        }
+        if let Some(n) = l.max_output_mb {
+            limits.max_output_bytes = in_range(n, 1, 4096).map_err(|m| err("limits.max_output_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.max_log_kb {
+            limits.max_log_bytes = in_range(n, 1, 1 << 20).map_err(|m| err("limits.max_log_kb", m))? as u64 * 1024;
+        }
+        if let Some(n) = l.max_file_mb {
+            limits.max_file_bytes = in_range(n, 1, 4096).map_err(|m| err("limits.max_file_mb", m))? as u64 * (1 << 20);
+        }
+    }
+
+    let name = raw.name.clone().unwrap_or_else(|| {
+        scorer.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string()
+    });
+    Ok(JobSpec {
+        name,
+        input: InputSpec { name: input_name.to_string(), kind, path: input_path },
+        mini_batch_size,
+        max_concurrency,
+        max_retries,
+        timeout: Duration::from_secs(timeout),
+        error_threshold,
+        mini_batch_error_threshold,
+        allowed_failed_percent,
+        logging_level,
+        scorer,
+        append_row_to,
+        config,
+        mounts,
+        limits,
+        notes,
+    })
+}
+
+/// `${{inputs.data}}` -> `data` (for `kind` = "inputs").
+fn binding<'a>(s: &'a str, kind: &str) -> Option<&'a str> {
+    let inner = s.trim().strip_prefix("${{")?.strip_suffix("}}")?.trim();
+    let name = inner.strip_prefix(kind)?.strip_prefix('.')?;
+    (!name.is_empty()).then_some(name)
+}
+
+fn in_range(n: i64, lo: i64, hi: i64) -> Result<i64, String> {
+    if n < lo || n > hi {
+        if hi == i64::MAX {
+            Err(format!("{n} is out of range: must be at least {lo}"))
+        } else {
+            Err(format!("{n} is out of range: must be between {lo} and {hi}"))
+        }
+    } else {
+        Ok(n)
+    }
+}
+
+/// Bytes parsed from a size string, for CLI flags.
+pub fn bytes(s: &str) -> Result<u64, String> {
+    parse_bytes(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> tempfile_lite::Dir {
+        tempfile_lite::Dir::new()
+    }
+
+    /// A tiny temp dir helper (the job crate keeps its dependencies minimal).
+    mod tempfile_lite {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!("sluice-spec-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+                std::fs::create_dir_all(p.join("data")).unwrap();
+                std::fs::write(p.join("scorer.wasm"), b"\0asm").unwrap();
+                Dir(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    const BASE: &str = "
+type: parallel
+inputs:
+  data: {type: uri_folder, path: ./data}
+input_data: ${{inputs.data}}
+task:
+  code: ./scorer.wasm
+";
+
+    fn parse(dir: &tempfile_lite::Dir, extra: &str) -> Result<JobSpec, SpecError> {
+        JobSpec::from_yaml(&format!("{BASE}{extra}"), "job.yaml", &dir.0, &[])
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let d = setup();
+        let s = parse(&d, "").unwrap();
+        assert_eq!(s.mini_batch_size, MiniBatchSize::Count(10));
+        assert_eq!(s.max_retries, 3);
+        assert_eq!(s.timeout, Duration::from_secs(60));
+        assert_eq!((s.error_threshold, s.mini_batch_error_threshold, s.allowed_failed_percent), (-1, -1, 100));
+        assert_eq!(s.input.path, d.0.join("./data"));
+        assert!(s.append_row_to.is_none());
+    }
+
+    #[test]
+    fn unknown_key_gets_did_you_mean_with_path() {
+        let d = setup();
+        let e = parse(&d, "retry_settings:\n  max_retrys: 2\n").unwrap_err();
+        assert_eq!(e.path, "retry_settings.max_retrys");
+        assert!(e.message.contains("did you mean `max_retries`"), "{e}");
+        let e = parse(&d, "mini_batch_siz: 3\n").unwrap_err();
+        assert!(e.message.contains("did you mean `mini_batch_size`"), "{e}");
+        assert!(e.to_string().starts_with("job.yaml: "), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let d = setup();
+        let e = parse(&d, "retry_settings:\n  timeout: soon\n").unwrap_err();
+        assert_eq!(e.path, "retry_settings.timeout");
+        assert!(e.message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_names_the_key_and_bounds() {
+        let d = setup();
+        let e = parse(&d, "allowed_failed_percent: 150\n").unwrap_err();
+        assert_eq!(e.path, "allowed_failed_percent");
+        assert!(e.message.contains("between 0 and 100"), "{e}");
+        let e = parse(&d, "error_threshold: -2\n").unwrap_err();
+        assert_eq!(e.path, "error_threshold");
+        let e = parse(&d, "max_concurrency_per_instance: 0\n").unwrap_err();
+        assert_eq!(e.path, "max_concurrency_per_instance");
+    }
+
+    #[test]
+    fn outputs_binding_and_overrides() {
+        let d = setup();
+        let extra = "outputs:\n  scores: {type: uri_file, path: out/scores.csv}\ntask:\n  code: ./scorer.wasm\n  append_row_to: ${{outputs.scores}}\n  config: {threshold: 0.5}\n  program_arguments: --mode 'a b'\n";
+        let text = format!("{}{extra}", BASE.replace("task:\n  code: ./scorer.wasm\n", ""));
+        let s = JobSpec::from_yaml(&text, "job.yaml", &d.0, &[Override::parse("retry_settings.timeout=7").unwrap()]).unwrap();
+        assert_eq!(s.append_row_to.unwrap(), d.0.join("out/scores.csv"));
+        assert_eq!(s.timeout, Duration::from_secs(7));
+        assert_eq!(s.config.settings, vec![("threshold".to_string(), "0.5".to_string())]);
+        assert_eq!(s.config.arguments, vec!["--mode", "a b"]);
+    }
+
+    #[test]
+    fn missing_scorer_and_bad_output_extension() {
+        let d = setup();
+        let e = JobSpec::from_yaml(&BASE.replace("scorer.wasm", "nope.wasm"), "job.yaml", &d.0, &[]).unwrap_err();
+        assert_eq!(e.path, "task.code");
+        assert!(e.message.contains("no such file"));
+        let e = parse(&d, "").map(|_| ()).and_then(|_| {
+            JobSpec::from_yaml(&format!("{BASE}  append_row_to: out.txt\n"), "job.yaml", &d.0, &[]).map(|_| ())
+        }).unwrap_err();
+        assert_eq!(e.path, "task.append_row_to");
+    }
+}
