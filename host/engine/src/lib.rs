@@ -1,1 +1,19 @@
+//! The only place in sluice that knows wasmtime: the engine and its
+//! configuration, the compiled-component cache, the sandbox of one scorer
+//! instance (WASI without network, environment or undeclared files; memory,
+//! stack, fuel and wall-clock limits) and the host imports (`log`).
+//!
+//! The scheduler sees three things: [`ScorerEngine`] (one per job),
+//! [`ScorerComponent`] (a compiled, linked scorer) and [`ScorerInstance`]
+//! (one sandboxed instance after its `init`). Every failure of a guest comes
+//! back as a [`sluice_job::Failure`] with a reason code; none panics the host.
 
+mod bindings;
+mod cache;
+mod engine;
+mod instance;
+mod logs;
+
+pub use engine::{EngineError, ScorerComponent, ScorerEngine};
+pub use instance::{InstanceSettings, ScorerInstance};
+pub use logs::{GuestLog, Level};

@@ -221,3 +221,40 @@ mod tests {
         assert!(o.check_accounting(1).unwrap_err().contains("has 1 values"));
     }
 }
+
+/// One input file handed to the scorer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileInput {
+    /// Path relative to the input folder.
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// The items of a mini-batch as the scorer receives them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Items {
+    Files(Vec<FileInput>),
+    /// Tabular rows with provenance: row `i` is from `sources[row_source[i]]`,
+    /// row `row_number[i]` of that source.
+    Rows { rows: Table, sources: Vec<String>, row_source: Vec<u32>, row_number: Vec<u64> },
+}
+
+impl Items {
+    pub fn len(&self) -> usize {
+        match self {
+            Items::Files(f) => f.len(),
+            Items::Rows { rows, .. } => rows.num_rows,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A mini-batch as handed to one `run()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiniBatchInput {
+    pub id: String,
+    pub items: Items,
+}

@@ -1,1 +1,17 @@
+//! Runs a job on one node: plans it, starts `max_concurrency` sandboxed
+//! instances that pull mini-batches from the queue, retries failed tries on
+//! fresh instances, checks the thresholds, commits output in input order
+//! and writes the job directory.
+//!
+//! The scheduler speaks the job model (`sluice-job`), the I/O traits
+//! (`sluice-io`) and the engine facade (`sluice-engine`); it never touches
+//! wasmtime types.
 
+mod guest_log;
+mod progress;
+mod report;
+mod scheduler;
+
+pub use progress::ProgressMode;
+pub use scheduler::{run_job, RunError, RunOptions};
+pub use sluice_job::result::{JobResult, JobStatus};

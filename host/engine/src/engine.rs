@@ -1,0 +1,141 @@
+//! The wasmtime engine of a job and the compiled, linked scorer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sluice_job::Limits;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::{Scorer, ScorerPre};
+use crate::instance::HostState;
+
+/// The optional export interface holding `shutdown`.
+pub(crate) const LIFECYCLE: &str = "sluice:scorer/lifecycle@0.1.0";
+
+/// How often the epoch advances: the granularity of wall-clock deadlines.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot configure the wasm engine: {0:#}")]
+    Config(wasmtime::Error),
+    #[error("{path}: cannot read the scorer: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a valid WebAssembly component: {source:#}")]
+    Compile { path: PathBuf, source: wasmtime::Error },
+    #[error("{path}: the component does not fit the sluice:scorer world: {source:#}")]
+    World { path: PathBuf, source: wasmtime::Error },
+}
+
+/// One wasmtime engine for a job: pooling allocator sized to the job's
+/// instances, fuel and epoch interruption on, async support so a guest
+/// waiting in a host call can be abandoned at its deadline.
+pub struct ScorerEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ScorerEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScorerEngine").finish_non_exhaustive()
+    }
+}
+
+impl ScorerEngine {
+    /// An engine for up to `instances` live instances at once with `limits`
+    /// (the stack cap is engine-wide, so one engine per job).
+    pub fn new(limits: &Limits, instances: u32) -> Result<ScorerEngine, EngineError> {
+        let mut pool = PoolingAllocationConfig::new();
+        // A Rust component built for wasm32-wasip2 has a handful of core
+        // instances (main module plus shims); leave room for other toolchains.
+        let slots = instances.max(1) + 1;
+        pool.total_component_instances(slots)
+            .max_core_instances_per_component(32)
+            .total_core_instances(slots * 32)
+            .max_memories_per_component(4)
+            .total_memories(slots * 4)
+            .max_tables_per_component(8)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_memory_size(limits.memory_bytes as usize);
+
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .wasm_component_model(true)
+            .max_wasm_stack(limits.max_wasm_stack)
+            // The fiber stack must hold the wasm stack plus the host's frames.
+            .async_stack_size(limits.max_wasm_stack + (1 << 20))
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(EngineError::Config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(EngineError::Config)?;
+        Scorer::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(EngineError::Config)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (e, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    e.increment_epoch();
+                }
+            })
+            .map_err(|e| EngineError::Config(e.into()))?;
+        Ok(ScorerEngine { engine, linker, stop_ticker })
+    }
+
+    /// Compiles (or loads from `cache_dir`) and links a scorer. Fails with a
+    /// message naming what the component lacks when it does not fit the
+    /// world.
+    pub fn load(&self, path: &Path, cache_dir: Option<&Path>) -> Result<ScorerComponent, EngineError> {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read { path: path.to_path_buf(), source })?;
+        self.load_bytes(path, &bytes, cache_dir)
+    }
+
+    pub fn load_bytes(&self, path: &Path, bytes: &[u8], cache_dir: Option<&Path>) -> Result<ScorerComponent, EngineError> {
+        let hash = crate::cache::wasm_hash(bytes);
+        let (component, cached) = crate::cache::load_or_compile(&self.engine, bytes, &hash, cache_dir)
+            .map_err(|source| EngineError::Compile { path: path.to_path_buf(), source })?;
+        let world = |source| EngineError::World { path: path.to_path_buf(), source };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
+        let pre = ScorerPre::new(instance_pre).map_err(world)?;
+        let has_shutdown = has_export(&self.engine, &component, LIFECYCLE);
+        Ok(ScorerComponent { engine: self.engine.clone(), pre, has_shutdown, hash, from_cache: cached })
+    }
+}
+
+fn has_export(engine: &Engine, c: &Component, name: &str) -> bool {
+    c.component_type().exports(engine).any(|(n, _)| n == name)
+}
+
+impl Drop for ScorerEngine {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled scorer linked against the host, ready to instantiate many
+/// times (wasmtime's `InstancePre`).
+pub struct ScorerComponent {
+    pub(crate) engine: Engine,
+    pub(crate) pre: ScorerPre<HostState>,
+    pub(crate) has_shutdown: bool,
+    /// sha256 of the `.wasm` bytes.
+    pub hash: String,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+impl std::fmt::Debug for ScorerComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScorerComponent").field("hash", &self.hash).field("has_shutdown", &self.has_shutdown).finish()
+    }
+}

@@ -1,0 +1,334 @@
+//! One sandboxed scorer instance: its store, limits and calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_job::data::{FileInput, Items, MiniBatchInput};
+use sluice_job::spec::{Mount, ScorerConfig};
+use sluice_job::{BatchOutput, Column, ColumnData, Failure, ItemError, Limits, ReasonCode, Table};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{wit, wit_log, Scorer};
+use crate::engine::{ScorerComponent, EPOCH_TICK};
+use crate::logs::{GuestLog, GuestStream, Level, Logger};
+
+/// What an instance is made with.
+#[derive(Clone)]
+pub struct InstanceSettings {
+    pub limits: Limits,
+    /// Wall clock for each `init()` and `run()`.
+    pub timeout: Duration,
+    pub config: ScorerConfig,
+    pub mounts: Vec<Mount>,
+    pub log: Arc<dyn GuestLog>,
+    /// A number for logs and reports.
+    pub instance_id: usize,
+}
+
+impl std::fmt::Debug for InstanceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceSettings").field("instance_id", &self.instance_id).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// Set when a memory growth was refused: a trap after it is an `OOM`.
+    oom: bool,
+    /// The memory cap, for messages (`StoreLimits` does not expose it).
+    memory_cap: u64,
+    logger: Arc<Logger>,
+    /// The guest's last panic message (from the SDK's panic hook).
+    panic: Option<String>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = self.limits.memory_growing(current, desired, maximum)?;
+        if !ok {
+            self.oom = true;
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+impl wit_log::Host for HostState {
+    fn log(&mut self, level: wit_log::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            wit_log::Level::Trace => Level::Trace,
+            wit_log::Level::Debug => Level::Debug,
+            wit_log::Level::Info => Level::Info,
+            wit_log::Level::Warn => Level::Warn,
+            wit_log::Level::Error => Level::Error,
+        };
+        self.logger.log(level, &message);
+        Ok(())
+    }
+
+    fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
+        self.logger.log(Level::Error, &format!("panicked: {message}"));
+        // Keep the message bounded: it ends up in reports.
+        let mut m = message;
+        m.truncate(4096);
+        self.panic = Some(m);
+        Ok(())
+    }
+}
+
+impl wit::Host for HostState {}
+
+/// A live instance after a successful `init()`. After any failed call the
+/// instance is spent: the scheduler drops it and makes a fresh one.
+pub struct ScorerInstance {
+    store: Store<HostState>,
+    bindings: Scorer,
+    shutdown: Option<wasmtime::component::TypedFunc<(), (Result<(), wit::Error>,)>>,
+    settings: InstanceSettings,
+}
+
+impl std::fmt::Debug for ScorerInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScorerInstance").field("instance_id", &self.settings.instance_id).finish_non_exhaustive()
+    }
+}
+
+impl ScorerComponent {
+    /// Instantiates a fresh sandbox and runs `init(config)` in it, under the
+    /// same fuel and wall-clock limits as `run()`.
+    pub async fn instantiate(&self, settings: InstanceSettings) -> Result<ScorerInstance, Failure> {
+        let logger = Logger::new(settings.log.clone(), settings.instance_id, settings.limits.max_log_bytes);
+        let mut wasi = WasiCtx::builder();
+        // No network (the default), no environment, no args, no inherited
+        // stdio: stdout/stderr become log lines.
+        wasi.stdout(GuestStream { logger: logger.clone(), which: 0 })
+            .stderr(GuestStream { logger: logger.clone(), which: 1 })
+            .allow_blocking_current_thread(false);
+        for m in &settings.mounts {
+            wasi.preopened_dir(&m.host_path, &m.guest_path, FsPerms::ReadOnly)
+                .map_err(|e| Failure::new(ReasonCode::UserError, format!("cannot grant {} as {}: {e}", m.host_path.display(), m.guest_path)))?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(settings.limits.memory_bytes as usize)
+            .instances(64)
+            .tables(64)
+            .memories(8)
+            .table_elements(1 << 20)
+            .build();
+        let state = HostState { wasi: wasi.build(), table: ResourceTable::new(), limits, oom: false, memory_cap: settings.limits.memory_bytes, logger, panic: None };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s);
+        store.epoch_deadline_trap();
+        arm(&mut store, &settings);
+
+        let instance = bounded(&settings, self.pre.instance_pre().instantiate_async(&mut store))
+            .await
+            .and_then(|r| r.map_err(|e| classify(&e, store.data())))
+            .map_err(|f| prefix(f, "instantiate"))?;
+        let bindings = Scorer::new(&mut store, &instance).map_err(|e| Failure::new(ReasonCode::Trap, format!("{e:#}")))?;
+        let shutdown = if self.has_shutdown {
+            instance
+                .get_export_index(&mut store, None, crate::engine::LIFECYCLE)
+                .and_then(|i| instance.get_export_index(&mut store, Some(&i), "shutdown"))
+                .and_then(|i| instance.get_typed_func(&mut store, &i).ok())
+        } else {
+            None
+        };
+
+        let config = wit::Config {
+            settings: settings.config.settings.clone(),
+            arguments: settings.config.arguments.clone(),
+            environment: settings.config.environment.clone(),
+        };
+        arm(&mut store, &settings);
+        let r = bounded(&settings, bindings.call_init(&mut store, &config)).await;
+        match r {
+            Err(f) => return Err(prefix(f, "init")),
+            Ok(Err(trap)) => return Err(prefix(classify(&trap, store.data()), "init")),
+            Ok(Ok(Err(e))) => return Err(Failure::new(ReasonCode::UserError, format!("init: {}", e.message))),
+            Ok(Ok(Ok(()))) => {}
+        }
+        Ok(ScorerInstance { store, bindings, shutdown, settings })
+    }
+}
+
+/// Resets fuel and the epoch deadline before a call into the guest.
+fn arm(store: &mut Store<HostState>, s: &InstanceSettings) {
+    // Fuel is enabled on every engine we build, so this cannot fail.
+    let _ = store.set_fuel(s.limits.fuel);
+    let ticks = s.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+}
+
+/// Runs a guest call under the wall-clock deadline. Epoch interruption stops
+/// a guest that computes; this stops one waiting in a host call (a sleep),
+/// which epochs cannot reach.
+async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+    tokio::time::timeout(s.timeout, call)
+        .await
+        .map_err(|_| Failure::new(ReasonCode::Timeout, format!("exceeded retry_settings.timeout = {}s (wall clock)", s.timeout.as_secs())))
+}
+
+fn prefix(f: Failure, what: &str) -> Failure {
+    Failure { code: f.code, message: format!("{what}: {}", f.message) }
+}
+
+/// Maps a wasmtime error out of a guest call to a reason code.
+fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => {
+            return Failure::new(ReasonCode::Timeout, "ran out of fuel (limits.fuel): the guest computed for too long");
+        }
+        Some(Trap::Interrupt) => {
+            return Failure::new(ReasonCode::Timeout, "exceeded retry_settings.timeout (wall clock, interrupted)");
+        }
+        Some(Trap::StackOverflow) => {
+            return Failure::new(ReasonCode::Trap, "stack overflow (limits.max_wasm_stack_kb)");
+        }
+        _ => {}
+    }
+    if state.oom {
+        return Failure::new(ReasonCode::Oom, format!("out of memory: the guest hit limits.memory_mb ({} MiB)", state.memory_cap >> 20));
+    }
+    let trap = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"));
+    match &state.panic {
+        Some(p) => Failure::new(ReasonCode::Trap, format!("panicked: {p}")),
+        None => Failure::new(ReasonCode::Trap, trap),
+    }
+}
+
+
+impl ScorerInstance {
+    /// Runs one mini-batch. `Err` fails the try with a reason code and the
+    /// instance must be dropped.
+    pub async fn run(&mut self, batch: MiniBatchInput) -> Result<BatchOutput, Failure> {
+        let items = batch.items.len();
+        self.store.data().logger.set_mini_batch(Some(&batch.id));
+        let wit_batch = to_wit(batch);
+        arm(&mut self.store, &self.settings);
+        let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &wit_batch)).await;
+        drop(wit_batch);
+        let out = match r {
+            Err(f) => Err(f),
+            Ok(Err(trap)) => Err(classify(&trap, self.store.data())),
+            Ok(Ok(Err(e))) => Err(Failure::new(ReasonCode::UserError, e.message)),
+            Ok(Ok(Ok(result))) => self.check(result, items),
+        };
+        self.store.data().logger.set_mini_batch(None);
+        out
+    }
+
+    fn check(&self, result: wit::BatchResult, items: usize) -> Result<BatchOutput, Failure> {
+        let out = from_wit(result);
+        let size = out.rows.byte_size() as u64 + out.errors.iter().map(|e| e.message.len() as u64).sum::<u64>();
+        if size > self.settings.limits.max_output_bytes {
+            return Err(Failure::new(
+                ReasonCode::InvalidOutput,
+                format!("returned {size} bytes, over limits.max_output_mb = {} MiB", self.settings.limits.max_output_bytes >> 20),
+            ));
+        }
+        out.check_accounting(items).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
+        Ok(out)
+    }
+
+    /// Calls the optional `shutdown` export; failures are reported, not
+    /// counted.
+    pub async fn shutdown(mut self) -> Result<(), Failure> {
+        let Some(f) = self.shutdown else { return Ok(()) };
+        arm(&mut self.store, &self.settings);
+        match bounded(&self.settings, f.call_async(&mut self.store, ())).await? {
+            Err(trap) => Err(classify(&trap, self.store.data())),
+            Ok((Err(e),)) => Err(Failure::new(ReasonCode::UserError, e.message)),
+            Ok((Ok(()),)) => Ok(()),
+        }
+    }
+
+    pub fn id(&self) -> usize {
+        self.settings.instance_id
+    }
+}
+
+fn to_wit(b: MiniBatchInput) -> wit::MiniBatch {
+    let items = match b.items {
+        Items::Files(files) => wit::Items::Files(files.into_iter().map(|FileInput { name, data }| wit::FileItem { name, data }).collect()),
+        Items::Rows { rows, sources, row_source, row_number } => wit::Items::Rows(wit::TableItems {
+            rows: table_to_wit(rows),
+            sources,
+            row_source,
+            row_number,
+        }),
+    };
+    wit::MiniBatch { id: b.id, items }
+}
+
+fn table_to_wit(t: Table) -> wit::Table {
+    wit::Table {
+        num_rows: t.num_rows as u32,
+        columns: t
+            .columns
+            .into_iter()
+            .map(|c| wit::Column {
+                name: c.name,
+                valid: c.valid,
+                data: match c.data {
+                    ColumnData::F32(v) => wit::ColumnData::F32(v),
+                    ColumnData::F64(v) => wit::ColumnData::F64(v),
+                    ColumnData::S64(v) => wit::ColumnData::S64(v),
+                    ColumnData::String(v) => wit::ColumnData::String(v),
+                    ColumnData::Bool(v) => wit::ColumnData::Bool(v),
+                },
+            })
+            .collect(),
+    }
+}
+
+fn from_wit(r: wit::BatchResult) -> BatchOutput {
+    BatchOutput {
+        rows: Table {
+            num_rows: r.rows.num_rows as usize,
+            columns: r
+                .rows
+                .columns
+                .into_iter()
+                .map(|c| Column {
+                    name: c.name,
+                    valid: c.valid,
+                    data: match c.data {
+                        wit::ColumnData::F32(v) => ColumnData::F32(v),
+                        wit::ColumnData::F64(v) => ColumnData::F64(v),
+                        wit::ColumnData::S64(v) => ColumnData::S64(v),
+                        wit::ColumnData::String(v) => ColumnData::String(v),
+                        wit::ColumnData::Bool(v) => ColumnData::Bool(v),
+                    },
+                })
+                .collect(),
+        },
+        row_items: r.row_items.into_iter().map(|i| i as usize).collect(),
+        errors: r.errors.into_iter().map(|e| ItemError { item: e.item as usize, message: e.message }).collect(),
+    }
+}

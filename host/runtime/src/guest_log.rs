@@ -1,0 +1,58 @@
+//! Guest log lines: one file per instance under `logs/`, and tracing.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use sluice_engine::{GuestLog, Level};
+
+/// Writes `logs/instance-N.log` (created on the first line) and forwards
+/// each line to tracing, tagged with job, mini-batch and instance.
+pub(crate) struct FileGuestLog {
+    job: String,
+    dir: PathBuf,
+    files: Mutex<HashMap<usize, BufWriter<File>>>,
+}
+
+impl FileGuestLog {
+    pub(crate) fn new(job: &str, dir: PathBuf) -> std::io::Result<FileGuestLog> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(FileGuestLog { job: job.to_string(), dir, files: Mutex::new(HashMap::new()) })
+    }
+
+    pub(crate) fn flush(&self) {
+        for f in self.files.lock().expect("log lock").values_mut() {
+            let _ = f.flush();
+        }
+    }
+}
+
+impl GuestLog for FileGuestLog {
+    fn line(&self, instance: usize, mini_batch: Option<&str>, level: Level, message: &str) {
+        let mb = mini_batch.unwrap_or("-");
+        match level {
+            Level::Error => tracing::error!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
+            Level::Warn => tracing::warn!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
+            Level::Info => tracing::info!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
+            Level::Debug => tracing::debug!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
+            Level::Trace => tracing::trace!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
+        }
+        let mut files = self.files.lock().expect("log lock");
+        let f = match files.entry(instance) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                match File::create(self.dir.join(format!("instance-{instance}.log"))) {
+                    Ok(f) => v.insert(BufWriter::new(f)),
+                    Err(e) => {
+                        tracing::warn!("cannot write guest log of instance {instance}: {e}");
+                        return;
+                    }
+                }
+            }
+        };
+        let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        let _ = writeln!(f, "{ts} {:5} job={} mini_batch={mb} instance={instance} {message}", level.as_str(), self.job);
+    }
+}

@@ -1,0 +1,91 @@
+//! Progress while a job runs: an indicatif bar on a terminal, plain
+//! periodic lines otherwise.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A live bar (stderr is a terminal).
+    Bar,
+    /// One line every few seconds on stderr.
+    Lines,
+    /// Nothing (tests, libraries).
+    Quiet,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+    pub items: AtomicU64,
+}
+
+pub(crate) struct Progress {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    pub(crate) fn start(mode: ProgressMode, total: u64, counters: Arc<Counters>) -> Progress {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = match mode {
+            ProgressMode::Quiet => None,
+            _ => {
+                let stop = stop.clone();
+                Some(std::thread::spawn(move || report(mode, total, &counters, &stop)))
+            }
+        };
+        Progress { stop, handle }
+    }
+
+    pub(crate) fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn report(mode: ProgressMode, total: u64, c: &Counters, stop: &AtomicBool) {
+    let start = Instant::now();
+    let bar = (mode == ProgressMode::Bar).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} mini-batches {msg} ETA {eta}")
+                .expect("valid template"),
+        );
+        b
+    });
+    let every = if bar.is_some() { Duration::from_millis(200) } else { Duration::from_secs(5) };
+    let mut last_line = Instant::now();
+    loop {
+        let finished = stop.load(Ordering::Relaxed);
+        let done = c.done.load(Ordering::Relaxed);
+        let failed = c.failed.load(Ordering::Relaxed);
+        let items = c.items.load(Ordering::Relaxed);
+        let rate = items as f64 / start.elapsed().as_secs_f64().max(1e-3);
+        match &bar {
+            Some(b) => {
+                b.set_position(done);
+                b.set_message(format!("({failed} failed, {rate:.0} items/s)"));
+            }
+            None if last_line.elapsed() >= every || finished => {
+                if !finished {
+                    eprintln!("progress: {done}/{total} mini-batches done, {failed} failed, {items} items, {rate:.0} items/s");
+                }
+                last_line = Instant::now();
+            }
+            None => {}
+        }
+        if finished {
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(every));
+    }
+}

@@ -1,0 +1,189 @@
+//! What a finished job leaves in its directory: `job_result.json` and
+//! `processed_mini_batches.csv`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sluice_job::plan::MiniBatchPlan;
+use sluice_job::result::{BatchCounts, ErrorEntry, ItemCounts, JobResult, JobStatus, Timings};
+use sluice_job::thresholds::{Crossed, Tally, Thresholds};
+use sluice_job::{Failure, InputItem, JobSpec, Plan, ReasonCode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchStatus {
+    Succeeded,
+    Failed,
+}
+
+/// The outcome of one mini-batch after its last try.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchRecord {
+    pub id: String,
+    pub index: usize,
+    pub item_count: usize,
+    pub item_names: Vec<String>,
+    pub tries: u32,
+    pub status: BatchStatus,
+    /// The failure of the last try (failed), or of an earlier try that a
+    /// retry recovered from (succeeded).
+    pub failure: Option<Failure>,
+    /// Item errors: (index in the mini-batch, code, message).
+    pub item_errors: Vec<(usize, ReasonCode, String)>,
+    pub rows: u64,
+    pub instance: Option<usize>,
+    pub duration: Duration,
+}
+
+impl BatchRecord {
+    pub(crate) fn new(mb: &MiniBatchPlan, items: &[InputItem]) -> BatchRecord {
+        BatchRecord {
+            id: mb.id.clone(),
+            index: mb.index,
+            item_count: items.len(),
+            item_names: items.iter().map(|i| i.name.clone()).collect(),
+            tries: 0,
+            status: BatchStatus::Failed,
+            failure: None,
+            item_errors: Vec::new(),
+            rows: 0,
+            instance: None,
+            duration: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn finish_ok(&mut self, item_errors: Vec<(usize, ReasonCode, String)>, rows: u64, recovered: Option<Failure>, d: Duration) {
+        self.status = BatchStatus::Succeeded;
+        self.item_errors = item_errors;
+        self.rows = rows;
+        self.failure = recovered;
+        self.duration = d;
+    }
+
+    pub(crate) fn finish_failed(&mut self, f: Failure, d: Duration) {
+        self.status = BatchStatus::Failed;
+        self.failure = Some(f);
+        self.duration = d;
+    }
+
+    /// Errors worth listing: the mini-batch failure, else its item errors.
+    pub(crate) fn error_entries(&self) -> Vec<ErrorEntry> {
+        let entry = |item: Option<String>, code, message: &str| ErrorEntry {
+            mini_batch: self.id.clone(),
+            mini_batch_index: self.index,
+            item,
+            code,
+            message: message.to_string(),
+        };
+        match (&self.status, &self.failure) {
+            (BatchStatus::Failed, Some(f)) => vec![entry(None, f.code, &f.message)],
+            _ => self
+                .item_errors
+                .iter()
+                .map(|(i, code, m)| entry(self.item_names.get(*i).cloned(), *code, m))
+                .collect(),
+        }
+    }
+}
+
+pub(crate) struct Assemble<'a> {
+    pub spec: &'a JobSpec,
+    pub plan: &'a Plan,
+    pub records: &'a [Option<BatchRecord>],
+    pub tally: Tally,
+    pub crossed: Option<(Crossed, String)>,
+    pub thresholds: Thresholds,
+    pub first_errors: Vec<ErrorEntry>,
+    pub output: Option<&'a Path>,
+    pub output_rows: u64,
+    pub job_dir: &'a Path,
+    pub started_at: String,
+    pub timings: Timings,
+}
+
+pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
+    let mut mbs = BatchCounts { total: a.plan.mini_batches.len() as u64, ..Default::default() };
+    let mut items = ItemCounts { total: a.plan.items.len() as u64, ..Default::default() };
+    for (r, mb) in a.records.iter().zip(&a.plan.mini_batches) {
+        match r {
+            None => {
+                mbs.not_run += 1;
+                items.not_run += mb.items.len() as u64;
+            }
+            Some(r) => {
+                mbs.tries += r.tries as u64;
+                if r.tries > 1 {
+                    mbs.retried += 1;
+                }
+                match r.status {
+                    BatchStatus::Succeeded => {
+                        mbs.succeeded += 1;
+                        items.failed += r.item_errors.len() as u64;
+                        items.succeeded += (r.item_count - r.item_errors.len()) as u64;
+                    }
+                    BatchStatus::Failed => {
+                        mbs.failed += 1;
+                        items.failed += r.item_count as u64;
+                    }
+                }
+            }
+        }
+    }
+    let (status, reason) = match &a.crossed {
+        Some((_, why)) => (JobStatus::Failed, Some(why.clone())),
+        None if mbs.failed > 0 || items.failed > 0 => (JobStatus::CompletedWithErrors, None),
+        None => (JobStatus::Completed, None),
+    };
+    JobResult {
+        job: a.spec.name.clone(),
+        status,
+        reason,
+        crossed: a.crossed.map(|c| c.0),
+        thresholds: a.thresholds,
+        tally: a.tally,
+        mini_batches: mbs,
+        items,
+        output: a.output.map(|p| p.display().to_string()),
+        output_rows: a.output_rows,
+        job_dir: a.job_dir.display().to_string(),
+        started_at: a.started_at,
+        timings: a.timings,
+        first_errors: a.first_errors,
+        notes: a.spec.notes.clone(),
+    }
+}
+
+pub(crate) fn write_job_dir(dir: &Path, result: &JobResult, plan: &Plan, records: &[Option<BatchRecord>]) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(result).map_err(std::io::Error::other)?;
+    write_atomic(&dir.join("job_result.json"), &json)?;
+
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["id", "index", "inputs", "items", "tries", "status", "reason", "message", "instance", "duration_s"])?;
+    for (mb, r) in plan.mini_batches.iter().zip(records) {
+        let items = plan.items_of(mb);
+        let inputs = match items {
+            [] => String::new(),
+            [one] => one.name.clone(),
+            [first, .., last] => format!("{}..{}", first.name, last.name),
+        };
+        let (tries, status, reason, message, instance, dur) = match r {
+            None => (String::new(), "not_run", String::new(), String::new(), String::new(), String::new()),
+            Some(r) => (
+                r.tries.to_string(),
+                if r.status == BatchStatus::Succeeded { "succeeded" } else { "failed" },
+                r.failure.as_ref().map(|f| f.code.to_string()).unwrap_or_default(),
+                r.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
+                r.instance.map(|i| i.to_string()).unwrap_or_default(),
+                format!("{:.3}", r.duration.as_secs_f64()),
+            ),
+        };
+        w.write_record([&mb.id, &mb.index.to_string(), &inputs, &items.len().to_string(), &tries, status, &reason, &message, &instance, &dur])?;
+    }
+    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_atomic(&dir.join("processed_mini_batches.csv"), &bytes)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}

@@ -1,0 +1,400 @@
+//! The single-node scheduler.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use sluice_engine::{InstanceSettings, ScorerComponent, ScorerEngine, ScorerInstance};
+use sluice_io::{FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputFormat, OutputStore, WorkQueue};
+use sluice_job::data::{FileInput, Items, MiniBatchInput};
+use sluice_job::result::{ErrorEntry, JobResult, Timings};
+use sluice_job::thresholds::{Crossed, Tally, Thresholds};
+use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
+
+use crate::guest_log::FileGuestLog;
+use crate::progress::{Counters, Progress, ProgressMode};
+use crate::report::{self, BatchRecord, BatchStatus};
+
+/// How many errors `job_result.json` lists.
+const FIRST_ERRORS: usize = 20;
+
+/// Where and how a job runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The job directory (created if missing).
+    pub job_dir: PathBuf,
+    /// Compiled-component cache; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    pub progress: ProgressMode,
+}
+
+/// A job that could not run at all (as opposed to one that ran and failed
+/// its thresholds, which is a [`JobResult`] with status `failed`).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{path}: cannot create the job directory: {source}")]
+    JobDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Input(#[from] sluice_io::inputs::InputError),
+    #[error(transparent)]
+    Engine(#[from] sluice_engine::EngineError),
+    #[error("{path}: cannot write the output: {source}")]
+    Output { path: PathBuf, source: std::io::Error },
+    #[error("cannot start worker threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// State shared by the workers of one job.
+struct Job<'a> {
+    spec: &'a JobSpec,
+    plan: Plan,
+    component: ScorerComponent,
+    source: FsItemSource,
+    queue: InProcessQueue,
+    format: Option<OutputFormat>,
+    output: Option<LocalOutput>,
+    log: Arc<FileGuestLog>,
+    thresholds: Thresholds,
+    stop: AtomicBool,
+    next_instance: AtomicUsize,
+    counters: Arc<Counters>,
+    state: Mutex<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    tally: Tally,
+    crossed: Option<(Crossed, String)>,
+    /// Column names and types of the job's output, fixed by the first
+    /// mini-batch that succeeds; the header bytes that go with it.
+    schema: Option<(Vec<(String, &'static str)>, Vec<u8>)>,
+    records: Vec<Option<BatchRecord>>,
+    /// Next mini-batch index to commit, in input order.
+    next_commit: usize,
+    commit_error: Option<std::io::Error>,
+    first_errors: Vec<ErrorEntry>,
+    output_rows: u64,
+}
+
+/// Runs a job to the end and writes its job directory. Returns `Err` only
+/// when the job cannot run at all (bad scorer, unreadable input folder).
+pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError> {
+    let started = Instant::now();
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let dir = &opts.job_dir;
+    std::fs::create_dir_all(dir).map_err(|source| RunError::JobDir { path: dir.clone(), source })?;
+    for note in &spec.notes {
+        tracing::info!("note: {note}");
+    }
+
+    let items = sluice_io::list_input(&spec.input)?;
+    let plan = Plan::cut(items, spec.mini_batch_size);
+    let plan_s = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "planned {} mini-batches over {} items from {}",
+        plan.mini_batches.len(),
+        plan.items.len(),
+        spec.input.path.display()
+    );
+
+    let compile_start = Instant::now();
+    let engine = ScorerEngine::new(&spec.limits, spec.max_concurrency as u32)?;
+    let component = engine.load(&spec.scorer, opts.cache_dir.as_deref())?;
+    let compile_s = compile_start.elapsed().as_secs_f64();
+    tracing::info!(
+        "scorer {} ({}) {} in {compile_s:.2}s",
+        spec.scorer.display(),
+        &component.hash[..12],
+        if component.from_cache { "loaded from the compile cache" } else { "compiled" }
+    );
+
+    let format = spec.append_row_to.as_deref().and_then(OutputFormat::from_path);
+    let output = match &spec.append_row_to {
+        Some(p) => Some(LocalOutput::new(p, &dir.join("staged")).map_err(|source| RunError::Output { path: p.clone(), source })?),
+        None => None,
+    };
+    let log = Arc::new(FileGuestLog::new(&spec.name, dir.join("logs")).map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?);
+    let total = plan.mini_batches.len();
+    let job = Job {
+        spec,
+        queue: InProcessQueue::new(total),
+        component,
+        source: FsItemSource { max_bytes: spec.limits.max_file_bytes },
+        format,
+        output,
+        log: log.clone(),
+        thresholds: Thresholds {
+            error_threshold: spec.error_threshold,
+            mini_batch_error_threshold: spec.mini_batch_error_threshold,
+            allowed_failed_percent: spec.allowed_failed_percent,
+        },
+        stop: AtomicBool::new(false),
+        next_instance: AtomicUsize::new(1),
+        counters: Arc::new(Counters::default()),
+        state: Mutex::new(Shared { records: vec![None; total], ..Shared::default() }),
+        plan,
+    };
+
+    let run_start = Instant::now();
+    let progress = Progress::start(opts.progress, total as u64, job.counters.clone());
+    let workers = spec.max_concurrency.min(total.max(1));
+    std::thread::scope(|s| -> Result<(), RunError> {
+        let mut handles = Vec::new();
+        for w in 0..workers {
+            let job = &job;
+            let h = std::thread::Builder::new()
+                .name(format!("sluice-worker-{w}"))
+                .spawn_scoped(s, move || worker(job))
+                .map_err(RunError::Threads)?;
+            handles.push(h);
+        }
+        for h in handles {
+            if h.join().is_err() {
+                tracing::error!("a worker thread panicked; its mini-batch is reported as not run");
+            }
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    let run_s = run_start.elapsed().as_secs_f64();
+    log.flush();
+
+    finish(job, opts, started_at, Timings { plan_s, compile_s, run_s, total_s: 0.0 }, started)
+}
+
+/// One worker: a thread with its own single-threaded async runtime (so a
+/// guest computing on it never starves another) holding at most one live
+/// instance at a time.
+fn worker(job: &Job<'_>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start a worker runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async {
+        let mut instance: Option<ScorerInstance> = None;
+        while !job.stop.load(Ordering::Acquire) {
+            let Some(index) = job.queue.pop() else { break };
+            let record = run_mini_batch(job, index, &mut instance).await;
+            job.finalize(index, record);
+        }
+        if let Some(inst) = instance {
+            let id = inst.id();
+            if let Err(f) = inst.shutdown().await {
+                tracing::warn!(instance = id, "shutdown failed: {f}");
+            }
+        }
+    });
+}
+
+/// Runs one mini-batch with its retries; each retry after a failure runs on
+/// a fresh instance (the failed one is dropped).
+async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<ScorerInstance>) -> BatchRecord {
+    let mb = &job.plan.mini_batches[index];
+    let items = job.plan.items_of(mb);
+    let start = Instant::now();
+
+    // Read the items; the ones the host cannot read are item errors now and
+    // never reach the scorer.
+    let mut inputs = Vec::with_capacity(items.len());
+    let mut guest_index = Vec::with_capacity(items.len());
+    let mut input_errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match job.source.read(item) {
+            Ok(data) => {
+                inputs.push(FileInput { name: item.name.clone(), data });
+                guest_index.push(i);
+            }
+            Err(message) => input_errors.push((i, ReasonCode::InputError, message)),
+        }
+    }
+    let mut record = BatchRecord::new(mb, items);
+    if inputs.is_empty() {
+        record.finish_ok(input_errors, 0, None, start.elapsed());
+        return record;
+    }
+
+    let max_tries = job.spec.max_retries + 1;
+    let mut last_failure = None;
+    for _ in 0..max_tries {
+        if job.stop.load(Ordering::Acquire) && record.tries > 0 {
+            break;
+        }
+        record.tries += 1;
+        let inst = match instance {
+            Some(i) => i,
+            None => match job.component.instantiate(job.instance_settings()).await {
+                Ok(i) => instance.insert(i),
+                Err(f) => {
+                    tracing::warn!(mini_batch = %mb.id, "try {} failed: {f}", record.tries);
+                    last_failure = Some(f);
+                    continue;
+                }
+            },
+        };
+        record.instance = Some(inst.id());
+        let batch = MiniBatchInput { id: mb.id.clone(), items: Items::Files(inputs.clone()) };
+        match inst.run(batch).await.and_then(|out| job.stage(index, out, &guest_index)) {
+            Ok((guest_errors, rows)) => {
+                input_errors.extend(guest_errors);
+                input_errors.sort_by_key(|e| e.0);
+                record.finish_ok(input_errors, rows, last_failure.take(), start.elapsed());
+                return record;
+            }
+            Err(f) => {
+                tracing::warn!(mini_batch = %mb.id, instance = inst.id(), "try {} failed: {f}", record.tries);
+                *instance = None;
+                last_failure = Some(f);
+            }
+        }
+    }
+    let failure = last_failure.unwrap_or_else(|| Failure::new(ReasonCode::UserError, "not run: the job stopped"));
+    record.finish_failed(failure, start.elapsed());
+    record
+}
+
+impl Job<'_> {
+    fn instance_settings(&self) -> InstanceSettings {
+        InstanceSettings {
+            limits: self.spec.limits.clone(),
+            timeout: self.spec.timeout,
+            config: self.spec.config.clone(),
+            mounts: self.spec.mounts.clone(),
+            log: self.log.clone(),
+            instance_id: self.next_instance.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Checks a successful result against the job's output schema, encodes
+    /// and stages its rows. Returns the item errors (as mini-batch item
+    /// indexes) and the number of rows staged.
+    fn stage(&self, index: usize, out: BatchOutput, guest_index: &[usize]) -> Result<(Vec<(usize, ReasonCode, String)>, u64), Failure> {
+        let errors: Vec<_> = out.errors.iter().map(|e| (guest_index[e.item], ReasonCode::ItemError, e.message.clone())).collect();
+        let rows = out.rows.num_rows as u64;
+        let (Some(format), Some(store)) = (self.format, &self.output) else {
+            return Ok((errors, rows));
+        };
+        if rows > 0 {
+            let schema = out.rows.schema();
+            {
+                let mut st = self.state.lock().expect("job lock");
+                match &st.schema {
+                    None => {
+                        let header = format.header(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
+                        st.schema = Some((schema, header));
+                    }
+                    Some((expected, _)) if *expected != schema => {
+                        let show = |s: &[(String, &str)]| s.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ");
+                        return Err(Failure::new(
+                            ReasonCode::InvalidOutput,
+                            format!("output columns [{}] differ from the job's output columns [{}]", show(&schema), show(expected)),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let bytes = format.encode(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
+            store
+                .stage(index, &bytes)
+                .map_err(|e| Failure::new(ReasonCode::InvalidOutput, format!("cannot stage the output: {e}")))?;
+        }
+        Ok((errors, rows))
+    }
+
+    /// Records a mini-batch's final outcome, updates the tally and
+    /// thresholds, and commits every finished mini-batch at the head of the
+    /// input order.
+    fn finalize(&self, index: usize, record: BatchRecord) {
+        let c = &self.counters;
+        c.done.fetch_add(1, Ordering::Relaxed);
+        if record.status == BatchStatus::Failed {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        c.items.fetch_add(record.item_count as u64, Ordering::Relaxed);
+
+        let mut st = self.state.lock().expect("job lock");
+        match record.status {
+            BatchStatus::Failed => {
+                st.tally.failed_mini_batches += 1;
+                st.tally.failed_items += record.item_count as u64;
+            }
+            _ => st.tally.failed_items += record.item_errors.len() as u64,
+        }
+        st.output_rows += record.rows;
+        let room = FIRST_ERRORS.saturating_sub(st.first_errors.len());
+        st.first_errors.extend(record.error_entries().into_iter().take(room));
+        st.records[index] = Some(record);
+        if st.crossed.is_none()
+            && let Some(crossed) = self.thresholds.check(&st.tally, self.plan.mini_batches.len() as u64)
+        {
+            tracing::error!("stopping the job: {}", crossed.1);
+            st.crossed = Some(crossed);
+            self.stop.store(true, Ordering::Release);
+            self.queue.close();
+        }
+        self.commit_ready(&mut st, false);
+    }
+
+    /// Appends staged parts to the output in input order, as far as the
+    /// finished prefix reaches (or, at the end of a stopped job, skipping
+    /// the mini-batches that never ran).
+    fn commit_ready(&self, st: &mut Shared, skip_missing: bool) {
+        let Some(store) = &self.output else { return };
+        let header = st.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+        while st.next_commit < st.records.len() && st.commit_error.is_none() {
+            match &st.records[st.next_commit] {
+                Some(r) if r.status != BatchStatus::Failed && r.rows > 0 => {
+                    if let Err(e) = store.commit(st.next_commit, &header) {
+                        st.commit_error = Some(e);
+                        self.stop.store(true, Ordering::Release);
+                        self.queue.close();
+                    }
+                }
+                Some(_) => {}
+                None if skip_missing => {}
+                None => break,
+            }
+            st.next_commit += 1;
+        }
+    }
+}
+
+fn finish(job: Job<'_>, opts: &RunOptions, started_at: String, mut timings: Timings, started: Instant) -> Result<JobResult, RunError> {
+    // Commit what finished after a gap (a stopped job): nothing done is lost.
+    job.commit_ready(&mut job.state.lock().expect("job lock"), true);
+    let Job { output, spec, plan, thresholds, state, .. } = job;
+    let mut st = state.into_inner().expect("job lock");
+    let out_path = spec.append_row_to.clone();
+    if let Some(e) = st.commit_error.take() {
+        return Err(RunError::Output { path: out_path.unwrap_or_default(), source: e });
+    }
+    let output_file = match &output {
+        Some(store) => {
+            let header = st.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+            Some(store.finish(&header).map_err(|source| RunError::Output { path: out_path.clone().unwrap_or_default(), source })?)
+        }
+        None => None,
+    };
+    timings.total_s = started.elapsed().as_secs_f64();
+    let result = report::assemble(report::Assemble {
+        spec,
+        plan: &plan,
+        records: &st.records,
+        tally: st.tally,
+        crossed: st.crossed.take(),
+        thresholds,
+        first_errors: std::mem::take(&mut st.first_errors),
+        output: output_file.as_deref(),
+        output_rows: st.output_rows,
+        job_dir: &opts.job_dir,
+        started_at,
+        timings,
+    });
+    report::write_job_dir(&opts.job_dir, &result, &plan, &st.records)
+        .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
+    Ok(result)
+}
+
