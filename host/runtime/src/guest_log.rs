@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use sluice_engine::{GuestLog, Level};
 
 /// Writes `logs/instance-N.log` (created on the first line) and forwards
-/// each line to tracing, tagged with job, mini-batch and instance.
+/// each line to tracing (warnings and errors at their level, the rest at
+/// DEBUG), tagged with job, mini-batch and instance.
 pub(crate) struct FileGuestLog {
     job: String,
     dir: PathBuf,
@@ -35,9 +36,11 @@ impl GuestLog for FileGuestLog {
         match level {
             Level::Error => tracing::error!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
             Level::Warn => tracing::warn!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
-            Level::Info => tracing::info!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
-            Level::Debug => tracing::debug!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
-            Level::Trace => tracing::trace!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
+            // The guest's own chatter stays in its log file unless the user
+            // asks for DEBUG.
+            Level::Info | Level::Debug | Level::Trace => {
+                tracing::debug!(job = %self.job, mini_batch = mb, instance, "guest: {message}")
+            }
         }
         let mut files = self.files.lock().expect("log lock");
         let f = match files.entry(instance) {
