@@ -1,1 +1,14 @@
-fn main(){}
+//! sluice's integration tests: one binary, a module per topic. Guest
+//! programs are built from source by `tests/build.rs`.
+
+mod helpers;
+
+mod adversarial;
+mod cli;
+mod inputs;
+mod output;
+mod plugins;
+mod retries;
+mod sandbox;
+mod thresholds;
+mod timeouts;

@@ -1,1 +1,1 @@
-
+//! Support crate for the integration tests; see all/ and build.rs.

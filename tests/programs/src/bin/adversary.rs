@@ -55,6 +55,20 @@ impl Scorer for Adversary {
                     std::thread::sleep(std::time::Duration::from_secs(3600));
                     out.row(i).s64("slept", 1);
                 }
+                // Reads a file the job granted read-only at /grant.
+                "readgrant" => match std::fs::read_to_string("/grant/hello.txt") {
+                    Ok(s) => {
+                        out.row(i).string("grant", s.trim());
+                    }
+                    Err(e) => return Err(Error::msg(format!("cannot read /grant/hello.txt: {e}"))),
+                },
+                // Tries to write into the read-only grant.
+                "writegrant" => match std::fs::write("/grant/hello.txt", "overwritten") {
+                    Ok(()) => {
+                        out.row(i).string("grant", "written");
+                    }
+                    Err(e) => return Err(Error::msg(format!("cannot write /grant/hello.txt: {e}"))),
+                },
                 "usererror" => return Err(Error::msg(format!("cannot score {}", file.name))),
                 // Floods the log past its cap, then succeeds.
                 "chatty" => {

@@ -1,0 +1,298 @@
+//! `sluice`: the command line, thin over `sluice-runtime`. A library so
+//! the integration tests can build the same CLI into their own binary.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sluice_job::spec::Override;
+use sluice_job::JobSpec;
+use sluice_runtime::{JobResult, JobStatus, ProgressMode, RunOptions};
+
+/// Batch scoring with sandboxed WebAssembly scorers (Azure ML parallel-job
+/// semantics).
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a job from a YAML spec, from flags, or both (flags win).
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The job spec (Azure ML `type: parallel` keys).
+    spec: Option<PathBuf>,
+    /// A folder of input files (inputs.data, type uri_folder).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// The scorer component (task.code).
+    #[arg(long)]
+    scorer: Option<PathBuf>,
+    /// One file of all returned rows, .csv or .jsonl (task.append_row_to).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// "10", "10 files" or "100MB" (mini_batch_size).
+    #[arg(long)]
+    mini_batch_size: Option<String>,
+    /// Sandboxed instances (max_concurrency_per_instance).
+    #[arg(long, allow_negative_numbers = true)]
+    max_concurrency: Option<i64>,
+    /// Retries after the first try (retry_settings.max_retries).
+    #[arg(long, allow_negative_numbers = true)]
+    max_retries: Option<i64>,
+    /// Seconds per run() call (retry_settings.timeout).
+    #[arg(long, allow_negative_numbers = true)]
+    timeout: Option<i64>,
+    /// Failed items tolerated, -1 = ignore (error_threshold).
+    #[arg(long, allow_negative_numbers = true)]
+    error_threshold: Option<i64>,
+    /// Failed mini-batches tolerated, -1 = ignore (mini_batch_error_threshold).
+    #[arg(long, allow_negative_numbers = true)]
+    mini_batch_error_threshold: Option<i64>,
+    /// Failed mini-batches allowed, percent of all (allowed_failed_percent).
+    #[arg(long, allow_negative_numbers = true)]
+    allowed_failed_percent: Option<i64>,
+    /// DEBUG, INFO or WARNING (logging_level).
+    #[arg(long)]
+    logging_level: Option<String>,
+    /// KEY=VALUE for init(config) (task.config.KEY); repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Arguments for init(config) (task.program_arguments).
+    #[arg(long, allow_hyphen_values = true)]
+    program_arguments: Option<String>,
+    /// KEY=VALUE for init(config) (environment_variables.KEY); repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// GUEST_PATH=HOST_DIR granted read-only (task.mounts); repeatable.
+    #[arg(long = "mount", value_name = "GUEST=HOST")]
+    mount: Vec<String>,
+    /// Memory cap per instance, MiB (limits.memory_mb).
+    #[arg(long, allow_negative_numbers = true)]
+    memory_mb: Option<i64>,
+    /// Fuel per init()/run() call (limits.fuel).
+    #[arg(long, allow_negative_numbers = true)]
+    fuel: Option<i64>,
+    /// Output cap per mini-batch, MiB (limits.max_output_mb).
+    #[arg(long, allow_negative_numbers = true)]
+    max_output_mb: Option<i64>,
+    /// Guest log cap per instance, KiB (limits.max_log_kb).
+    #[arg(long, allow_negative_numbers = true)]
+    max_log_kb: Option<i64>,
+    /// Input file size cap, MiB (limits.max_file_mb).
+    #[arg(long, allow_negative_numbers = true)]
+    max_file_mb: Option<i64>,
+    /// Wasm stack cap, KiB (limits.max_wasm_stack_kb).
+    #[arg(long, allow_negative_numbers = true)]
+    max_wasm_stack_kb: Option<i64>,
+    /// Any spec key by its YAML path, e.g. --set retry_settings.timeout=30.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// The job directory (default: DATA_DIR/jobs/NAME-TIME).
+    #[arg(long)]
+    job_dir: Option<PathBuf>,
+    /// Where sluice keeps jobs (env SLUICE_DATA_DIR).
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The compiled-component cache (env SLUICE_CACHE_DIR).
+    #[arg(long, env = "SLUICE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the scorer without the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Parses the process arguments and runs the command; the exit code is
+/// 0 (completed), 1 (the job failed or could not run) or 2 (usage or spec
+/// error).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => match run(args) {
+            Ok(result) if result.status == JobStatus::Failed => ExitCode::from(1),
+            Ok(_) => ExitCode::SUCCESS,
+            Err(Failure::Usage(e)) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+            Err(Failure::Job(e)) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+enum Failure {
+    /// A bad flag or spec: exit code 2.
+    Usage(anyhow::Error),
+    /// The job could not run: exit code 1.
+    Job(anyhow::Error),
+}
+
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
+}
+
+/// Every flag becomes an override of its spec key, so flags and YAML meet
+/// in one validation with the same error messages.
+fn overrides(a: &RunArgs) -> anyhow::Result<Vec<Override>> {
+    let mut o = Vec::new();
+    if let Some(p) = &a.input {
+        o.push(Override::new("inputs.data.type", "uri_folder"));
+        o.push(Override::new("inputs.data.path", absolute(p)));
+        o.push(Override::new("input_data", "${{inputs.data}}"));
+    }
+    if let Some(p) = &a.scorer {
+        o.push(Override::new("task.code", absolute(p)));
+    }
+    if let Some(p) = &a.output {
+        o.push(Override::new("task.append_row_to", absolute(p)));
+    }
+    if let Some(v) = &a.mini_batch_size {
+        o.push(Override::new("mini_batch_size", v.as_str()));
+    }
+    if let Some(v) = &a.program_arguments {
+        o.push(Override::new("task.program_arguments", v.as_str()));
+    }
+    if let Some(v) = &a.logging_level {
+        o.push(Override::new("logging_level", v.as_str()));
+    }
+    let ints = [
+        ("max_concurrency_per_instance", a.max_concurrency),
+        ("retry_settings.max_retries", a.max_retries),
+        ("retry_settings.timeout", a.timeout),
+        ("error_threshold", a.error_threshold),
+        ("mini_batch_error_threshold", a.mini_batch_error_threshold),
+        ("allowed_failed_percent", a.allowed_failed_percent),
+        ("limits.memory_mb", a.memory_mb),
+        ("limits.fuel", a.fuel),
+        ("limits.max_output_mb", a.max_output_mb),
+        ("limits.max_log_kb", a.max_log_kb),
+        ("limits.max_file_mb", a.max_file_mb),
+        ("limits.max_wasm_stack_kb", a.max_wasm_stack_kb),
+    ];
+    for (key, v) in ints {
+        if let Some(v) = v {
+            o.push(Override::new(key, v));
+        }
+    }
+    let pairs = |flag: &str, prefix: &str, list: &[String], o: &mut Vec<Override>| -> anyhow::Result<()> {
+        for kv in list {
+            let (k, v) = kv.split_once('=').with_context(|| format!("{flag} {kv}: expected KEY=VALUE"))?;
+            o.push(Override::new(format!("{prefix}.{k}"), v));
+        }
+        Ok(())
+    };
+    pairs("--config", "task.config", &a.config, &mut o)?;
+    pairs("--env", "environment_variables", &a.env, &mut o)?;
+    for kv in &a.mount {
+        let (g, h) = kv.split_once('=').with_context(|| format!("--mount {kv}: expected GUEST=HOST"))?;
+        o.push(Override::new(format!("task.mounts.{g}"), absolute(Path::new(h))));
+    }
+    for s in &a.set {
+        o.push(Override::parse(s).map_err(anyhow::Error::msg).context("--set")?);
+    }
+    Ok(o)
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "sluice")
+}
+
+fn run(a: RunArgs) -> Result<JobResult, Failure> {
+    let o = overrides(&a).map_err(Failure::Usage)?;
+    let spec = match &a.spec {
+        Some(path) => JobSpec::from_file(path, &o),
+        None => JobSpec::from_overrides(&o),
+    }
+    .map_err(|e| Failure::Usage(e.into()))?;
+    init_tracing(&spec);
+
+    let data_dir = a.data_dir.clone().or_else(|| project_dirs().map(|d| d.data_dir().to_path_buf())).unwrap_or_else(|| PathBuf::from(".sluice"));
+    let job_dir = a.job_dir.clone().unwrap_or_else(|| {
+        let stamp = humantime_stamp();
+        data_dir.join("jobs").join(format!("{}-{stamp}", spec.name))
+    });
+    let cache_dir = if a.no_cache {
+        None
+    } else {
+        a.cache_dir.clone().or_else(|| project_dirs().map(|d| d.cache_dir().join("compiled")))
+    };
+    let progress = if a.quiet {
+        ProgressMode::Quiet
+    } else if std::io::stderr().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Lines
+    };
+    let opts = RunOptions { job_dir, cache_dir, progress };
+    let result = sluice_runtime::run_job(&spec, &opts).map_err(|e| Failure::Job(anyhow::Error::new(e).context(format!("job `{}`", spec.name))))?;
+    print_summary(&result);
+    Ok(result)
+}
+
+fn humantime_stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{secs}-{:04x}", nanos & 0xffff)
+}
+
+fn init_tracing(spec: &JobSpec) {
+    use sluice_job::spec::LoggingLevel;
+    let level = match spec.logging_level {
+        LoggingLevel::Debug => "debug",
+        LoggingLevel::Info => "info",
+        LoggingLevel::Warning => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,sluice_runtime={level},sluice_engine={level},sluice_io={level}"))
+    });
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn print_summary(r: &JobResult) {
+    let status = match r.status {
+        JobStatus::Completed => "completed",
+        JobStatus::CompletedWithErrors => "completed with errors",
+        JobStatus::Failed => "FAILED",
+    };
+    let m = &r.mini_batches;
+    let i = &r.items;
+    println!();
+    println!("job {}: {status}", r.job);
+    if let Some(reason) = &r.reason {
+        println!("  reason:        {reason}");
+    }
+    println!(
+        "  mini-batches:  {} total, {} succeeded, {} failed, {} retried, {} not run ({} tries)",
+        m.total, m.succeeded, m.failed, m.retried, m.not_run, m.tries
+    );
+    println!("  items:         {} total, {} succeeded, {} failed, {} not run", i.total, i.succeeded, i.failed, i.not_run);
+    let t = &r.timings;
+    let rate = (i.succeeded + i.failed) as f64 / t.run_s.max(1e-6);
+    println!("  time:          {:.2}s (plan {:.2}s, compile {:.2}s, run {:.2}s; {rate:.0} items/s)", t.total_s, t.plan_s, t.compile_s, t.run_s);
+    if let Some(out) = &r.output {
+        println!("  output:        {out} ({} rows)", r.output_rows);
+    }
+    println!("  job directory: {}", r.job_dir);
+    println!("  result:        {}/job_result.json", r.job_dir);
+    for e in r.first_errors.iter().take(5) {
+        let item = e.item.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
+        println!("  error: [{}] mini-batch {}{item}: {}", e.code, e.mini_batch, e.message);
+    }
+    if r.first_errors.len() > 5 {
+        println!("  ... more errors in {}/job_result.json and processed_mini_batches.csv", r.job_dir);
+    }
+}

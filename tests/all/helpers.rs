@@ -1,0 +1,106 @@
+//! A small job builder over temp folders.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sluice_job::spec::Override;
+use sluice_job::JobSpec;
+use sluice_runtime::{JobResult, ProgressMode, RunOptions};
+
+pub const ADVERSARY: &str = env!("SLUICE_GUEST_ADVERSARY");
+pub const ECHO: &str = env!("SLUICE_GUEST_ECHO");
+pub const FILE_STATS: &str = env!("SLUICE_GUEST_FILE_STATS");
+pub const CSV_VALIDATE: &str = env!("SLUICE_GUEST_CSV_VALIDATE");
+
+/// A job over a fresh input folder.
+pub struct Job {
+    pub dir: tempfile::TempDir,
+    overrides: Vec<Override>,
+}
+
+impl Job {
+    pub fn new(guest: &str) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("in")).unwrap();
+        let input = dir.path().join("in").display().to_string();
+        let job = Job { dir, overrides: Vec::new() };
+        job.set("inputs.data.type", "uri_folder")
+            .set("inputs.data.path", &input)
+            .set("input_data", "${{inputs.data}}")
+            .set("task.code", guest)
+            .set("max_concurrency_per_instance", "2")
+            // Cache compiled guests across tests (and runs) in target/.
+            .set("limits.max_log_kb", "1024")
+    }
+
+    pub fn input(&self) -> PathBuf {
+        self.dir.path().join("in")
+    }
+
+    pub fn file(self, name: &str, content: impl AsRef<[u8]>) -> Job {
+        let p = self.input().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    pub fn set(mut self, key: &str, value: &str) -> Job {
+        self.overrides.push(Override::parse(&format!("{key}={value}")).unwrap());
+        self
+    }
+
+    /// Writes rows to `out.<ext>` in the job's folder.
+    pub fn output(self, ext: &str) -> Job {
+        let p = self.out_path(ext).display().to_string();
+        self.set("task.append_row_to", &p)
+    }
+
+    pub fn out_path(&self, ext: &str) -> PathBuf {
+        self.dir.path().join(format!("out.{ext}"))
+    }
+
+    pub fn job_dir(&self) -> PathBuf {
+        self.dir.path().join("job")
+    }
+
+    pub fn spec(&self) -> JobSpec {
+        JobSpec::from_overrides(&self.overrides).unwrap()
+    }
+
+    pub fn run(&self) -> JobResult {
+        let opts = RunOptions { job_dir: self.job_dir(), cache_dir: Some(cache_dir()), progress: ProgressMode::Quiet };
+        sluice_runtime::run_job(&self.spec(), &opts).unwrap()
+    }
+
+    /// `processed_mini_batches.csv`, keyed by the first input of each
+    /// mini-batch.
+    pub fn records(&self) -> HashMap<String, HashMap<String, String>> {
+        let mut r = csv::Reader::from_path(self.job_dir().join("processed_mini_batches.csv")).unwrap();
+        let headers = r.headers().unwrap().clone();
+        r.records()
+            .map(|rec| {
+                let rec = rec.unwrap();
+                let row: HashMap<String, String> = headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
+                let first = row["inputs"].split("..").next().unwrap().to_string();
+                (first, row)
+            })
+            .collect()
+    }
+
+    /// `job_result.json` as JSON.
+    pub fn result_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.job_dir().join("job_result.json")).unwrap()).unwrap()
+    }
+
+    /// Rows of a CSV output: header, then records.
+    pub fn csv_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut r = csv::Reader::from_path(self.out_path("csv")).unwrap();
+        let h = r.headers().unwrap().iter().map(str::to_string).collect();
+        let rows = r.records().map(|x| x.unwrap().iter().map(str::to_string).collect()).collect();
+        (h, rows)
+    }
+}
+
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/sluice-test-cache")
+}

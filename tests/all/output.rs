@@ -1,0 +1,60 @@
+//! append_row_to: one file, deterministic input order, CSV or JSON Lines.
+
+use crate::helpers::*;
+
+fn many_files() -> Job {
+    let mut job = Job::new(ECHO);
+    // Sizes vary so instances finish out of order.
+    for i in 0..40 {
+        job = job.file(&format!("d{}/f{i:02}.txt", i % 3), "x".repeat((i * 7919) % 3000));
+    }
+    job.set("mini_batch_size", "3").set("max_concurrency_per_instance", "3")
+}
+
+#[test]
+fn output_follows_input_order_whatever_the_completion_order() {
+    let job = many_files().output("csv");
+    let result = job.run();
+    let (_, rows) = job.csv_rows();
+    let names: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(names, expected, "sorted input order");
+    assert_eq!(names.len(), 40);
+    assert_eq!(result.output_rows, 40);
+    // Same bytes on a second run.
+    let first = std::fs::read(job.out_path("csv")).unwrap();
+    job.run();
+    assert_eq!(std::fs::read(job.out_path("csv")).unwrap(), first);
+}
+
+#[test]
+fn json_lines_output() {
+    let job = Job::new(ECHO).file("a.txt", "hello\nworld").file("b.txt", "").output("jsonl");
+    job.run();
+    let text = std::fs::read_to_string(job.out_path("jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], "a.txt");
+    assert_eq!(rows[0]["size"], 11);
+    assert_eq!(rows[0]["first_line"], "hello");
+    assert_eq!(rows[1]["first_line"], "");
+}
+
+#[test]
+fn config_reaches_init_and_csv_quotes_values() {
+    let job = Job::new(ECHO).file("a.txt", "x,\"y\"").output("csv").set("task.config.greeting", "hi, there");
+    job.run();
+    let text = std::fs::read_to_string(job.out_path("csv")).unwrap();
+    assert_eq!(text, "name,size,first_line,greeting\na.txt,5,\"x,\"\"y\"\"\",\"hi, there\"\n");
+}
+
+#[test]
+fn without_append_row_to_only_the_summary_is_written() {
+    let job = Job::new(ECHO).file("a.txt", "x");
+    let r = job.run();
+    assert!(r.output.is_none());
+    assert_eq!(r.items.succeeded, 1);
+    assert!(job.job_dir().join("job_result.json").is_file());
+    assert!(!job.dir.path().join("out.csv").exists());
+}
