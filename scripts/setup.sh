@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what building and testing sluice needs beyond a Rust toolchain:
+# the wasm32-wasip2 target for scorers. Safe to run again.
+set -euo pipefail
+
+if ! command -v cargo >/dev/null; then
+    echo "error: cargo not found; install Rust from https://rustup.rs" >&2
+    exit 1
+fi
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "setup: installing the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+fi
