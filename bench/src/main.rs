@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use sluice_engine::{GuestLog, InstanceSettings, Level, ScorerEngine};
+use sluice_engine::{GuestLog, InstanceSettings, Level, PreparedBatch, ScorerEngine};
 use sluice_job::data::{FileInput, Items, MiniBatchInput};
 use sluice_job::spec::{Override, ScorerConfig};
 use sluice_job::{JobSpec, Limits};
@@ -99,9 +99,9 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
     );
 
     let mut inst = component.instantiate(settings.clone()).await.map_err(|f| anyhow::anyhow!("{f}"))?;
-    let empty = || MiniBatchInput { id: "bench".into(), items: Items::Files(Vec::new()) };
+    let empty = PreparedBatch::new(MiniBatchInput { id: "bench".into(), items: Items::Files(Vec::new()) });
     for _ in 0..1000 {
-        inst.run(empty()).await.map_err(|f| anyhow::anyhow!("{f}"))?;
+        inst.run(&empty).await.map_err(|f| anyhow::anyhow!("{f}"))?;
     }
     // Per-call time, measured over groups of 100 calls to keep timer
     // overhead out; the median of 200 groups.
@@ -109,18 +109,21 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
     for _ in 0..200 {
         let start = Instant::now();
         for _ in 0..100 {
-            inst.run(empty()).await.map_err(|f| anyhow::anyhow!("{f}"))?;
+            inst.run(&empty).await.map_err(|f| anyhow::anyhow!("{f}"))?;
         }
         t.push(start.elapsed().as_secs_f64() * 1e6 / 100.0);
     }
     println!("empty run() call: median {:.2} us, p90 {:.2} us  (target <= 5 us)", median(&mut t), pct(&mut t, 0.9));
 
-    let one = || MiniBatchInput { id: "bench".into(), items: Items::Files(vec![FileInput { name: "a".into(), data: vec![b'x'; 1024] }]) };
+    let one = PreparedBatch::new(MiniBatchInput {
+        id: "bench".into(),
+        items: Items::Files(vec![FileInput { name: "a".into(), data: vec![b'x'; 1024] }]),
+    });
     let mut t = Vec::new();
     for _ in 0..200 {
         let start = Instant::now();
         for _ in 0..100 {
-            inst.run(one()).await.map_err(|f| anyhow::anyhow!("{f}"))?;
+            inst.run(&one).await.map_err(|f| anyhow::anyhow!("{f}"))?;
         }
         t.push(start.elapsed().as_secs_f64() * 1e6 / 100.0);
     }

@@ -223,16 +223,34 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
 }
 
 
+/// A mini-batch converted once to its WIT form, so retries pass the same
+/// data again without copying it.
+pub struct PreparedBatch {
+    wit: wit::MiniBatch,
+    items: usize,
+}
+
+impl std::fmt::Debug for PreparedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBatch").field("id", &self.wit.id).field("items", &self.items).finish()
+    }
+}
+
+impl PreparedBatch {
+    pub fn new(batch: MiniBatchInput) -> PreparedBatch {
+        let items = batch.items.len();
+        PreparedBatch { wit: to_wit(batch), items }
+    }
+}
+
 impl ScorerInstance {
     /// Runs one mini-batch. `Err` fails the try with a reason code and the
     /// instance must be dropped.
-    pub async fn run(&mut self, batch: MiniBatchInput) -> Result<BatchOutput, Failure> {
-        let items = batch.items.len();
-        self.store.data().logger.set_mini_batch(Some(&batch.id));
-        let wit_batch = to_wit(batch);
+    pub async fn run(&mut self, batch: &PreparedBatch) -> Result<BatchOutput, Failure> {
+        let items = batch.items;
+        self.store.data().logger.set_mini_batch(Some(&batch.wit.id));
         arm(&mut self.store, &self.settings);
-        let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &wit_batch)).await;
-        drop(wit_batch);
+        let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &batch.wit)).await;
         let out = match r {
             Err(f) => Err(f),
             Ok(Err(trap)) => Err(classify(&trap, self.store.data())),

@@ -15,5 +15,5 @@ mod instance;
 mod logs;
 
 pub use engine::{EngineError, ScorerComponent, ScorerEngine};
-pub use instance::{InstanceSettings, ScorerInstance};
+pub use instance::{InstanceSettings, PreparedBatch, ScorerInstance};
 pub use logs::{GuestLog, Level};

@@ -14,6 +14,9 @@ pub trait OutputStore: Send + Sync {
     /// Appends `index`'s staged part (if any) to the output, once, in order;
     /// `header` is written before the first bytes of the file.
     fn commit(&self, index: usize, header: &[u8]) -> io::Result<()>;
+    /// Appends a part that needed no staging: the mini-batch at the head of
+    /// the input order, committed as soon as it finished.
+    fn commit_part(&self, part: &[u8], header: &[u8]) -> io::Result<()>;
     /// Publishes the output file (creating it, with `header`, if nothing
     /// was committed) and returns where it is.
     fn finish(&self, header: &[u8]) -> io::Result<PathBuf>;
@@ -73,10 +76,13 @@ impl OutputStore for LocalOutput {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut slot = self.file.lock().expect("output lock");
-        let f = self.open(&mut slot, header)?;
-        f.write_all(&bytes)?;
+        self.commit_part(&bytes, header)?;
         fs::remove_file(part)
+    }
+
+    fn commit_part(&self, part: &[u8], header: &[u8]) -> io::Result<()> {
+        let mut slot = self.file.lock().expect("output lock");
+        self.open(&mut slot, header)?.write_all(part)
     }
 
     fn finish(&self, header: &[u8]) -> io::Result<PathBuf> {
@@ -104,8 +110,9 @@ mod tests {
         for i in 0..3 {
             out.commit(i, b"h\n").unwrap();
         }
+        out.commit_part(b"c\n", b"h\n").unwrap();
         let p = out.finish(b"h\n").unwrap();
-        assert_eq!(fs::read_to_string(p).unwrap(), "h\na\nb\n");
+        assert_eq!(fs::read_to_string(p).unwrap(), "h\na\nb\nc\n");
         fs::remove_dir_all(dir).unwrap();
     }
 }

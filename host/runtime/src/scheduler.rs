@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use sluice_engine::{InstanceSettings, ScorerComponent, ScorerEngine, ScorerInstance};
+use sluice_engine::{InstanceSettings, PreparedBatch, ScorerComponent, ScorerEngine, ScorerInstance};
 use sluice_io::{FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputFormat, OutputStore, WorkQueue};
 use sluice_job::data::{FileInput, Items, MiniBatchInput};
 use sluice_job::result::{ErrorEntry, JobResult, Timings};
@@ -178,8 +178,8 @@ fn worker(job: &Job<'_>) {
         let mut instance: Option<ScorerInstance> = None;
         while !job.stop.load(Ordering::Acquire) {
             let Some(index) = job.queue.pop() else { break };
-            let record = run_mini_batch(job, index, &mut instance).await;
-            job.finalize(index, record);
+            let (record, head_part) = run_mini_batch(job, index, &mut instance).await;
+            job.finalize(index, record, head_part);
         }
         if let Some(inst) = instance {
             let id = inst.id();
@@ -192,7 +192,7 @@ fn worker(job: &Job<'_>) {
 
 /// Runs one mini-batch with its retries; each retry after a failure runs on
 /// a fresh instance (the failed one is dropped).
-async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<ScorerInstance>) -> BatchRecord {
+async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<ScorerInstance>) -> (BatchRecord, Option<Vec<u8>>) {
     let mb = &job.plan.mini_batches[index];
     let items = job.plan.items_of(mb);
     let start = Instant::now();
@@ -212,11 +212,12 @@ async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<Score
         }
     }
     let mut record = BatchRecord::new(mb, items);
-    if inputs.is_empty() {
+    if guest_index.is_empty() {
         record.finish_ok(input_errors, 0, None, start.elapsed());
-        return record;
+        return (record, None);
     }
 
+    let batch = PreparedBatch::new(MiniBatchInput { id: mb.id.clone(), items: Items::Files(inputs) });
     let max_tries = job.spec.max_retries + 1;
     let mut last_failure = None;
     for _ in 0..max_tries {
@@ -236,13 +237,19 @@ async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<Score
             },
         };
         record.instance = Some(inst.id());
-        let batch = MiniBatchInput { id: mb.id.clone(), items: Items::Files(inputs.clone()) };
-        match inst.run(batch).await.and_then(|out| job.stage(index, out, &guest_index)) {
-            Ok((guest_errors, rows)) => {
-                input_errors.extend(guest_errors);
+        let outcome = inst.run(&batch).await.and_then(|out| job.encode(out, &guest_index)).and_then(|mut enc| {
+            let head_part = match enc.part.take() {
+                Some(part) => job.stage(index, part)?,
+                None => None,
+            };
+            Ok((enc, head_part))
+        });
+        match outcome {
+            Ok((enc, head_part)) => {
+                input_errors.extend(enc.errors);
                 input_errors.sort_by_key(|e| e.0);
-                record.finish_ok(input_errors, rows, last_failure.take(), start.elapsed());
-                return record;
+                record.finish_ok(input_errors, enc.rows, last_failure.take(), start.elapsed());
+                return (record, head_part);
             }
             Err(f) => {
                 tracing::warn!(mini_batch = %mb.id, instance = inst.id(), "try {} failed: {f}", record.tries);
@@ -253,7 +260,14 @@ async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<Score
     }
     let failure = last_failure.unwrap_or_else(|| Failure::new(ReasonCode::UserError, "not run: the job stopped"));
     record.finish_failed(failure, start.elapsed());
-    record
+    (record, None)
+}
+
+/// A successful result, checked and encoded.
+struct Encoded {
+    errors: Vec<(usize, ReasonCode, String)>,
+    rows: u64,
+    part: Option<Vec<u8>>,
 }
 
 impl Job<'_> {
@@ -268,46 +282,58 @@ impl Job<'_> {
         }
     }
 
-    /// Checks a successful result against the job's output schema, encodes
-    /// and stages its rows. Returns the item errors (as mini-batch item
-    /// indexes) and the number of rows staged.
-    fn stage(&self, index: usize, out: BatchOutput, guest_index: &[usize]) -> Result<(Vec<(usize, ReasonCode, String)>, u64), Failure> {
+    /// Checks a successful result against the job's output schema and
+    /// encodes its rows. Returns the item errors (as mini-batch item
+    /// indexes), the number of rows and the encoded part (none without
+    /// `append_row_to` or without rows).
+    fn encode(&self, out: BatchOutput, guest_index: &[usize]) -> Result<Encoded, Failure> {
         let errors: Vec<_> = out.errors.iter().map(|e| (guest_index[e.item], ReasonCode::ItemError, e.message.clone())).collect();
         let rows = out.rows.num_rows as u64;
-        let (Some(format), Some(store)) = (self.format, &self.output) else {
-            return Ok((errors, rows));
+        let Some(format) = self.format.filter(|_| rows > 0) else {
+            return Ok(Encoded { errors, rows, part: None });
         };
-        if rows > 0 {
-            let schema = out.rows.schema();
-            {
-                let mut st = self.state.lock().expect("job lock");
-                match &st.schema {
-                    None => {
-                        let header = format.header(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
-                        st.schema = Some((schema, header));
-                    }
-                    Some((expected, _)) if *expected != schema => {
-                        let show = |s: &[(String, &str)]| s.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ");
-                        return Err(Failure::new(
-                            ReasonCode::InvalidOutput,
-                            format!("output columns [{}] differ from the job's output columns [{}]", show(&schema), show(expected)),
-                        ));
-                    }
-                    Some(_) => {}
+        let schema = out.rows.schema();
+        {
+            let mut st = self.state.lock().expect("job lock");
+            match &st.schema {
+                None => {
+                    let header = format.header(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
+                    st.schema = Some((schema, header));
                 }
+                Some((expected, _)) if *expected != schema => {
+                    let show = |s: &[(String, &str)]| s.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ");
+                    return Err(Failure::new(
+                        ReasonCode::InvalidOutput,
+                        format!("output columns [{}] differ from the job's output columns [{}]", show(&schema), show(expected)),
+                    ));
+                }
+                Some(_) => {}
             }
-            let bytes = format.encode(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
-            store
-                .stage(index, &bytes)
-                .map_err(|e| Failure::new(ReasonCode::InvalidOutput, format!("cannot stage the output: {e}")))?;
         }
-        Ok((errors, rows))
+        let part = format.encode(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
+        Ok(Encoded { errors, rows, part: Some(part) })
+    }
+
+    /// Makes a finished mini-batch's rows durable until their turn comes:
+    /// the mini-batch at the head of the input order keeps them in memory
+    /// (`finalize` appends them at once), any other stages them.
+    fn stage(&self, index: usize, part: Vec<u8>) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(store) = &self.output else { return Ok(None) };
+        // Only this worker can finish `index`, so once it is the head it
+        // stays the head until `finalize` records it.
+        if self.state.lock().expect("job lock").next_commit == index {
+            return Ok(Some(part));
+        }
+        store
+            .stage(index, &part)
+            .map_err(|e| Failure::new(ReasonCode::InvalidOutput, format!("cannot stage the output: {e}")))?;
+        Ok(None)
     }
 
     /// Records a mini-batch's final outcome, updates the tally and
     /// thresholds, and commits every finished mini-batch at the head of the
     /// input order.
-    fn finalize(&self, index: usize, record: BatchRecord) {
+    fn finalize(&self, index: usize, record: BatchRecord, head_part: Option<Vec<u8>>) {
         let c = &self.counters;
         c.done.fetch_add(1, Ordering::Relaxed);
         if record.status == BatchStatus::Failed {
@@ -327,6 +353,13 @@ impl Job<'_> {
         let room = FIRST_ERRORS.saturating_sub(st.first_errors.len());
         st.first_errors.extend(record.error_entries().into_iter().take(room));
         st.records[index] = Some(record);
+        if let (Some(part), Some(store)) = (head_part, &self.output) {
+            let header = st.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+            if let Err(e) = store.commit_part(&part, &header) {
+                self.fail_commit(&mut st, e);
+            }
+            st.next_commit = index + 1;
+        }
         if st.crossed.is_none()
             && let Some(crossed) = self.thresholds.check(&st.tally, self.plan.mini_batches.len() as u64)
         {
@@ -336,6 +369,13 @@ impl Job<'_> {
             self.queue.close();
         }
         self.commit_ready(&mut st, false);
+    }
+
+    /// Writing the output failed: nothing more can be committed, so stop.
+    fn fail_commit(&self, st: &mut Shared, e: std::io::Error) {
+        st.commit_error = Some(e);
+        self.stop.store(true, Ordering::Release);
+        self.queue.close();
     }
 
     /// Appends staged parts to the output in input order, as far as the
@@ -348,9 +388,7 @@ impl Job<'_> {
             match &st.records[st.next_commit] {
                 Some(r) if r.status != BatchStatus::Failed && r.rows > 0 => {
                     if let Err(e) = store.commit(st.next_commit, &header) {
-                        st.commit_error = Some(e);
-                        self.stop.store(true, Ordering::Release);
-                        self.queue.close();
+                        self.fail_commit(st, e);
                     }
                 }
                 Some(_) => {}
