@@ -357,7 +357,7 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
     let err = |path: &str, message: String| SpecError { origin: origin.to_string(), path: path.to_string(), message };
     let resolve = |p: &str| {
         let p = PathBuf::from(p);
-        if p.is_absolute() { p } else { base.join(p) }
+        normalize(if p.is_absolute() { p } else { base.join(p) })
     };
     let mut notes = Vec::new();
 
@@ -566,6 +566,23 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
     })
 }
 
+/// Removes `.` and `a/..` lexically, so paths in messages read as a user
+/// would write them (`examples/out/x.csv`, not `examples/demo/../out/x.csv`).
+fn normalize(p: PathBuf) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
 /// `${{inputs.data}}` -> `data` (for `kind` = "inputs").
 fn binding<'a>(s: &'a str, kind: &str) -> Option<&'a str> {
     let inner = s.trim().strip_prefix("${{")?.strip_suffix("}}")?.trim();
@@ -639,7 +656,7 @@ task:
         assert_eq!(s.max_retries, 3);
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert_eq!((s.error_threshold, s.mini_batch_error_threshold, s.allowed_failed_percent), (-1, -1, 100));
-        assert_eq!(s.input.path, d.0.join("./data"));
+        assert_eq!(s.input.path, d.0.join("data"));
         assert!(s.append_row_to.is_none());
     }
 
@@ -681,6 +698,8 @@ task:
         let text = format!("{}{extra}", BASE.replace("task:\n  code: ./scorer.wasm\n", ""));
         let s = JobSpec::from_yaml(&text, "job.yaml", &d.0, &[Override::parse("retry_settings.timeout=7").unwrap()]).unwrap();
         assert_eq!(s.append_row_to.unwrap(), d.0.join("out/scores.csv"));
+        assert_eq!(normalize(PathBuf::from("a/./b/../../c/d")), PathBuf::from("c/d"));
+        assert_eq!(normalize(PathBuf::from("../x/../y")), PathBuf::from("../y"));
         assert_eq!(s.timeout, Duration::from_secs(7));
         assert_eq!(s.config.settings, vec![("threshold".to_string(), "0.5".to_string())]);
         assert_eq!(s.config.arguments, vec!["--mode", "a b"]);

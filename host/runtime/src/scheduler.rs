@@ -89,6 +89,9 @@ pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError>
     }
 
     let items = sluice_io::list_input(&spec.input)?;
+    if items.is_empty() {
+        tracing::warn!("{} holds no input files: nothing to score", spec.input.path.display());
+    }
     let plan = Plan::cut(items, spec.mini_batch_size);
     let plan_s = started.elapsed().as_secs_f64();
     tracing::info!(
