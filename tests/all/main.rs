@@ -5,6 +5,7 @@ mod helpers;
 
 mod adversarial;
 mod cli;
+mod engine;
 mod inputs;
 mod output;
 mod plugins;

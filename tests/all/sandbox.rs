@@ -28,3 +28,22 @@ fn without_a_grant_no_file_is_visible() {
     job.run();
     assert_eq!(job.records()["readgrant.txt"]["reason"], "USER_ERROR");
 }
+
+#[test]
+fn the_guest_sees_no_environment_and_no_network() {
+    // The test process has environment variables (cargo sets many).
+    assert!(std::env::vars().count() > 0);
+    let job = Job::new(ADVERSARY)
+        .file("env.txt", "")
+        .file("net.txt", "")
+        .output("csv")
+        .set("mini_batch_size", "1")
+        .set("retry_settings.max_retries", "0")
+        .set("environment_variables.REGION", "eu");
+    job.run();
+    let records = job.records();
+    assert_eq!(records["env.txt"]["status"], "succeeded");
+    assert_eq!(job.csv_rows().1, vec![vec!["0".to_string()]], "no environment variable reaches WASI");
+    assert_eq!(records["net.txt"]["reason"], "USER_ERROR");
+    assert!(records["net.txt"]["message"].contains("cannot connect"), "{}", records["net.txt"]["message"]);
+}

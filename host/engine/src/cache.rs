@@ -28,11 +28,14 @@ pub(crate) fn load_or_compile(engine: &Engine, bytes: &[u8], wasm_hash: &str, di
         return Ok((Component::new(engine, bytes)?, false));
     };
     let path = entry(dir, engine, wasm_hash);
-    if path.is_file() {
-        // SAFETY: the file was written by `Engine::precompile_component` of an
-        // engine with the same compatibility hash (it is in the file name) and
-        // is only ever replaced by an atomic rename; wasmtime checks its header.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+    // Read into memory rather than `deserialize_file`: a mapped file that
+    // someone truncates while a job runs would crash the host (SIGBUS).
+    if let Ok(cached) = std::fs::read(&path) {
+        // SAFETY: the entry was written by `Engine::precompile_component` of an
+        // engine with the same compatibility hash (it is in the file name),
+        // only ever replaced by an atomic rename; wasmtime checks its header
+        // and rejects what it did not produce.
+        match unsafe { Component::deserialize(engine, &cached) } {
             Ok(c) => return Ok((c, true)),
             Err(e) => tracing::warn!("ignoring unusable compiled cache entry {}: {e}", path.display()),
         }

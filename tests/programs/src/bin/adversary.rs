@@ -69,6 +69,17 @@ impl Scorer for Adversary {
                     }
                     Err(e) => return Err(Error::msg(format!("cannot write /grant/hello.txt: {e}"))),
                 },
+                // Looks for the host's environment: the guest must see none.
+                "env" => {
+                    out.row(i).s64("env_vars", std::env::vars().count() as i64);
+                }
+                // Tries the network (loopback only; nothing is listening).
+                "net" => match std::net::TcpStream::connect("127.0.0.1:9") {
+                    Ok(_) => {
+                        out.row(i).string("net", "connected");
+                    }
+                    Err(e) => return Err(Error::msg(format!("cannot connect: {e}"))),
+                },
                 "usererror" => return Err(Error::msg(format!("cannot score {}", file.name))),
                 // Floods the log past its cap, then succeeds.
                 "chatty" => {
