@@ -259,7 +259,7 @@ fn init_tracing(spec: &JobSpec) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("warn,sluice_runtime={level},sluice_engine={level},sluice_io={level}"))
     });
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| sluice_runtime::LogWriter).with_target(false).try_init();
 }
 
 fn print_summary(r: &JobResult) {

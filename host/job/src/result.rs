@@ -103,7 +103,8 @@ pub struct ItemCounts {
 pub struct ErrorEntry {
     pub mini_batch: String,
     pub mini_batch_index: usize,
-    /// The input item (file name), when the error is about one item.
+    /// The input item (file name) of an item error, or the mini-batch's
+    /// inputs (`first..last`) when the whole mini-batch failed.
     pub item: Option<String>,
     pub code: ReasonCode,
     pub message: String,

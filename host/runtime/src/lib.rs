@@ -12,6 +12,6 @@ mod progress;
 mod report;
 mod scheduler;
 
-pub use progress::ProgressMode;
+pub use progress::{LogWriter, ProgressMode};
 pub use scheduler::{run_job, RunError, RunOptions};
 pub use sluice_job::result::{JobResult, JobStatus};

@@ -1,8 +1,9 @@
 //! Progress while a job runs: an indicatif bar on a terminal, plain
 //! periodic lines otherwise.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How progress is shown.
@@ -14,6 +15,29 @@ pub enum ProgressMode {
     Lines,
     /// Nothing (tests, libraries).
     Quiet,
+}
+
+/// The bar on screen, if any, so log lines can be written around it.
+static ACTIVE_BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// Standard error for log lines: while a progress bar is live it is cleared
+/// for the line and redrawn after, so lines and bar never garble each
+/// other. Hand it to the log subscriber (`with_writer(|| LogWriter)`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = ACTIVE_BAR.lock().map(|b| b.clone()).unwrap_or(None);
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)).map(|()| buf.len()),
+            None => std::io::stderr().write_all(buf).map(|()| buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +81,9 @@ fn report(mode: ProgressMode, total: u64, c: &Counters, stop: &AtomicBool) {
             indicatif::ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} mini-batches {msg} ETA {eta}")
                 .expect("valid template"),
         );
+        if let Ok(mut active) = ACTIVE_BAR.lock() {
+            *active = Some(b.clone());
+        }
         b
     });
     let every = if bar.is_some() { Duration::from_millis(200) } else { Duration::from_secs(5) };
@@ -82,6 +109,9 @@ fn report(mode: ProgressMode, total: u64, c: &Counters, stop: &AtomicBool) {
         }
         if finished {
             if let Some(b) = bar {
+                if let Ok(mut active) = ACTIVE_BAR.lock() {
+                    *active = None;
+                }
                 b.finish_and_clear();
             }
             return;

@@ -75,13 +75,22 @@ impl BatchRecord {
             message: message.to_string(),
         };
         match (&self.status, &self.failure) {
-            (BatchStatus::Failed, Some(f)) => vec![entry(None, f.code, &f.message)],
+            (BatchStatus::Failed, Some(f)) => vec![entry(Some(inputs_label(&self.item_names)), f.code, &f.message)],
             _ => self
                 .item_errors
                 .iter()
                 .map(|(i, code, m)| entry(self.item_names.get(*i).cloned(), *code, m))
                 .collect(),
         }
+    }
+}
+
+/// `a.csv`, or `a.csv..z.csv` for a mini-batch of several items.
+fn inputs_label<S: AsRef<str>>(names: &[S]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [first, .., last] => format!("{}..{}", first.as_ref(), last.as_ref()),
     }
 }
 
@@ -160,11 +169,8 @@ pub(crate) fn write_job_dir(dir: &Path, result: &JobResult, plan: &Plan, records
     w.write_record(["id", "index", "inputs", "items", "tries", "status", "reason", "message", "instance", "duration_s"])?;
     for (mb, r) in plan.mini_batches.iter().zip(records) {
         let items = plan.items_of(mb);
-        let inputs = match items {
-            [] => String::new(),
-            [one] => one.name.clone(),
-            [first, .., last] => format!("{}..{}", first.name, last.name),
-        };
+        let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+        let inputs = inputs_label(&names);
         let (tries, status, reason, message, instance, dur) = match r {
             None => (String::new(), "not_run", String::new(), String::new(), String::new(), String::new()),
             Some(r) => (
