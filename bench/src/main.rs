@@ -142,7 +142,8 @@ fn make_files(n: usize) -> anyhow::Result<tempfile::TempDir> {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let len = 256 + (seed % 3840) as usize;
-        let line: String = (0..len).map(|j| if j % 64 == 63 { '\n' } else { (b'a' + (j % 26) as u8) as char }).collect();
+        let line: String =
+            (0..len).map(|j| if j % 64 == 63 { '\n' } else { (b'a' + (j % 26) as u8) as char }).collect();
         std::fs::write(input.join(format!("f{i:06}.txt")), line)?;
     }
     Ok(dir)
@@ -152,7 +153,13 @@ type Native = fn(&Path, &Path, usize) -> anyhow::Result<()>;
 
 /// A scorer over the files at 2 instances, against a plain Rust loop doing
 /// the same reads, work and CSV writing on 2 threads, in paired rounds.
-fn files_per_second(what: &str, scorer: &Path, data: &tempfile::TempDir, rounds: usize, native_fn: Native) -> anyhow::Result<()> {
+fn files_per_second(
+    what: &str,
+    scorer: &Path,
+    data: &tempfile::TempDir,
+    rounds: usize,
+    native_fn: Native,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let input = data.path().join("in");
     let n = std::fs::read_dir(&input)?.count();
@@ -162,7 +169,8 @@ fn files_per_second(what: &str, scorer: &Path, data: &tempfile::TempDir, rounds:
         Override::parse("inputs.data.type=uri_folder").map_err(anyhow::Error::msg)?,
         Override::parse("input_data=${{inputs.data}}").map_err(anyhow::Error::msg)?,
         Override::parse(&format!("task.code={}", scorer.display())).map_err(anyhow::Error::msg)?,
-        Override::parse(&format!("task.append_row_to={}", dir.path().join("out.csv").display())).map_err(anyhow::Error::msg)?,
+        Override::parse(&format!("task.append_row_to={}", dir.path().join("out.csv").display()))
+            .map_err(anyhow::Error::msg)?,
         Override::parse("max_concurrency_per_instance=2").map_err(anyhow::Error::msg)?,
         Override::parse("mini_batch_size=100").map_err(anyhow::Error::msg)?,
     ])?;
@@ -171,7 +179,11 @@ fn files_per_second(what: &str, scorer: &Path, data: &tempfile::TempDir, rounds:
     let mut phases = Vec::new();
     let mut native = Vec::new();
     for round in 0..rounds {
-        let opts = RunOptions { job_dir: dir.path().join(format!("job{round}")), cache_dir: Some(cache.clone()), progress: ProgressMode::Quiet };
+        let opts = RunOptions {
+            job_dir: dir.path().join(format!("job{round}")),
+            cache_dir: Some(cache.clone()),
+            progress: ProgressMode::Quiet,
+        };
         let start = Instant::now();
         let r = sluice_runtime::run_job(&spec, &opts)?;
         let s = start.elapsed().as_secs_f64();
@@ -209,7 +221,8 @@ fn files_per_second(what: &str, scorer: &Path, data: &tempfile::TempDir, rounds:
 /// write rows in input order.
 fn native_file_stats(input: &Path, out: &Path, threads: usize) -> anyhow::Result<()> {
     native_loop(input, out, threads, b"name,bytes,lines,sha256\n", |name, data, buf| {
-        let lines = data.iter().filter(|&&b| b == b'\n').count() + usize::from(!data.is_empty() && !data.ends_with(b"\n"));
+        let lines =
+            data.iter().filter(|&&b| b == b'\n').count() + usize::from(!data.is_empty() && !data.ends_with(b"\n"));
         writeln!(buf, "{name},{},{lines},{}", data.len(), hex::encode(Sha256::digest(data)))
     })
 }

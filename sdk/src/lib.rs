@@ -25,6 +25,7 @@
 //! (the SDK installs a panic hook), and fails only that mini-batch.
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -8,7 +8,9 @@ use crate::helpers::*;
 #[test]
 fn every_attack_fails_only_its_own_mini_batch() {
     let mut job = Job::new(ADVERSARY);
-    for name in ["loop", "oom", "recurse", "panic", "trap", "huge", "escape", "fewer", "sleep", "usererror", "chatty", "ok"] {
+    for name in
+        ["loop", "oom", "recurse", "panic", "trap", "huge", "escape", "fewer", "sleep", "usererror", "chatty", "ok"]
+    {
         job = job.file(&format!("{name}.txt"), name);
     }
     let job = job
@@ -78,11 +80,13 @@ fn a_trap_in_init_fails_each_try_with_its_reason() {
     assert_eq!(r["reason"], "TRAP");
     assert!(r["message"].starts_with("init: panicked: init refuses to start"), "{}", r["message"]);
 
-    let job = Job::new(ADVERSARY).file("a.txt", "a").set("task.config.init", "trap").set("retry_settings.max_retries", "0");
+    let job =
+        Job::new(ADVERSARY).file("a.txt", "a").set("task.config.init", "trap").set("retry_settings.max_retries", "0");
     job.run();
     assert!(job.records()["a.txt"]["message"].contains("init: wasm trap"), "{:?}", job.records());
 
-    let job = Job::new(ADVERSARY).file("a.txt", "a").set("task.config.init", "error").set("retry_settings.max_retries", "0");
+    let job =
+        Job::new(ADVERSARY).file("a.txt", "a").set("task.config.init", "error").set("retry_settings.max_retries", "0");
     job.run();
     let r = &job.records()["a.txt"];
     assert_eq!((r["reason"].as_str(), r["message"].as_str()), ("USER_ERROR", "init: bad configuration: init says no"));

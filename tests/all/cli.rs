@@ -67,14 +67,23 @@ fn spec_errors_exit_2_and_name_the_key() {
     let o = sluice().arg("run").arg(&spec).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("job.yaml: `retry_settings.max_retrys`: unknown key `max_retrys`: did you mean `max_retries`?"), "{err}");
+    assert!(
+        err.contains("job.yaml: `retry_settings.max_retrys`: unknown key `max_retrys`: did you mean `max_retries`?"),
+        "{err}"
+    );
 
-    let o = sluice().args(["run", "--input"]).arg(job.input()).args(["--scorer", ECHO, "--max-retries", "-3"]).output().unwrap();
+    let o = sluice()
+        .args(["run", "--input"])
+        .arg(job.input())
+        .args(["--scorer", ECHO, "--max-retries", "-3"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("`retry_settings.max_retries`: -3 is out of range"), "{err}");
 
-    let o = sluice().args(["run", "--input"]).arg(job.input()).args(["--scorer", "/nope/missing.wasm"]).output().unwrap();
+    let o =
+        sluice().args(["run", "--input"]).arg(job.input()).args(["--scorer", "/nope/missing.wasm"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.wasm: no such file"));
 }
@@ -84,7 +93,15 @@ fn a_file_that_is_not_a_component_is_a_clear_job_error() {
     let job = Job::new(ECHO).file("a.txt", "x");
     let fake = job.dir.path().join("fake.wasm");
     std::fs::write(&fake, b"not wasm").unwrap();
-    let o = sluice().args(["run", "--input"]).arg(job.input()).arg("--scorer").arg(&fake).arg("--job-dir").arg(job.job_dir()).output().unwrap();
+    let o = sluice()
+        .args(["run", "--input"])
+        .arg(job.input())
+        .arg("--scorer")
+        .arg(&fake)
+        .arg("--job-dir")
+        .arg(job.job_dir())
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("fake.wasm: not a valid WebAssembly component"), "{err}");

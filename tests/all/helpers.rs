@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sluice_job::spec::Override;
 use sluice_job::JobSpec;
+use sluice_job::spec::Override;
 use sluice_runtime::{JobResult, ProgressMode, RunOptions};
 
 pub const ADVERSARY: &str = env!("SLUICE_GUEST_ADVERSARY");
@@ -80,7 +80,8 @@ impl Job {
         r.records()
             .map(|rec| {
                 let rec = rec.unwrap();
-                let row: HashMap<String, String> = headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
+                let row: HashMap<String, String> =
+                    headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
                 let first = row["inputs"].split("..").next().unwrap().to_string();
                 (first, row)
             })

@@ -6,7 +6,11 @@ use crate::helpers::*;
 
 #[test]
 fn file_stats_reports_bytes_lines_and_sha256() {
-    let job = Job::new(FILE_STATS).file("a.txt", "one\ntwo\n").file("sub/b.txt", "no newline").file("empty", "").output("csv");
+    let job = Job::new(FILE_STATS)
+        .file("a.txt", "one\ntwo\n")
+        .file("sub/b.txt", "no newline")
+        .file("empty", "")
+        .output("csv");
     job.run();
     let (header, rows) = job.csv_rows();
     assert_eq!(header, ["name", "bytes", "lines", "sha256"]);

@@ -7,7 +7,10 @@ use crate::helpers::*;
 #[test]
 fn fuel_stops_a_computing_guest_deterministically() {
     for _ in 0..2 {
-        let job = Job::new(ADVERSARY).file("loop.txt", "").set("limits.fuel", "10000000").set("retry_settings.max_retries", "0");
+        let job = Job::new(ADVERSARY)
+            .file("loop.txt", "")
+            .set("limits.fuel", "10000000")
+            .set("retry_settings.max_retries", "0");
         job.run();
         let r = &job.records()["loop.txt"];
         assert_eq!(r["reason"], "TIMEOUT");
@@ -32,7 +35,10 @@ fn wall_clock_deadline_stops_a_computing_guest() {
 
 #[test]
 fn wall_clock_deadline_stops_a_guest_blocked_in_a_host_call() {
-    let job = Job::new(ADVERSARY).file("sleep.txt", "").set("retry_settings.timeout", "1").set("retry_settings.max_retries", "1");
+    let job = Job::new(ADVERSARY)
+        .file("sleep.txt", "")
+        .set("retry_settings.timeout", "1")
+        .set("retry_settings.max_retries", "1");
     let result = job.run();
     let r = &job.records()["sleep.txt"];
     assert_eq!(r["reason"], "TIMEOUT");

@@ -5,7 +5,11 @@ fn main() {
         eprintln!("usage: listing DIR");
         std::process::exit(2);
     };
-    let spec = sluice_job::spec::InputSpec { name: "data".into(), kind: sluice_job::spec::InputKind::UriFolder, path: dir.into() };
+    let spec = sluice_job::spec::InputSpec {
+        name: "data".into(),
+        kind: sluice_job::spec::InputKind::UriFolder,
+        path: dir.into(),
+    };
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let items = match sluice_io::list_input(&spec) {

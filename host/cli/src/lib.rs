@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use sluice_job::spec::Override;
 use sluice_job::JobSpec;
+use sluice_job::spec::Override;
 use sluice_runtime::{JobResult, JobStatus, ProgressMode, RunOptions};
 
 /// Batch scoring with sandboxed WebAssembly scorers (Azure ML parallel-job
@@ -220,7 +220,11 @@ fn run(a: RunArgs) -> Result<JobResult, Failure> {
     .map_err(|e| Failure::Usage(e.into()))?;
     init_tracing(&spec);
 
-    let data_dir = a.data_dir.clone().or_else(|| project_dirs().map(|d| d.data_dir().to_path_buf())).unwrap_or_else(|| PathBuf::from(".sluice"));
+    let data_dir = a
+        .data_dir
+        .clone()
+        .or_else(|| project_dirs().map(|d| d.data_dir().to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from(".sluice"));
     let job_dir = a.job_dir.clone().unwrap_or_else(|| {
         let stamp = humantime_stamp();
         data_dir.join("jobs").join(format!("{}-{stamp}", spec.name))
@@ -238,7 +242,8 @@ fn run(a: RunArgs) -> Result<JobResult, Failure> {
         ProgressMode::Lines
     };
     let opts = RunOptions { job_dir, cache_dir, progress };
-    let result = sluice_runtime::run_job(&spec, &opts).map_err(|e| Failure::Job(anyhow::Error::new(e).context(format!("job `{}`", spec.name))))?;
+    let result = sluice_runtime::run_job(&spec, &opts)
+        .map_err(|e| Failure::Job(anyhow::Error::new(e).context(format!("job `{}`", spec.name))))?;
     print_summary(&result);
     Ok(result)
 }
@@ -257,9 +262,15 @@ fn init_tracing(spec: &JobSpec) {
         LoggingLevel::Warning => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("warn,sluice_runtime={level},sluice_engine={level},sluice_io={level}"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,sluice_runtime={level},sluice_engine={level},sluice_io={level}"
+        ))
     });
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| sluice_runtime::LogWriter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| sluice_runtime::LogWriter)
+        .with_target(false)
+        .try_init();
 }
 
 fn print_summary(r: &JobResult) {
@@ -279,10 +290,16 @@ fn print_summary(r: &JobResult) {
         "  mini-batches:  {} total, {} succeeded, {} failed, {} retried, {} not run ({} tries)",
         m.total, m.succeeded, m.failed, m.retried, m.not_run, m.tries
     );
-    println!("  items:         {} total, {} succeeded, {} failed, {} not run", i.total, i.succeeded, i.failed, i.not_run);
+    println!(
+        "  items:         {} total, {} succeeded, {} failed, {} not run",
+        i.total, i.succeeded, i.failed, i.not_run
+    );
     let t = &r.timings;
     let rate = (i.succeeded + i.failed) as f64 / t.run_s.max(1e-6);
-    println!("  time:          {:.2}s (plan {:.2}s, compile {:.2}s, run {:.2}s; {rate:.0} items/s)", t.total_s, t.plan_s, t.compile_s, t.run_s);
+    println!(
+        "  time:          {:.2}s (plan {:.2}s, compile {:.2}s, run {:.2}s; {rate:.0} items/s)",
+        t.total_s, t.plan_s, t.compile_s, t.run_s
+    );
     if let Some(out) = &r.output {
         println!("  output:        {out} ({} rows)", r.output_rows);
     }

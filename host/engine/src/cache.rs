@@ -23,7 +23,12 @@ pub(crate) fn wasm_hash(bytes: &[u8]) -> String {
 
 /// Loads a cached compilation, or compiles and stores it. A damaged or
 /// incompatible cache entry is recompiled, never trusted.
-pub(crate) fn load_or_compile(engine: &Engine, bytes: &[u8], wasm_hash: &str, dir: Option<&Path>) -> wasmtime::Result<(Component, bool)> {
+pub(crate) fn load_or_compile(
+    engine: &Engine,
+    bytes: &[u8],
+    wasm_hash: &str,
+    dir: Option<&Path>,
+) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = dir else {
         return Ok((Component::new(engine, bytes)?, false));
     };
@@ -52,7 +57,8 @@ pub(crate) fn load_or_compile(engine: &Engine, bytes: &[u8], wasm_hash: &str, di
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache entries live in a folder");
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp =
+        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
 }

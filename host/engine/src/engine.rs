@@ -100,7 +100,12 @@ impl ScorerEngine {
         self.load_bytes(path, &bytes, cache_dir)
     }
 
-    pub fn load_bytes(&self, path: &Path, bytes: &[u8], cache_dir: Option<&Path>) -> Result<ScorerComponent, EngineError> {
+    pub fn load_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        cache_dir: Option<&Path>,
+    ) -> Result<ScorerComponent, EngineError> {
         let hash = crate::cache::wasm_hash(bytes);
         let (component, cached) = crate::cache::load_or_compile(&self.engine, bytes, &hash, cache_dir)
             .map_err(|source| EngineError::Compile { path: path.to_path_buf(), source })?;

@@ -10,8 +10,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{wit, wit_log, Scorer};
-use crate::engine::{ScorerComponent, EPOCH_TICK};
+use crate::bindings::{Scorer, wit, wit_log};
+use crate::engine::{EPOCH_TICK, ScorerComponent};
 use crate::logs::{GuestLog, GuestStream, Level, Logger};
 
 /// What an instance is made with.
@@ -130,8 +130,12 @@ impl ScorerComponent {
             .stderr(GuestStream { logger: logger.clone(), which: 1 })
             .allow_blocking_current_thread(false);
         for m in &settings.mounts {
-            wasi.preopened_dir(&m.host_path, &m.guest_path, FsPerms::ReadOnly)
-                .map_err(|e| Failure::new(ReasonCode::UserError, format!("cannot grant {} as {}: {e}", m.host_path.display(), m.guest_path)))?;
+            wasi.preopened_dir(&m.host_path, &m.guest_path, FsPerms::ReadOnly).map_err(|e| {
+                Failure::new(
+                    ReasonCode::UserError,
+                    format!("cannot grant {} as {}: {e}", m.host_path.display(), m.guest_path),
+                )
+            })?;
         }
         let limits = StoreLimitsBuilder::new()
             .memory_size(settings.limits.memory_bytes as usize)
@@ -140,7 +144,15 @@ impl ScorerComponent {
             .memories(8)
             .table_elements(1 << 20)
             .build();
-        let state = HostState { wasi: wasi.build(), table: ResourceTable::new(), limits, oom: false, memory_cap: settings.limits.memory_bytes, logger, panic: None };
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+            oom: false,
+            memory_cap: settings.limits.memory_bytes,
+            logger,
+            panic: None,
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
         store.epoch_deadline_trap();
@@ -150,12 +162,13 @@ impl ScorerComponent {
             .await
             .and_then(|r| r.map_err(|e| classify(&e, store.data())))
             .map_err(|f| prefix(f, "instantiate"))?;
-        let bindings = Scorer::new(&mut store, &instance).map_err(|e| Failure::new(ReasonCode::Trap, format!("{e:#}")))?;
+        let bindings =
+            Scorer::new(&mut store, &instance).map_err(|e| Failure::new(ReasonCode::Trap, format!("{e:#}")))?;
         let shutdown = if self.has_shutdown {
             instance
                 .get_export_index(&mut store, None, crate::engine::LIFECYCLE)
                 .and_then(|i| instance.get_export_index(&mut store, Some(&i), "shutdown"))
-                .and_then(|i| instance.get_typed_func(&mut store, &i).ok())
+                .and_then(|i| instance.get_typed_func(&mut store, i).ok())
         } else {
             None
         };
@@ -170,7 +183,9 @@ impl ScorerComponent {
         match r {
             Err(f) => return Err(prefix(f, "init")),
             Ok(Err(trap)) => return Err(prefix(classify(&trap, store.data()), "init")),
-            Ok(Ok(Err(e))) => return Err(Failure::new(ReasonCode::UserError, format!("init: {}", e.message))),
+            Ok(Ok(Err(e))) => {
+                return Err(Failure::new(ReasonCode::UserError, format!("init: {}", e.message)));
+            }
             Ok(Ok(Ok(()))) => {}
         }
         Ok(ScorerInstance { store, bindings, shutdown, settings })
@@ -189,9 +204,12 @@ fn arm(store: &mut Store<HostState>, s: &InstanceSettings) {
 /// a guest that computes; this stops one waiting in a host call (a sleep),
 /// which epochs cannot reach.
 async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output = T>) -> Result<T, Failure> {
-    tokio::time::timeout(s.timeout, call)
-        .await
-        .map_err(|_| Failure::new(ReasonCode::Timeout, format!("exceeded retry_settings.timeout = {}s (wall clock)", s.timeout.as_secs())))
+    tokio::time::timeout(s.timeout, call).await.map_err(|_| {
+        Failure::new(
+            ReasonCode::Timeout,
+            format!("exceeded retry_settings.timeout = {}s (wall clock)", s.timeout.as_secs()),
+        )
+    })
 }
 
 fn prefix(f: Failure, what: &str) -> Failure {
@@ -213,7 +231,10 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
         _ => {}
     }
     if state.oom {
-        return Failure::new(ReasonCode::Oom, format!("out of memory: the guest hit limits.memory_mb ({} MiB)", state.memory_cap >> 20));
+        return Failure::new(
+            ReasonCode::Oom,
+            format!("out of memory: the guest hit limits.memory_mb ({} MiB)", state.memory_cap >> 20),
+        );
     }
     let trap = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"));
     match &state.panic {
@@ -221,7 +242,6 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
         None => Failure::new(ReasonCode::Trap, trap),
     }
 }
-
 
 /// A mini-batch converted once to its WIT form, so retries pass the same
 /// data again without copying it.
@@ -267,7 +287,10 @@ impl ScorerInstance {
         if size > self.settings.limits.max_output_bytes {
             return Err(Failure::new(
                 ReasonCode::InvalidOutput,
-                format!("returned {size} bytes, over limits.max_output_mb = {} MiB", self.settings.limits.max_output_bytes >> 20),
+                format!(
+                    "returned {size} bytes, over limits.max_output_mb = {} MiB",
+                    self.settings.limits.max_output_bytes >> 20
+                ),
             ));
         }
         out.check_accounting(items).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
@@ -277,7 +300,9 @@ impl ScorerInstance {
     /// Calls the optional `shutdown` export; failures are reported, not
     /// counted.
     pub async fn shutdown(mut self) -> Result<(), Failure> {
-        let Some(f) = self.shutdown else { return Ok(()) };
+        let Some(f) = self.shutdown else {
+            return Ok(());
+        };
         arm(&mut self.store, &self.settings);
         match bounded(&self.settings, f.call_async(&mut self.store, ())).await? {
             Err(trap) => Err(classify(&trap, self.store.data())),
@@ -293,13 +318,12 @@ impl ScorerInstance {
 
 fn to_wit(b: MiniBatchInput) -> wit::MiniBatch {
     let items = match b.items {
-        Items::Files(files) => wit::Items::Files(files.into_iter().map(|FileInput { name, data }| wit::FileItem { name, data }).collect()),
-        Items::Rows { rows, sources, row_source, row_number } => wit::Items::Rows(wit::TableItems {
-            rows: table_to_wit(rows),
-            sources,
-            row_source,
-            row_number,
-        }),
+        Items::Files(files) => {
+            wit::Items::Files(files.into_iter().map(|FileInput { name, data }| wit::FileItem { name, data }).collect())
+        }
+        Items::Rows { rows, sources, row_source, row_number } => {
+            wit::Items::Rows(wit::TableItems { rows: table_to_wit(rows), sources, row_source, row_number })
+        }
     };
     wit::MiniBatch { id: b.id, items }
 }

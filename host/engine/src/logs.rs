@@ -55,7 +55,13 @@ impl Logger {
         Arc::new(Logger {
             sink,
             instance,
-            state: Mutex::new(LoggerState { mini_batch: None, used: 0, cap, capped: false, partial: [Vec::new(), Vec::new()] }),
+            state: Mutex::new(LoggerState {
+                mini_batch: None,
+                used: 0,
+                cap,
+                capped: false,
+                partial: [Vec::new(), Vec::new()],
+            }),
         })
     }
 
@@ -74,7 +80,10 @@ impl Logger {
         st.used += message.len() as u64 + 1;
         if st.used > st.cap {
             st.capped = true;
-            let notice = format!("guest log volume reached limits.max_log_kb = {} KiB; further lines of this instance are dropped", st.cap / 1024);
+            let notice = format!(
+                "guest log volume reached limits.max_log_kb = {} KiB; further lines of this instance are dropped",
+                st.cap / 1024
+            );
             self.sink.line(self.instance, st.mini_batch.as_deref(), Level::Warn, &notice);
             return;
         }

@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use sluice_job::spec::{InputKind, InputSpec};
 use sluice_job::InputItem;
+use sluice_job::spec::{InputKind, InputSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -110,7 +110,8 @@ impl ItemSource for FsItemSource {
         if let Some(why) = &item.refused {
             return Err(why.clone());
         }
-        let too_big = |n: u64| format!("file is {n} bytes, over the cap limits.max_file_mb = {} MiB", self.max_bytes >> 20);
+        let too_big =
+            |n: u64| format!("file is {n} bytes, over the cap limits.max_file_mb = {} MiB", self.max_bytes >> 20);
         if item.size > self.max_bytes {
             return Err(too_big(item.size));
         }

@@ -8,6 +8,6 @@ pub mod output;
 pub mod queue;
 
 pub use encode::OutputFormat;
-pub use inputs::{list_input, FsItemSource, ItemSource};
+pub use inputs::{FsItemSource, ItemSource, list_input};
 pub use output::{LocalOutput, OutputStore};
 pub use queue::{InProcessQueue, WorkQueue};

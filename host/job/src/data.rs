@@ -49,6 +49,9 @@ impl ColumnData {
     }
 }
 
+/// `(name, type)` of each column of a table.
+pub type Schema = Vec<(String, &'static str)>;
+
 /// A named column; `valid` is `None` when there are no nulls, else one flag
 /// per row (`false` = null).
 #[derive(Debug, Clone, PartialEq)]
@@ -101,19 +104,13 @@ impl Table {
 
     /// Approximate bytes held, for the output cap.
     pub fn byte_size(&self) -> usize {
-        self.columns
-            .iter()
-            .map(|c| c.name.len() + c.data.byte_size() + c.valid.as_ref().map_or(0, Vec::len))
-            .sum()
+        self.columns.iter().map(|c| c.name.len() + c.data.byte_size() + c.valid.as_ref().map_or(0, Vec::len)).sum()
     }
 
     /// `(name, type)` of each column: the schema every mini-batch of a job
     /// must agree on to share one output file.
-    pub fn schema(&self) -> Vec<(String, &'static str)> {
-        self.columns
-            .iter()
-            .map(|c| (c.name.clone(), c.data.type_name()))
-            .collect()
+    pub fn schema(&self) -> Schema {
+        self.columns.iter().map(|c| (c.name.clone(), c.data.type_name())).collect()
     }
 }
 
@@ -236,7 +233,12 @@ pub enum Items {
     Files(Vec<FileInput>),
     /// Tabular rows with provenance: row `i` is from `sources[row_source[i]]`,
     /// row `row_number[i]` of that source.
-    Rows { rows: Table, sources: Vec<String>, row_source: Vec<u32>, row_number: Vec<u64> },
+    Rows {
+        rows: Table,
+        sources: Vec<String>,
+        row_source: Vec<u32>,
+        row_number: Vec<u64>,
+    },
 }
 
 impl Items {

@@ -16,4 +16,4 @@ pub use data::{BatchOutput, Column, ColumnData, ItemError, Table};
 pub use plan::{InputItem, MiniBatchPlan, Plan};
 pub use result::{Failure, ReasonCode};
 pub use spec::{JobSpec, Limits, SpecError};
-pub use thresholds::{Thresholds, Tally, Crossed};
+pub use thresholds::{Crossed, Tally, Thresholds};

@@ -103,7 +103,13 @@ mod tests {
         sizes
             .iter()
             .enumerate()
-            .map(|(i, &size)| InputItem { name: format!("f{i}"), path: format!("/in/f{i}").into(), size, modified_ns: 7, refused: None })
+            .map(|(i, &size)| InputItem {
+                name: format!("f{i}"),
+                path: format!("/in/f{i}").into(),
+                size,
+                modified_ns: 7,
+                refused: None,
+            })
             .collect()
     }
 

@@ -36,17 +36,22 @@ impl std::str::FromStr for MiniBatchSize {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let (num, unit) = split_number(t)
-            .ok_or_else(|| format!("`{s}` is not a size: expected e.g. \"10\", \"10 files\", \"1000 rows\" or \"100MB\""))?;
+        let (num, unit) = split_number(t).ok_or_else(|| {
+            format!("`{s}` is not a size: expected e.g. \"10\", \"10 files\", \"1000 rows\" or \"100MB\"")
+        })?;
         let unit = unit.trim().to_ascii_lowercase();
         let n = num;
         let size = match unit.as_str() {
             "" => MiniBatchSize::Count(n),
             "file" | "files" => MiniBatchSize::Files(n),
             "row" | "rows" => MiniBatchSize::Rows(n),
-            _ => MiniBatchSize::Bytes(n.checked_mul(byte_unit(&unit).ok_or_else(|| {
-                format!("`{s}`: unknown unit `{unit}` (use files, rows, B, KB, MB or GB)")
-            })?).ok_or_else(|| format!("`{s}` is too large"))?),
+            _ => MiniBatchSize::Bytes(
+                n.checked_mul(
+                    byte_unit(&unit)
+                        .ok_or_else(|| format!("`{s}`: unknown unit `{unit}` (use files, rows, B, KB, MB or GB)"))?,
+                )
+                .ok_or_else(|| format!("`{s}` is too large"))?,
+            ),
         };
         let count = match size {
             MiniBatchSize::Count(n) | MiniBatchSize::Files(n) | MiniBatchSize::Rows(n) | MiniBatchSize::Bytes(n) => n,
@@ -82,7 +87,8 @@ fn byte_unit(unit: &str) -> Option<u64> {
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let (n, unit) = split_number(s.trim()).ok_or_else(|| format!("`{s}` is not a byte size such as \"64MB\""))?;
     let unit = unit.trim().to_ascii_lowercase();
-    let mult = if unit.is_empty() { 1 } else { byte_unit(&unit).ok_or_else(|| format!("`{s}`: unknown unit `{unit}`"))? };
+    let mult =
+        if unit.is_empty() { 1 } else { byte_unit(&unit).ok_or_else(|| format!("`{s}`: unknown unit `{unit}`"))? };
     n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 

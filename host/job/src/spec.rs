@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::size::{parse_bytes, MiniBatchSize};
+use crate::size::{MiniBatchSize, parse_bytes};
 
 /// A spec that cannot run, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +259,8 @@ impl Override {
     /// `--set retry_settings.timeout=30`: the value is parsed as YAML, so
     /// numbers stay numbers.
     pub fn parse(s: &str) -> Result<Override, String> {
-        let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE, e.g. retry_settings.timeout=30"))?;
+        let (k, v) =
+            s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE, e.g. retry_settings.timeout=30"))?;
         let value = serde_yaml_ng::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
         Ok(Override { path: k.trim().to_string(), value })
     }
@@ -293,7 +294,8 @@ impl JobSpec {
     /// Parses YAML text. `origin` names it in errors; `base` anchors
     /// relative paths.
     pub fn from_yaml(text: &str, origin: &str, base: &Path, overrides: &[Override]) -> Result<JobSpec, SpecError> {
-        let err = |path: &str, message: String| SpecError { origin: origin.to_string(), path: path.to_string(), message };
+        let err =
+            |path: &str, message: String| SpecError { origin: origin.to_string(), path: path.to_string(), message };
         let mut root: Value = serde_yaml_ng::from_str(text).map_err(|e| err("", format!("not valid YAML: {e}")))?;
         if root.is_null() {
             root = Value::Mapping(Mapping::new());
@@ -338,8 +340,12 @@ fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a
 /// did-you-mean hint with the closest known key.
 fn improve_serde_message(msg: &str) -> String {
-    let Some(rest) = msg.strip_prefix("unknown field `") else { return msg.to_string() };
-    let Some((field, tail)) = rest.split_once('`') else { return msg.to_string() };
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return msg.to_string();
+    };
+    let Some((field, tail)) = rest.split_once('`') else {
+        return msg.to_string();
+    };
     let known: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
     let best = known
         .iter()
@@ -369,24 +375,37 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
     let _ = (&raw.display_name, &raw.description, &raw.experiment_name, &raw.tags);
 
     // inputs / input_data
-    let input_data = raw
-        .input_data
-        .as_deref()
-        .ok_or_else(|| err("input_data", "required: which input to split into mini-batches, e.g. `${{inputs.data}}` (or pass --input DIR)".into()))?;
+    let input_data = raw.input_data.as_deref().ok_or_else(|| {
+        err(
+            "input_data",
+            "required: which input to split into mini-batches, e.g. `${{inputs.data}}` (or pass --input DIR)".into(),
+        )
+    })?;
     let input_name = binding(input_data, "inputs")
         .ok_or_else(|| err("input_data", format!("`{input_data}`: expected `${{{{inputs.NAME}}}}`")))?;
     let raw_input = raw.inputs.get(input_name).ok_or_else(|| {
         let known: Vec<&str> = raw.inputs.keys().map(String::as_str).collect();
-        err("input_data", format!("`{input_data}` names no input (inputs: {})", if known.is_empty() { "none".into() } else { known.join(", ") }))
+        err(
+            "input_data",
+            format!(
+                "`{input_data}` names no input (inputs: {})",
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ),
+        )
     })?;
     let ipath = format!("inputs.{input_name}");
     let kind = match raw_input.kind.as_str() {
         "uri_folder" => InputKind::UriFolder,
         "uri_file" => InputKind::UriFile,
         other @ ("mltable" | "mlflow_model" | "custom_model") => {
-            return Err(err(&format!("{ipath}.type"), format!("`{other}` inputs are not supported by this version of sluice; use uri_folder or uri_file")));
+            return Err(err(
+                &format!("{ipath}.type"),
+                format!("`{other}` inputs are not supported by this version of sluice; use uri_folder or uri_file"),
+            ));
         }
-        other => return Err(err(&format!("{ipath}.type"), format!("`{other}`: expected uri_folder or uri_file"))),
+        other => {
+            return Err(err(&format!("{ipath}.type"), format!("`{other}`: expected uri_folder or uri_file")));
+        }
     };
     let _ = (&raw_input.mode, &raw_input.description);
     let input_path = resolve(&raw_input.path);
@@ -394,7 +413,10 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         .map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", input_path.display())))?;
     match kind {
         InputKind::UriFolder if !meta.is_dir() => {
-            return Err(err(&format!("{ipath}.path"), format!("{} is not a folder (use type: uri_file for one file)", input_path.display())));
+            return Err(err(
+                &format!("{ipath}.path"),
+                format!("{} is not a folder (use type: uri_file for one file)", input_path.display()),
+            ));
         }
         InputKind::UriFile if !meta.is_file() => {
             return Err(err(&format!("{ipath}.path"), format!("{} is not a file", input_path.display())));
@@ -410,7 +432,10 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         Some(Scalar(s)) => {
             let size: MiniBatchSize = s.parse().map_err(|m| err("mini_batch_size", m))?;
             if matches!(size, MiniBatchSize::Rows(_)) {
-                return Err(err("mini_batch_size", format!("`{s}`: rows need tabular input; {ipath} is a {}", raw_input.kind)));
+                return Err(err(
+                    "mini_batch_size",
+                    format!("`{s}`: rows need tabular input; {ipath} is a {}", raw_input.kind),
+                ));
             }
             size
         }
@@ -453,11 +478,16 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         None | Some("INFO") => LoggingLevel::Info,
         Some("DEBUG") => LoggingLevel::Debug,
         Some("WARNING") | Some("WARN") => LoggingLevel::Warning,
-        Some(other) => return Err(err("logging_level", format!("`{other}`: expected DEBUG, INFO or WARNING"))),
+        Some(other) => {
+            return Err(err("logging_level", format!("`{other}`: expected DEBUG, INFO or WARNING")));
+        }
     };
 
     // task
-    let task = raw.task.as_ref().ok_or_else(|| err("task", "required: `task.code` names the scorer .wasm (or pass --scorer)".into()))?;
+    let task = raw
+        .task
+        .as_ref()
+        .ok_or_else(|| err("task", "required: `task.code` names the scorer .wasm (or pass --scorer)".into()))?;
     if let Some(k) = &task.kind
         && k != "run_function"
     {
@@ -470,13 +500,21 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         notes.push("compute is ignored: the job runs on this machine".into());
     }
     let scorer = match (&task.code, &task.entry_script) {
-        (None, None) => return Err(err("task.code", "required: the scorer .wasm component".into())),
+        (None, None) => {
+            return Err(err("task.code", "required: the scorer .wasm component".into()));
+        }
         (code, Some(entry)) => resolve(code.as_deref().unwrap_or(".")).join(entry),
         (Some(code), None) => resolve(code),
     };
     let scorer_key = if task.entry_script.is_some() { "task.entry_script" } else { "task.code" };
     if scorer.extension().and_then(|e| e.to_str()) != Some("wasm") {
-        return Err(err(scorer_key, format!("{}: the scorer must be a WebAssembly component (.wasm); build it with the sluice SDK", scorer.display())));
+        return Err(err(
+            scorer_key,
+            format!(
+                "{}: the scorer must be a WebAssembly component (.wasm); build it with the sluice SDK",
+                scorer.display()
+            ),
+        ));
     }
     if !scorer.is_file() {
         return Err(err(scorer_key, format!("{}: no such file", scorer.display())));
@@ -486,28 +524,41 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         Some(a) => {
             let p = match binding(a, "outputs") {
                 Some(out) => {
-                    let o = raw.outputs.get(out).ok_or_else(|| err("task.append_row_to", format!("`{a}` names no output")))?;
+                    let o = raw
+                        .outputs
+                        .get(out)
+                        .ok_or_else(|| err("task.append_row_to", format!("`{a}` names no output")))?;
                     let _ = (&o.kind, &o.mode);
-                    let path = o.path.as_deref().ok_or_else(|| err(&format!("outputs.{out}.path"), "required: where to write the rows".into()))?;
+                    let path = o.path.as_deref().ok_or_else(|| {
+                        err(&format!("outputs.{out}.path"), "required: where to write the rows".into())
+                    })?;
                     resolve(path)
                 }
                 None => resolve(a),
             };
             match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
                 Some("csv") | Some("jsonl") | Some("ndjson") => {}
-                _ => return Err(err("task.append_row_to", format!("{}: the output file must end in .csv or .jsonl", p.display()))),
+                _ => {
+                    return Err(err(
+                        "task.append_row_to",
+                        format!("{}: the output file must end in .csv or .jsonl", p.display()),
+                    ));
+                }
             }
             Some(p)
         }
     };
     let arguments = match &task.program_arguments {
         None => Vec::new(),
-        Some(a) => shell_words::split(a).map_err(|e| err("task.program_arguments", format!("cannot split `{a}`: {e}")))?,
+        Some(a) => {
+            shell_words::split(a).map_err(|e| err("task.program_arguments", format!("cannot split `{a}`: {e}")))?
+        }
     };
     let scalars = |m: &Option<BTreeMap<String, Scalar>>| -> Vec<(String, String)> {
         m.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect()
     };
-    let config = ScorerConfig { settings: scalars(&task.config), arguments, environment: scalars(&raw.environment_variables) };
+    let config =
+        ScorerConfig { settings: scalars(&task.config), arguments, environment: scalars(&raw.environment_variables) };
     let mut mounts = Vec::new();
     for (guest, host) in task.mounts.iter().flatten() {
         let key = format!("task.mounts.{guest}");
@@ -530,10 +581,12 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
             limits.fuel = in_range(n, 1000, i64::MAX).map_err(|m| err("limits.fuel", m))? as u64;
         }
         if let Some(n) = l.max_wasm_stack_kb {
-            limits.max_wasm_stack = in_range(n, 64, 64 * 1024).map_err(|m| err("limits.max_wasm_stack_kb", m))? as usize * 1024;
+            limits.max_wasm_stack =
+                in_range(n, 64, 64 * 1024).map_err(|m| err("limits.max_wasm_stack_kb", m))? as usize * 1024;
         }
         if let Some(n) = l.max_output_mb {
-            limits.max_output_bytes = in_range(n, 1, 4096).map_err(|m| err("limits.max_output_mb", m))? as u64 * (1 << 20);
+            limits.max_output_bytes =
+                in_range(n, 1, 4096).map_err(|m| err("limits.max_output_mb", m))? as u64 * (1 << 20);
         }
         if let Some(n) = l.max_log_kb {
             limits.max_log_bytes = in_range(n, 1, 1 << 20).map_err(|m| err("limits.max_log_kb", m))? as u64 * 1024;
@@ -543,9 +596,8 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         }
     }
 
-    let name = raw.name.clone().unwrap_or_else(|| {
-        scorer.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string()
-    });
+    let name =
+        raw.name.clone().unwrap_or_else(|| scorer.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string());
     Ok(JobSpec {
         name,
         input: InputSpec { name: input_name.to_string(), kind, path: input_path },
@@ -622,7 +674,11 @@ mod tests {
             pub fn new() -> Dir {
                 use std::sync::atomic::{AtomicU32, Ordering};
                 static N: AtomicU32 = AtomicU32::new(0);
-                let p = std::env::temp_dir().join(format!("sluice-spec-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+                let p = std::env::temp_dir().join(format!(
+                    "sluice-spec-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::SeqCst)
+                ));
                 std::fs::create_dir_all(p.join("data")).unwrap();
                 std::fs::write(p.join("scorer.wasm"), b"\0asm").unwrap();
                 Dir(p)
@@ -696,7 +752,8 @@ task:
         let d = setup();
         let extra = "outputs:\n  scores: {type: uri_file, path: out/scores.csv}\ntask:\n  code: ./scorer.wasm\n  append_row_to: ${{outputs.scores}}\n  config: {threshold: 0.5}\n  program_arguments: --mode 'a b'\n";
         let text = format!("{}{extra}", BASE.replace("task:\n  code: ./scorer.wasm\n", ""));
-        let s = JobSpec::from_yaml(&text, "job.yaml", &d.0, &[Override::parse("retry_settings.timeout=7").unwrap()]).unwrap();
+        let s = JobSpec::from_yaml(&text, "job.yaml", &d.0, &[Override::parse("retry_settings.timeout=7").unwrap()])
+            .unwrap();
         assert_eq!(s.append_row_to.unwrap(), d.0.join("out/scores.csv"));
         assert_eq!(normalize(PathBuf::from("a/./b/../../c/d")), PathBuf::from("c/d"));
         assert_eq!(normalize(PathBuf::from("../x/../y")), PathBuf::from("../y"));
@@ -711,9 +768,12 @@ task:
         let e = JobSpec::from_yaml(&BASE.replace("scorer.wasm", "nope.wasm"), "job.yaml", &d.0, &[]).unwrap_err();
         assert_eq!(e.path, "task.code");
         assert!(e.message.contains("no such file"));
-        let e = parse(&d, "").map(|_| ()).and_then(|_| {
-            JobSpec::from_yaml(&format!("{BASE}  append_row_to: out.txt\n"), "job.yaml", &d.0, &[]).map(|_| ())
-        }).unwrap_err();
+        let e = parse(&d, "")
+            .map(|_| ())
+            .and_then(|_| {
+                JobSpec::from_yaml(&format!("{BASE}  append_row_to: out.txt\n"), "job.yaml", &d.0, &[]).map(|_| ())
+            })
+            .unwrap_err();
         assert_eq!(e.path, "task.append_row_to");
     }
 }

@@ -58,7 +58,9 @@ impl Thresholds {
             ));
         }
         // failed / total > percent / 100, in integers.
-        if total_mini_batches > 0 && t.failed_mini_batches * 100 > self.allowed_failed_percent as u64 * total_mini_batches {
+        if total_mini_batches > 0
+            && t.failed_mini_batches * 100 > self.allowed_failed_percent as u64 * total_mini_batches
+        {
             return Some((
                 Crossed::AllowedFailedPercent,
                 format!(
@@ -78,7 +80,8 @@ impl Thresholds {
 mod tests {
     use super::*;
 
-    const OFF: Thresholds = Thresholds { error_threshold: -1, mini_batch_error_threshold: -1, allowed_failed_percent: 100 };
+    const OFF: Thresholds =
+        Thresholds { error_threshold: -1, mini_batch_error_threshold: -1, allowed_failed_percent: 100 };
 
     #[test]
     fn defaults_tolerate_everything() {
@@ -91,9 +94,15 @@ mod tests {
         assert_eq!(t.check(&Tally { failed_items: 5, failed_mini_batches: 0 }, 10), None);
         assert_eq!(t.check(&Tally { failed_items: 6, failed_mini_batches: 0 }, 10).unwrap().0, Crossed::ErrorThreshold);
         let t = Thresholds { mini_batch_error_threshold: 0, ..OFF };
-        assert_eq!(t.check(&Tally { failed_items: 0, failed_mini_batches: 1 }, 10).unwrap().0, Crossed::MiniBatchErrorThreshold);
+        assert_eq!(
+            t.check(&Tally { failed_items: 0, failed_mini_batches: 1 }, 10).unwrap().0,
+            Crossed::MiniBatchErrorThreshold
+        );
         let t = Thresholds { allowed_failed_percent: 20, ..OFF };
         assert_eq!(t.check(&Tally { failed_items: 0, failed_mini_batches: 2 }, 10), None);
-        assert_eq!(t.check(&Tally { failed_items: 0, failed_mini_batches: 3 }, 10).unwrap().0, Crossed::AllowedFailedPercent);
+        assert_eq!(
+            t.check(&Tally { failed_items: 0, failed_mini_batches: 3 }, 10).unwrap().0,
+            Crossed::AllowedFailedPercent
+        );
     }
 }

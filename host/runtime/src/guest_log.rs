@@ -34,8 +34,12 @@ impl GuestLog for FileGuestLog {
     fn line(&self, instance: usize, mini_batch: Option<&str>, level: Level, message: &str) {
         let mb = mini_batch.unwrap_or("-");
         match level {
-            Level::Error => tracing::error!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
-            Level::Warn => tracing::warn!(job = %self.job, mini_batch = mb, instance, "guest: {message}"),
+            Level::Error => {
+                tracing::error!(job = %self.job, mini_batch = mb, instance, "guest: {message}")
+            }
+            Level::Warn => {
+                tracing::warn!(job = %self.job, mini_batch = mb, instance, "guest: {message}")
+            }
             // The guest's own chatter stays in its log file unless the user
             // asks for DEBUG.
             Level::Info | Level::Debug | Level::Trace => {

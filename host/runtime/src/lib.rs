@@ -13,5 +13,5 @@ mod report;
 mod scheduler;
 
 pub use progress::{LogWriter, ProgressMode};
-pub use scheduler::{run_job, RunError, RunOptions};
+pub use scheduler::{RunError, RunOptions, run_job};
 pub use sluice_job::result::{JobResult, JobStatus};

@@ -101,7 +101,9 @@ fn report(mode: ProgressMode, total: u64, c: &Counters, stop: &AtomicBool) {
             }
             None if last_line.elapsed() >= every || finished => {
                 if !finished {
-                    eprintln!("progress: {done}/{total} mini-batches done, {failed} failed, {items} items, {rate:.0} items/s");
+                    eprintln!(
+                        "progress: {done}/{total} mini-batches done, {failed} failed, {items} items, {rate:.0} items/s"
+                    );
                 }
                 last_line = Instant::now();
             }

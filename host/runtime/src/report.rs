@@ -51,7 +51,13 @@ impl BatchRecord {
         }
     }
 
-    pub(crate) fn finish_ok(&mut self, item_errors: Vec<(usize, ReasonCode, String)>, rows: u64, recovered: Option<Failure>, d: Duration) {
+    pub(crate) fn finish_ok(
+        &mut self,
+        item_errors: Vec<(usize, ReasonCode, String)>,
+        rows: u64,
+        recovered: Option<Failure>,
+        d: Duration,
+    ) {
         self.status = BatchStatus::Succeeded;
         self.item_errors = item_errors;
         self.rows = rows;
@@ -76,11 +82,9 @@ impl BatchRecord {
         };
         match (&self.status, &self.failure) {
             (BatchStatus::Failed, Some(f)) => vec![entry(Some(inputs_label(&self.item_names)), f.code, &f.message)],
-            _ => self
-                .item_errors
-                .iter()
-                .map(|(i, code, m)| entry(self.item_names.get(*i).cloned(), *code, m))
-                .collect(),
+            _ => {
+                self.item_errors.iter().map(|(i, code, m)| entry(self.item_names.get(*i).cloned(), *code, m)).collect()
+            }
         }
     }
 }
@@ -161,12 +165,28 @@ pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
     }
 }
 
-pub(crate) fn write_job_dir(dir: &Path, result: &JobResult, plan: &Plan, records: &[Option<BatchRecord>]) -> std::io::Result<()> {
+pub(crate) fn write_job_dir(
+    dir: &Path,
+    result: &JobResult,
+    plan: &Plan,
+    records: &[Option<BatchRecord>],
+) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(result).map_err(std::io::Error::other)?;
     write_atomic(&dir.join("job_result.json"), &json)?;
 
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["id", "index", "inputs", "items", "tries", "status", "reason", "message", "instance", "duration_s"])?;
+    w.write_record([
+        "id",
+        "index",
+        "inputs",
+        "items",
+        "tries",
+        "status",
+        "reason",
+        "message",
+        "instance",
+        "duration_s",
+    ])?;
     for (mb, r) in plan.mini_batches.iter().zip(records) {
         let items = plan.items_of(mb);
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
@@ -182,7 +202,18 @@ pub(crate) fn write_job_dir(dir: &Path, result: &JobResult, plan: &Plan, records
                 format!("{:.3}", r.duration.as_secs_f64()),
             ),
         };
-        w.write_record([&mb.id, &mb.index.to_string(), &inputs, &items.len().to_string(), &tries, status, &reason, &message, &instance, &dur])?;
+        w.write_record([
+            &mb.id,
+            &mb.index.to_string(),
+            &inputs,
+            &items.len().to_string(),
+            &tries,
+            status,
+            &reason,
+            &message,
+            &instance,
+            &dur,
+        ])?;
     }
     let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
     write_atomic(&dir.join("processed_mini_batches.csv"), &bytes)

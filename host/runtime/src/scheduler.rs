@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use sluice_engine::{InstanceSettings, PreparedBatch, ScorerComponent, ScorerEngine, ScorerInstance};
 use sluice_io::{FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputFormat, OutputStore, WorkQueue};
-use sluice_job::data::{FileInput, Items, MiniBatchInput};
+use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::result::{ErrorEntry, JobResult, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
@@ -68,7 +68,7 @@ struct Shared {
     crossed: Option<(Crossed, String)>,
     /// Column names and types of the job's output, fixed by the first
     /// mini-batch that succeeds; the header bytes that go with it.
-    schema: Option<(Vec<(String, &'static str)>, Vec<u8>)>,
+    schema: Option<(Schema, Vec<u8>)>,
     records: Vec<Option<BatchRecord>>,
     /// Next mini-batch index to commit, in input order.
     next_commit: usize,
@@ -114,10 +114,15 @@ pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError>
 
     let format = spec.append_row_to.as_deref().and_then(OutputFormat::from_path);
     let output = match &spec.append_row_to {
-        Some(p) => Some(LocalOutput::new(p, &dir.join("staged")).map_err(|source| RunError::Output { path: p.clone(), source })?),
+        Some(p) => Some(
+            LocalOutput::new(p, &dir.join("staged")).map_err(|source| RunError::Output { path: p.clone(), source })?,
+        ),
         None => None,
     };
-    let log = Arc::new(FileGuestLog::new(&spec.name, dir.join("logs")).map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?);
+    let log = Arc::new(
+        FileGuestLog::new(&spec.name, dir.join("logs"))
+            .map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?,
+    );
     let total = plan.mini_batches.len();
     let job = Job {
         spec,
@@ -195,7 +200,11 @@ fn worker(job: &Job<'_>) {
 
 /// Runs one mini-batch with its retries; each retry after a failure runs on
 /// a fresh instance (the failed one is dropped).
-async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<ScorerInstance>) -> (BatchRecord, Option<Vec<u8>>) {
+async fn run_mini_batch(
+    job: &Job<'_>,
+    index: usize,
+    instance: &mut Option<ScorerInstance>,
+) -> (BatchRecord, Option<Vec<u8>>) {
     let mb = &job.plan.mini_batches[index];
     let items = job.plan.items_of(mb);
     let start = Instant::now();
@@ -290,7 +299,8 @@ impl Job<'_> {
     /// indexes), the number of rows and the encoded part (none without
     /// `append_row_to` or without rows).
     fn encode(&self, out: BatchOutput, guest_index: &[usize]) -> Result<Encoded, Failure> {
-        let errors: Vec<_> = out.errors.iter().map(|e| (guest_index[e.item], ReasonCode::ItemError, e.message.clone())).collect();
+        let errors: Vec<_> =
+            out.errors.iter().map(|e| (guest_index[e.item], ReasonCode::ItemError, e.message.clone())).collect();
         let rows = out.rows.num_rows as u64;
         let Some(format) = self.format.filter(|_| rows > 0) else {
             return Ok(Encoded { errors, rows, part: None });
@@ -304,10 +314,16 @@ impl Job<'_> {
                     st.schema = Some((schema, header));
                 }
                 Some((expected, _)) if *expected != schema => {
-                    let show = |s: &[(String, &str)]| s.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ");
+                    let show = |s: &[(String, &str)]| {
+                        s.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ")
+                    };
                     return Err(Failure::new(
                         ReasonCode::InvalidOutput,
-                        format!("output columns [{}] differ from the job's output columns [{}]", show(&schema), show(expected)),
+                        format!(
+                            "output columns [{}] differ from the job's output columns [{}]",
+                            show(&schema),
+                            show(expected)
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -321,7 +337,9 @@ impl Job<'_> {
     /// the mini-batch at the head of the input order keeps them in memory
     /// (`finalize` appends them at once), any other stages them.
     fn stage(&self, index: usize, part: Vec<u8>) -> Result<Option<Vec<u8>>, Failure> {
-        let Some(store) = &self.output else { return Ok(None) };
+        let Some(store) = &self.output else {
+            return Ok(None);
+        };
         // Only this worker can finish `index`, so once it is the head it
         // stays the head until `finalize` records it.
         if self.state.lock().expect("job lock").next_commit == index {
@@ -403,7 +421,13 @@ impl Job<'_> {
     }
 }
 
-fn finish(job: Job<'_>, opts: &RunOptions, started_at: String, mut timings: Timings, started: Instant) -> Result<JobResult, RunError> {
+fn finish(
+    job: Job<'_>,
+    opts: &RunOptions,
+    started_at: String,
+    mut timings: Timings,
+    started: Instant,
+) -> Result<JobResult, RunError> {
     // Commit what finished after a gap (a stopped job): nothing done is lost.
     job.commit_ready(&mut job.state.lock().expect("job lock"), true);
     let Job { output, spec, plan, thresholds, state, .. } = job;
@@ -415,7 +439,11 @@ fn finish(job: Job<'_>, opts: &RunOptions, started_at: String, mut timings: Timi
     let output_file = match &output {
         Some(store) => {
             let header = st.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default();
-            Some(store.finish(&header).map_err(|source| RunError::Output { path: out_path.clone().unwrap_or_default(), source })?)
+            Some(
+                store
+                    .finish(&header)
+                    .map_err(|source| RunError::Output { path: out_path.clone().unwrap_or_default(), source })?,
+            )
         }
         None => None,
     };
@@ -438,4 +466,3 @@ fn finish(job: Job<'_>, opts: &RunOptions, started_at: String, mut timings: Timi
         .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
     Ok(result)
 }
-

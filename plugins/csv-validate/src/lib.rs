@@ -1,6 +1,6 @@
 //! Shows item-level error handling: each CSV file is checked in the guest; empty files and files missing required columns become item errors, good files give one row with their row count.
 
-use sluice_sdk::{export_scorer, info, BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer, info};
 
 struct CsvValidate {
     /// Columns every file must have (`task.config.required_columns`,

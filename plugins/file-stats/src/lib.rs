@@ -1,7 +1,7 @@
 //! Shows the smallest useful scorer: one output row per input file (name, bytes, lines, sha256).
 
 use sha2::{Digest, Sha256};
-use sluice_sdk::{export_scorer, BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
 
 struct FileStats;
 

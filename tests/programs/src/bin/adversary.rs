@@ -1,6 +1,6 @@
 //! Shows what a hostile scorer can try, one attack per input file (chosen by the file's name) or in `init` (chosen by `task.config.init`); every attack must fail only its own mini-batch.
 
-use sluice_sdk::{export_scorer, info, BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer, info};
 
 struct Adversary;
 
@@ -67,7 +67,9 @@ impl Scorer for Adversary {
                     Ok(()) => {
                         out.row(i).string("grant", "written");
                     }
-                    Err(e) => return Err(Error::msg(format!("cannot write /grant/hello.txt: {e}"))),
+                    Err(e) => {
+                        return Err(Error::msg(format!("cannot write /grant/hello.txt: {e}")));
+                    }
                 },
                 // Looks for the host's environment: the guest must see none.
                 "env" => {

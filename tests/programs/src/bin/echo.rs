@@ -1,6 +1,6 @@
 //! Shows a well-behaved scorer for the contract tests: one row per file (name, size, first line); files whose text contains "bad" are item errors, "fail" fails the mini-batch, and `task.config.crash_on_call = N` panics on an instance's N-th run() call.
 
-use sluice_sdk::{export_scorer, BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
 
 struct Echo {
     calls: u32,

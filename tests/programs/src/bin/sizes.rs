@@ -1,6 +1,6 @@
 //! Shows the cheapest possible scorer (one row per file: name and size), used by the benchmark to measure sluice's own per-file overhead.
 
-use sluice_sdk::{export_scorer, BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
 
 struct Sizes;
 
