@@ -10,7 +10,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::{Scorer, ScorerPre};
-use crate::instance::HostState;
+use crate::host_state::HostState;
 
 /// The optional export interface holding `shutdown`.
 pub(crate) const LIFECYCLE: &str = "sluice:scorer/lifecycle@0.1.0";

@@ -7,12 +7,13 @@ use sluice_job::data::{FileInput, Items, MiniBatchInput};
 use sluice_job::spec::{Mount, ScorerConfig};
 use sluice_job::{BatchOutput, Column, ColumnData, Failure, ItemError, Limits, ReasonCode, Table};
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtx};
 
-use crate::bindings::{Scorer, wit, wit_log};
+use crate::bindings::{Scorer, wit};
 use crate::engine::{EPOCH_TICK, ScorerComponent};
-use crate::logs::{GuestLog, GuestStream, Level, Logger};
+use crate::host_state::HostState;
+use crate::logs::{GuestLog, GuestStream, Logger};
 
 /// What an instance is made with.
 #[derive(Clone)]
@@ -32,76 +33,6 @@ impl std::fmt::Debug for InstanceSettings {
         f.debug_struct("InstanceSettings").field("instance_id", &self.instance_id).finish_non_exhaustive()
     }
 }
-
-pub(crate) struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    /// Set when a memory growth was refused: a trap after it is an `OOM`.
-    oom: bool,
-    /// The memory cap, for messages (`StoreLimits` does not expose it).
-    memory_cap: u64,
-    logger: Arc<Logger>,
-    /// The guest's last panic message (from the SDK's panic hook).
-    panic: Option<String>,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let ok = self.limits.memory_growing(current, desired, maximum)?;
-        if !ok {
-            self.oom = true;
-        }
-        Ok(ok)
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.limits.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.limits.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.limits.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.limits.memories()
-    }
-}
-
-impl wit_log::Host for HostState {
-    fn log(&mut self, level: wit_log::Level, message: String) -> wasmtime::Result<()> {
-        let level = match level {
-            wit_log::Level::Trace => Level::Trace,
-            wit_log::Level::Debug => Level::Debug,
-            wit_log::Level::Info => Level::Info,
-            wit_log::Level::Warn => Level::Warn,
-            wit_log::Level::Error => Level::Error,
-        };
-        self.logger.log(level, &message);
-        Ok(())
-    }
-
-    fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
-        self.logger.log(Level::Error, &format!("panicked: {message}"));
-        // Keep the message bounded: it ends up in reports.
-        let mut m = message;
-        m.truncate(4096);
-        self.panic = Some(m);
-        Ok(())
-    }
-}
-
-impl wit::Host for HostState {}
 
 /// A live instance after a successful `init()`. After any failed call the
 /// instance is spent: the scheduler drops it and makes a fresh one.

@@ -11,6 +11,7 @@
 mod bindings;
 mod cache;
 mod engine;
+mod host_state;
 mod instance;
 mod logs;
 

@@ -1,0 +1,81 @@
+//! The data of one instance's store, and the host side of its imports:
+//! WASI, the resource limiter that notices out-of-memory, and `log`.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{wit, wit_log};
+use crate::logs::{Level, Logger};
+
+pub(crate) struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// Set when a memory growth was refused: a trap after it is an `OOM`.
+    pub(crate) oom: bool,
+    /// The memory cap, for messages (`StoreLimits` does not expose it).
+    pub(crate) memory_cap: u64,
+    pub(crate) logger: Arc<Logger>,
+    /// The guest's last panic message (from the SDK's panic hook).
+    pub(crate) panic: Option<String>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = self.limits.memory_growing(current, desired, maximum)?;
+        if !ok {
+            self.oom = true;
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+impl wit_log::Host for HostState {
+    fn log(&mut self, level: wit_log::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            wit_log::Level::Trace => Level::Trace,
+            wit_log::Level::Debug => Level::Debug,
+            wit_log::Level::Info => Level::Info,
+            wit_log::Level::Warn => Level::Warn,
+            wit_log::Level::Error => Level::Error,
+        };
+        self.logger.log(level, &message);
+        Ok(())
+    }
+
+    fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
+        self.logger.log(Level::Error, &format!("panicked: {message}"));
+        // Keep the message bounded: it ends up in reports.
+        let mut m = message;
+        m.truncate(4096);
+        self.panic = Some(m);
+        Ok(())
+    }
+}
+
+impl wit::Host for HostState {}
