@@ -58,3 +58,25 @@ fn without_append_row_to_only_the_summary_is_written() {
     assert!(job.job_dir().join("job_result.json").is_file());
     assert!(!job.dir.path().join("out.csv").exists());
 }
+
+#[test]
+fn a_mini_batch_returning_other_columns_fails_as_invalid_output() {
+    // env.txt returns `env_vars: s64`, ok.txt returns `file: string`; with
+    // one instance, env.txt runs first and fixes the job's columns.
+    let job = Job::new(ADVERSARY)
+        .file("env.txt", "")
+        .file("ok.txt", "")
+        .output("csv")
+        .set("mini_batch_size", "1")
+        .set("max_concurrency_per_instance", "1")
+        .set("retry_settings.max_retries", "0");
+    let r = job.run();
+    assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (1, 1));
+    let rec = &job.records()["ok.txt"];
+    assert_eq!(rec["reason"], "INVALID_OUTPUT");
+    assert!(
+        rec["message"].contains("output columns [file: string] differ from the job's output columns [env_vars: s64]"),
+        "{rec:?}"
+    );
+    assert_eq!(std::fs::read_to_string(job.out_path("csv")).unwrap(), "env_vars\n0\n");
+}
