@@ -15,6 +15,9 @@ use crate::engine::{EPOCH_TICK, ScorerComponent};
 use crate::host_state::HostState;
 use crate::logs::{GuestLog, GuestStream, Logger};
 
+/// Host-side resource handles one instance may hold at once.
+const MAX_HOST_HANDLES: usize = 10_000;
+
 /// What an instance is made with.
 #[derive(Clone)]
 pub struct InstanceSettings {
@@ -75,9 +78,14 @@ impl ScorerComponent {
             .memories(8)
             .table_elements(1 << 20)
             .build();
+        // WASI handles (streams, pollables, descriptors) live in host memory:
+        // a scorer needs a handful, so cap them far below wasmtime's default
+        // of a million per instance.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_HANDLES);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limits,
             oom: false,
             memory_cap: settings.limits.memory_bytes,
