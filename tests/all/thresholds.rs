@@ -74,4 +74,7 @@ fn a_failed_job_keeps_the_output_it_made() {
     assert_eq!(json["status"], "failed");
     assert_eq!(json["crossed"], "mini_batch_error_threshold");
     assert_eq!(json["first_errors"][0]["code"], "USER_ERROR");
+    assert_eq!(json["first_errors"][0]["item"], "f6.txt");
+    let csv = json["processed_mini_batches"].as_str().unwrap();
+    assert!(std::path::Path::new(csv).is_file(), "job_result.json points at {csv}");
 }

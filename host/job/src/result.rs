@@ -133,6 +133,9 @@ pub struct JobResult {
     pub output: Option<String>,
     pub output_rows: u64,
     pub job_dir: String,
+    /// Where to look next: one line per mini-batch, and the guest logs.
+    pub processed_mini_batches: String,
+    pub logs: String,
     pub started_at: String,
     pub timings: Timings,
     pub first_errors: Vec<ErrorEntry>,

@@ -158,6 +158,8 @@ pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
         output: a.output.map(|p| p.display().to_string()),
         output_rows: a.output_rows,
         job_dir: a.job_dir.display().to_string(),
+        processed_mini_batches: a.job_dir.join("processed_mini_batches.csv").display().to_string(),
+        logs: a.job_dir.join("logs").display().to_string(),
         started_at: a.started_at,
         timings: a.timings,
         first_errors: a.first_errors,
