@@ -176,6 +176,7 @@ struct RawSpec {
     outputs: BTreeMap<String, RawOutput>,
     input_data: Option<String>,
     mini_batch_size: Option<Scalar>,
+    partition_keys: Option<Vec<String>>,
     resources: Option<RawResources>,
     max_concurrency_per_instance: Option<i64>,
     retry_settings: Option<RawRetry>,
@@ -440,6 +441,16 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
             size
         }
     };
+
+    if raw.partition_keys.is_some() {
+        return Err(err(
+            "partition_keys",
+            format!(
+                "partition keys need tabular input (mltable); {ipath} is a {}, which is split by files",
+                raw_input.kind
+            ),
+        ));
+    }
 
     if let Some(r) = &raw.resources
         && let Some(n) = r.instance_count
@@ -725,6 +736,14 @@ task:
         let e = parse(&d, "mini_batch_siz: 3\n").unwrap_err();
         assert!(e.message.contains("did you mean `mini_batch_size`"), "{e}");
         assert!(e.to_string().starts_with("job.yaml: "), "{e}");
+    }
+
+    #[test]
+    fn partition_keys_need_tabular_input() {
+        let d = setup();
+        let e = parse(&d, "partition_keys: [region]\n").unwrap_err();
+        assert_eq!(e.path, "partition_keys");
+        assert!(e.message.contains("need tabular input"), "{e}");
     }
 
     #[test]
