@@ -1,33 +1,25 @@
 //! Encoding returned rows for the output file, through Arrow's writers.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema};
+use sluice_job::spec::OutputFormat;
 use sluice_job::{ColumnData, Table};
 
-/// The format of `append_row_to`, from its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// CSV with one header line, from the returned table's column names.
-    Csv,
-    /// JSON Lines: one object per row.
-    JsonLines,
+/// Writing tables in an output format, through Arrow's writers.
+pub trait Encode {
+    /// The rows of `table`, encoded without any header.
+    fn encode(&self, table: &Table) -> Result<Vec<u8>, String>;
+
+    /// What goes before the first row: the CSV header line for this table's
+    /// columns; nothing for JSON Lines.
+    fn header(&self, table: &Table) -> Result<Vec<u8>, String>;
 }
 
-impl OutputFormat {
-    pub fn from_path(p: &Path) -> Option<OutputFormat> {
-        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "csv" => Some(OutputFormat::Csv),
-            "jsonl" | "ndjson" => Some(OutputFormat::JsonLines),
-            _ => None,
-        }
-    }
-
-    /// The rows of `table`, encoded without any header.
-    pub fn encode(&self, table: &Table) -> Result<Vec<u8>, String> {
+impl Encode for OutputFormat {
+    fn encode(&self, table: &Table) -> Result<Vec<u8>, String> {
         let batch = to_record_batch(table)?;
         let mut out = Vec::new();
         match self {
@@ -44,9 +36,7 @@ impl OutputFormat {
         Ok(out)
     }
 
-    /// What goes before the first row: the CSV header line for this table's
-    /// columns; nothing for JSON Lines.
-    pub fn header(&self, table: &Table) -> Result<Vec<u8>, String> {
+    fn header(&self, table: &Table) -> Result<Vec<u8>, String> {
         match self {
             OutputFormat::JsonLines => Ok(Vec::new()),
             OutputFormat::Csv => {

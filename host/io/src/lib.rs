@@ -7,7 +7,7 @@ pub mod inputs;
 pub mod output;
 pub mod queue;
 
-pub use encode::OutputFormat;
+pub use encode::Encode;
 pub use inputs::{FsItemSource, ItemSource, list_input};
 pub use output::{LocalOutput, OutputStore};
 pub use queue::{InProcessQueue, WorkQueue};

@@ -83,15 +83,6 @@ fn byte_unit(unit: &str) -> Option<u64> {
     })
 }
 
-/// Parses a byte size such as `"64MB"` or a bare number of bytes.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let (n, unit) = split_number(s.trim()).ok_or_else(|| format!("`{s}` is not a byte size such as \"64MB\""))?;
-    let unit = unit.trim().to_ascii_lowercase();
-    let mult =
-        if unit.is_empty() { 1 } else { byte_unit(&unit).ok_or_else(|| format!("`{s}`: unknown unit `{unit}`"))? };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +103,6 @@ mod tests {
         assert!("ten".parse::<MiniBatchSize>().is_err());
         assert!("0".parse::<MiniBatchSize>().unwrap_err().contains("at least one"));
         assert!("10 parsecs".parse::<MiniBatchSize>().unwrap_err().contains("unknown unit"));
-        assert_eq!(parse_bytes("1kb"), Ok(1024));
+        assert_eq!("1kb".parse(), Ok(MiniBatchSize::Bytes(1024)));
     }
 }

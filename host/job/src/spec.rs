@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::size::{MiniBatchSize, parse_bytes};
+use crate::size::MiniBatchSize;
 
 /// A spec that cannot run, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,32 @@ pub struct InputSpec {
     pub name: String,
     pub kind: InputKind,
     pub path: PathBuf,
+}
+
+/// The format of `task.append_row_to`, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// `.csv`: a header line from the returned table's column names, then rows.
+    Csv,
+    /// `.jsonl` or `.ndjson`: one JSON object per row.
+    JsonLines,
+}
+
+impl OutputFormat {
+    pub fn from_path(p: &Path) -> Option<OutputFormat> {
+        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(OutputFormat::Csv),
+            "jsonl" | "ndjson" => Some(OutputFormat::JsonLines),
+            _ => None,
+        }
+    }
+}
+
+/// Where a job's rows go (`task.append_row_to`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSpec {
+    pub path: PathBuf,
+    pub format: OutputFormat,
 }
 
 /// A host folder granted read-only to every instance.
@@ -116,7 +142,7 @@ pub struct JobSpec {
     pub allowed_failed_percent: u32,
     pub logging_level: LoggingLevel,
     pub scorer: PathBuf,
-    pub append_row_to: Option<PathBuf>,
+    pub append_row_to: Option<OutputSpec>,
     pub config: ScorerConfig,
     pub mounts: Vec<Mount>,
     pub limits: Limits,
@@ -547,16 +573,10 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
                 }
                 None => resolve(a),
             };
-            match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-                Some("csv") | Some("jsonl") | Some("ndjson") => {}
-                _ => {
-                    return Err(err(
-                        "task.append_row_to",
-                        format!("{}: the output file must end in .csv or .jsonl", p.display()),
-                    ));
-                }
-            }
-            Some(p)
+            let format = OutputFormat::from_path(&p).ok_or_else(|| {
+                err("task.append_row_to", format!("{}: the output file must end in .csv or .jsonl", p.display()))
+            })?;
+            Some(OutputSpec { path: p, format })
         }
     };
     let arguments = match &task.program_arguments {
@@ -665,11 +685,6 @@ fn in_range(n: i64, lo: i64, hi: i64) -> Result<i64, String> {
     }
 }
 
-/// Bytes parsed from a size string, for CLI flags.
-pub fn bytes(s: &str) -> Result<u64, String> {
-    parse_bytes(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -773,7 +788,10 @@ task:
         let text = format!("{}{extra}", BASE.replace("task:\n  code: ./scorer.wasm\n", ""));
         let s = JobSpec::from_yaml(&text, "job.yaml", &d.0, &[Override::parse("retry_settings.timeout=7").unwrap()])
             .unwrap();
-        assert_eq!(s.append_row_to.unwrap(), d.0.join("out/scores.csv"));
+        assert_eq!(
+            s.append_row_to.unwrap(),
+            OutputSpec { path: d.0.join("out/scores.csv"), format: OutputFormat::Csv }
+        );
         assert_eq!(normalize(PathBuf::from("a/./b/../../c/d")), PathBuf::from("c/d"));
         assert_eq!(normalize(PathBuf::from("../x/../y")), PathBuf::from("../y"));
         assert_eq!(s.timeout, Duration::from_secs(7));

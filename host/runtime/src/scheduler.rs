@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use sluice_engine::{InstanceSettings, PreparedBatch, ScorerComponent, ScorerEngine, ScorerInstance};
-use sluice_io::{FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputFormat, OutputStore, WorkQueue};
+use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, WorkQueue};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::result::{ErrorEntry, JobResult, Timings};
+use sluice_job::spec::OutputFormat;
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
@@ -112,10 +113,11 @@ pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError>
         if component.from_cache { "loaded from the compile cache" } else { "compiled" }
     );
 
-    let format = spec.append_row_to.as_deref().and_then(OutputFormat::from_path);
+    let format = spec.append_row_to.as_ref().map(|o| o.format);
     let output = match &spec.append_row_to {
-        Some(p) => Some(
-            LocalOutput::new(p, &dir.join("staged")).map_err(|source| RunError::Output { path: p.clone(), source })?,
+        Some(o) => Some(
+            LocalOutput::new(&o.path, &dir.join("staged"))
+                .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
         ),
         None => None,
     };
@@ -432,7 +434,7 @@ fn finish(
     job.commit_ready(&mut job.state.lock().expect("job lock"), true);
     let Job { output, spec, plan, thresholds, state, .. } = job;
     let mut st = state.into_inner().expect("job lock");
-    let out_path = spec.append_row_to.clone();
+    let out_path = spec.append_row_to.as_ref().map(|o| o.path.clone());
     if let Some(e) = st.commit_error.take() {
         return Err(RunError::Output { path: out_path.unwrap_or_default(), source: e });
     }
