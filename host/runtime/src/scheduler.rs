@@ -78,6 +78,13 @@ struct Shared {
     output_rows: u64,
 }
 
+impl Shared {
+    /// What the output file starts with, once the job's columns are known.
+    fn header(&self) -> Vec<u8> {
+        self.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default()
+    }
+}
+
 /// Runs a job to the end and writes its job directory. Returns `Err` only
 /// when the job cannot run at all (bad scorer, unreadable input folder).
 pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError> {
@@ -377,7 +384,7 @@ impl Job<'_> {
         st.first_errors.extend(record.error_entries().into_iter().take(room));
         st.records[index] = Some(record);
         if let (Some(part), Some(store)) = (head_part, &self.output) {
-            let header = st.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+            let header = st.header();
             if let Err(e) = store.commit_part(&part, &header) {
                 self.fail_commit(&mut st, e);
             }
@@ -406,7 +413,7 @@ impl Job<'_> {
     /// the mini-batches that never ran).
     fn commit_ready(&self, st: &mut Shared, skip_missing: bool) {
         let Some(store) = &self.output else { return };
-        let header = st.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+        let header = st.header();
         while st.next_commit < st.records.len() && st.commit_error.is_none() {
             match &st.records[st.next_commit] {
                 Some(r) if r.status != BatchStatus::Failed && r.rows > 0 => {
@@ -440,7 +447,7 @@ fn finish(
     }
     let output_file = match &output {
         Some(store) => {
-            let header = st.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+            let header = st.header();
             Some(
                 store
                     .finish(&header)
