@@ -269,6 +269,7 @@ fn init_tracing(spec: &JobSpec) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| sluice_runtime::LogWriter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
