@@ -1,5 +1,11 @@
 //! append_row_to: one file, deterministic input order, CSV or JSON Lines.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sluice_io::{LocalOutput, OutputStore};
+use sluice_job::result::JobStatus;
+use sluice_runtime::{ProgressMode, RunOptions};
+
 use crate::helpers::*;
 
 fn many_files() -> Job {
@@ -79,4 +85,58 @@ fn a_mini_batch_returning_other_columns_fails_as_invalid_output() {
         "{rec:?}"
     );
     assert_eq!(std::fs::read_to_string(job.out_path("csv")).unwrap(), "env_vars\n0\n");
+}
+
+/// A store whose disk fills up after its first commit.
+struct FullDisk {
+    inner: LocalOutput,
+    commits: AtomicUsize,
+}
+
+impl FullDisk {
+    fn check(&self) -> std::io::Result<()> {
+        if self.commits.fetch_add(1, Ordering::SeqCst) >= 1 {
+            return Err(std::io::Error::other("No space left on device"));
+        }
+        Ok(())
+    }
+}
+
+impl OutputStore for FullDisk {
+    fn stage(&self, index: usize, part: &[u8]) -> std::io::Result<()> {
+        self.inner.stage(index, part)
+    }
+    fn commit(&self, index: usize, header: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.commit(index, header)
+    }
+    fn commit_part(&self, part: &[u8], header: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.commit_part(part, header)
+    }
+    fn finish(&self, header: &[u8]) -> std::io::Result<std::path::PathBuf> {
+        self.inner.finish(header)
+    }
+}
+
+#[test]
+fn an_output_that_cannot_be_written_fails_the_job_with_a_report() {
+    let mut job = Job::new(ECHO).output("csv").set("mini_batch_size", "1").set("max_concurrency_per_instance", "1");
+    for i in 0..5 {
+        job = job.file(&format!("f{i}.txt"), "x");
+    }
+    let store = FullDisk {
+        inner: LocalOutput::new(&job.out_path("csv"), &job.job_dir().join("staged")).unwrap(),
+        commits: AtomicUsize::new(0),
+    };
+    let opts = RunOptions { job_dir: job.job_dir(), cache_dir: Some(cache_dir()), progress: ProgressMode::Quiet };
+    let r = sluice_runtime::run_job_with_output(&job.spec(), &opts, Some(Box::new(store))).unwrap();
+    assert_eq!(r.status, JobStatus::Failed);
+    assert!(r.reason.as_deref().unwrap().contains("No space left on device"), "{:?}", r.reason);
+    assert!(r.mini_batches.not_run > 0, "the job stopped");
+    let json = job.result_json();
+    assert_eq!(json["status"], "failed");
+    // The first mini-batch's row was committed before the disk filled up.
+    let partial = std::fs::read_to_string(job.dir.path().join("out.csv.partial")).unwrap();
+    assert_eq!(partial, "name,size,first_line\nf0.txt,1,x\n");
 }

@@ -13,5 +13,5 @@ mod report;
 mod scheduler;
 
 pub use progress::{LogWriter, ProgressMode};
-pub use scheduler::{RunError, RunOptions, run_job};
+pub use scheduler::{RunError, RunOptions, run_job, run_job_with_output};
 pub use sluice_job::result::{JobResult, JobStatus};

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use sluice_engine::{InstanceSettings, PreparedBatch, ScorerComponent, ScorerEngine, ScorerInstance};
 use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, WorkQueue};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
-use sluice_job::result::{ErrorEntry, JobResult, Timings};
+use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::spec::OutputFormat;
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
@@ -54,7 +54,7 @@ struct Job<'a> {
     source: FsItemSource,
     queue: InProcessQueue,
     format: Option<OutputFormat>,
-    output: Option<LocalOutput>,
+    output: Option<Box<dyn OutputStore>>,
     log: Arc<FileGuestLog>,
     thresholds: Thresholds,
     stop: AtomicBool,
@@ -85,9 +85,29 @@ impl Shared {
     }
 }
 
-/// Runs a job to the end and writes its job directory. Returns `Err` only
-/// when the job cannot run at all (bad scorer, unreadable input folder).
+/// Runs a job to the end and writes its job directory, with its rows going
+/// to the local file `task.append_row_to` names. Returns `Err` only when the
+/// job cannot run at all (bad scorer, unreadable input folder, output folder
+/// that cannot be made).
 pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError> {
+    let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
+        Some(o) => Some(Box::new(
+            LocalOutput::new(&o.path, &opts.job_dir.join("staged"))
+                .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
+        )),
+        None => None,
+    };
+    run_job_with_output(spec, opts, output)
+}
+
+/// [`run_job`] with the rows going to any [`OutputStore`] (object storage,
+/// a test double); `output` must be `Some` when the spec has
+/// `append_row_to`, whose format it is written in.
+pub fn run_job_with_output(
+    spec: &JobSpec,
+    opts: &RunOptions,
+    output: Option<Box<dyn OutputStore>>,
+) -> Result<JobResult, RunError> {
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let dir = &opts.job_dir;
@@ -121,13 +141,6 @@ pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError>
     );
 
     let format = spec.append_row_to.as_ref().map(|o| o.format);
-    let output = match &spec.append_row_to {
-        Some(o) => Some(
-            LocalOutput::new(&o.path, &dir.join("staged"))
-                .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
-        ),
-        None => None,
-    };
     let log = Arc::new(
         FileGuestLog::new(&spec.name, dir.join("logs"))
             .map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?,
@@ -441,23 +454,15 @@ fn finish(
     job.commit_ready(&mut job.state.lock().expect("job lock"), true);
     let Job { output, spec, plan, thresholds, state, .. } = job;
     let mut st = state.into_inner().expect("job lock");
-    let out_path = spec.append_row_to.as_ref().map(|o| o.path.clone());
-    if let Some(e) = st.commit_error.take() {
-        return Err(RunError::Output { path: out_path.unwrap_or_default(), source: e });
-    }
-    let output_file = match &output {
-        Some(store) => {
-            let header = st.header();
-            Some(
-                store
-                    .finish(&header)
-                    .map_err(|source| RunError::Output { path: out_path.clone().unwrap_or_default(), source })?,
-            )
-        }
-        None => None,
+    // A failed write of the output fails the job; its report is still
+    // written, and what was committed stays where the store put it.
+    let mut write_error = st.commit_error.take();
+    let output_file = match (&output, &write_error) {
+        (Some(store), None) => store.finish(&st.header()).map_err(|e| write_error = Some(e)).ok(),
+        _ => None,
     };
     timings.total_s = started.elapsed().as_secs_f64();
-    let result = report::assemble(report::Assemble {
+    let mut result = report::assemble(report::Assemble {
         spec,
         plan: &plan,
         records: &st.records,
@@ -471,6 +476,12 @@ fn finish(
         started_at,
         timings,
     });
+    if let Some(e) = write_error {
+        let path = spec.append_row_to.as_ref().map(|o| o.path.display().to_string()).unwrap_or_default();
+        tracing::error!("cannot write the output {path}: {e}");
+        result.status = JobStatus::Failed;
+        result.reason = Some(format!("cannot write the output {path}: {e}"));
+    }
     report::write_job_dir(&opts.job_dir, &result, &plan, &st.records)
         .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
     Ok(result)
