@@ -99,18 +99,19 @@ pub struct RowWriter<'a> {
 macro_rules! setter {
     ($fn:ident, $ty:ty, $variant:ident, $conv:expr) => {
         /// Sets column `name` of this row. Panics if the column already
-        /// holds another type (a bug in the scorer).
+        /// holds another type or was already set in this row (bugs in the
+        /// scorer, reported with this message).
         pub fn $fn(self, name: &str, value: $ty) -> Self {
+            let row = self.b.row_items.len() - 1;
             let c = self.b.column(name, || ColumnData::$variant(Vec::new()));
-            let row = c.valid.len();
+            if c.valid.len() != row {
+                panic!("column `{name}` set twice in one row");
+            }
             match &mut c.data {
-                ColumnData::$variant(v) if v.len() == row => {
-                    v.push($conv(value));
-                    c.valid.push(true);
-                }
-                ColumnData::$variant(_) => panic!("column `{name}` set twice in one row"),
+                ColumnData::$variant(v) => v.push($conv(value)),
                 _ => panic!("column `{name}` already holds another type than {}", stringify!($variant)),
             }
+            c.valid.push(true);
             self
         }
     };
@@ -122,4 +123,51 @@ impl RowWriter<'_> {
     setter!(s64, i64, S64, |v| v);
     setter!(bool, bool, Bool, |v| v);
     setter!(string, &str, String, |v: &str| v.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_become_typed_columns_with_nulls_for_unset_cells() {
+        let mut b = ResultBuilder::new();
+        b.row(0).string("name", "a").s64("n", 1);
+        b.row(2).string("name", "c");
+        b.error(1, "bad");
+        b.row(3).s64("n", 4).f64("score", 0.5);
+        let r = b.finish();
+        assert_eq!(r.rows.num_rows, 3);
+        assert_eq!(r.row_items, vec![0, 2, 3]);
+        assert_eq!(r.errors.len(), 1);
+        let col = |n: &str| r.rows.columns.iter().find(|c| c.name == n).unwrap();
+        assert!(matches!(&col("name").data, ColumnData::String(v) if v.len() == 3));
+        assert_eq!(col("name").valid, Some(vec![true, true, false]));
+        assert!(matches!(&col("n").data, ColumnData::S64(v) if *v == vec![1, 0, 4]));
+        assert_eq!(col("n").valid, Some(vec![true, false, true]));
+        assert_eq!(col("score").valid, Some(vec![false, false, true]));
+    }
+
+    #[test]
+    fn a_column_without_nulls_has_no_mask() {
+        let mut b = ResultBuilder::new();
+        b.row(0).bool("ok", true);
+        b.row(1).bool("ok", false);
+        assert_eq!(b.finish().rows.columns[0].valid, None);
+    }
+
+    #[test]
+    #[should_panic(expected = "column `x` set twice in one row")]
+    fn setting_a_cell_twice_is_a_bug_not_a_ragged_column() {
+        let mut b = ResultBuilder::new();
+        b.row(0).s64("x", 1).s64("x", 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "already holds another type")]
+    fn changing_a_column_type_is_a_bug() {
+        let mut b = ResultBuilder::new();
+        b.row(0).s64("x", 1);
+        b.row(1).string("x", "one");
+    }
 }
