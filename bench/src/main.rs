@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use sluice_engine::{GuestLog, InstanceSettings, Level, PreparedBatch, ScorerEngine};
+use sluice_engine::{GuestLog, InstanceSettings, Level, PreparedBatch, ScorerEngine, ScorerInstance};
 use sluice_job::data::{FileInput, Items, MiniBatchInput};
 use sluice_job::spec::{Override, ScorerConfig};
 use sluice_job::{JobSpec, Limits};
@@ -103,32 +103,30 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
     for _ in 0..1000 {
         inst.run(&empty).await.map_err(|f| anyhow::anyhow!("{f}"))?;
     }
-    // Per-call time, measured over groups of 100 calls to keep timer
-    // overhead out; the median of 200 groups.
-    let mut t = Vec::new();
-    for _ in 0..200 {
-        let start = Instant::now();
-        for _ in 0..100 {
-            inst.run(&empty).await.map_err(|f| anyhow::anyhow!("{f}"))?;
-        }
-        t.push(start.elapsed().as_secs_f64() * 1e6 / 100.0);
-    }
+    let mut t = per_call_us(&mut inst, &empty).await?;
     println!("empty run() call: median {:.2} us, p90 {:.2} us  (target <= 5 us)", median(&mut t), pct(&mut t, 0.9));
 
     let one = PreparedBatch::new(MiniBatchInput {
         id: "bench".into(),
         items: Items::Files(vec![FileInput { name: "a".into(), data: vec![b'x'; 1024] }]),
     });
+    let mut t = per_call_us(&mut inst, &one).await?;
+    println!("run() of one 1 KiB file returning one row: median {:.2} us", median(&mut t));
+    Ok(())
+}
+
+/// Per-call time of `run(batch)` in microseconds, measured over groups of
+/// 100 calls to keep timer overhead out: one figure per group, 200 groups.
+async fn per_call_us(inst: &mut ScorerInstance, batch: &PreparedBatch) -> anyhow::Result<Vec<f64>> {
     let mut t = Vec::new();
     for _ in 0..200 {
         let start = Instant::now();
         for _ in 0..100 {
-            inst.run(&one).await.map_err(|f| anyhow::anyhow!("{f}"))?;
+            inst.run(batch).await.map_err(|f| anyhow::anyhow!("{f}"))?;
         }
         t.push(start.elapsed().as_secs_f64() * 1e6 / 100.0);
     }
-    println!("run() of one 1 KiB file returning one row: median {:.2} us", median(&mut t));
-    Ok(())
+    Ok(t)
 }
 
 /// `n` small text files (256 B to 4 KiB, 64-byte lines), deterministic.
