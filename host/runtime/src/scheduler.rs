@@ -9,7 +9,6 @@ use sluice_engine::{InstanceSettings, PreparedBatch, ScorerComponent, ScorerEngi
 use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, WorkQueue};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
-use sluice_job::spec::OutputFormat;
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
@@ -53,7 +52,6 @@ struct Job<'a> {
     component: ScorerComponent,
     source: FsItemSource,
     queue: InProcessQueue,
-    format: Option<OutputFormat>,
     output: Option<Box<dyn OutputStore>>,
     log: Arc<FileGuestLog>,
     thresholds: Thresholds,
@@ -140,7 +138,6 @@ pub fn run_job_with_output(
         if component.from_cache { "loaded from the compile cache" } else { "compiled" }
     );
 
-    let format = spec.append_row_to.as_ref().map(|o| o.format);
     let log = Arc::new(
         FileGuestLog::new(&spec.name, dir.join("logs"))
             .map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?,
@@ -151,7 +148,6 @@ pub fn run_job_with_output(
         queue: InProcessQueue::new(total),
         component,
         source: FsItemSource { max_bytes: spec.limits.max_file_bytes },
-        format,
         output,
         log: log.clone(),
         thresholds: Thresholds {
@@ -324,7 +320,7 @@ impl Job<'_> {
         let errors: Vec<_> =
             out.errors.iter().map(|e| (guest_index[e.item], ReasonCode::ItemError, e.message.clone())).collect();
         let rows = out.rows.num_rows as u64;
-        let Some(format) = self.format.filter(|_| rows > 0) else {
+        let Some(format) = self.spec.append_row_to.as_ref().map(|o| o.format).filter(|_| rows > 0) else {
             return Ok(Encoded { errors, rows, part: None });
         };
         let schema = out.rows.schema();
