@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing sluice needs beyond a Rust toolchain:
-# the wasm32-wasip2 target for scorers. Safe to run again.
+# the wasm32-wasip2 target for scorers and ONNX Runtime's shared library
+# (project-local, in .sluice/onnxruntime, from the PyPI wheel). Safe to run
+# again.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null; then
@@ -11,3 +13,5 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "setup: installing the wasm32-wasip2 target"
     rustup target add wasm32-wasip2
 fi
+
+"$(dirname "$0")/install-onnxruntime.sh"

@@ -20,7 +20,7 @@ fn main() {
     cmd.current_dir(&root)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
         .arg(&target)
-        .args(["-p", "sluice-test-programs", "-p", "file-stats", "-p", "csv-validate"]);
+        .args(["-p", "sluice-test-programs", "-p", "file-stats", "-p", "csv-validate", "-p", "tabular-classifier"]);
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
@@ -42,6 +42,7 @@ fn main() {
         ("ECHO", "echo.wasm"),
         ("FILE_STATS", "file_stats.wasm"),
         ("CSV_VALIDATE", "csv_validate.wasm"),
+        ("TABULAR_CLASSIFIER", "tabular_classifier.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

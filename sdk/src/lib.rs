@@ -38,6 +38,7 @@ pub mod bindings {
 }
 
 mod builder;
+pub mod onnx;
 mod types;
 
 pub use bindings::sluice::scorer::log::Level;

@@ -71,6 +71,44 @@ impl MiniBatch {
     }
 }
 
+impl MiniBatch {
+    /// The rows of a tabular mini-batch (`None` for file input).
+    pub fn rows(&self) -> Option<&crate::TableItems> {
+        match &self.items {
+            Items::Rows(t) => Some(t),
+            Items::Files(_) => None,
+        }
+    }
+}
+
+impl crate::TableItems {
+    /// The source file of row `i` (its path relative to the input).
+    pub fn source_of(&self, i: usize) -> &str {
+        &self.sources[self.row_source[i] as usize]
+    }
+
+    /// A text column holding the source file of each of `rows`.
+    pub fn source_column(&self, name: &str, rows: &[u32]) -> Column {
+        Column {
+            name: name.to_string(),
+            data: ColumnData::String(rows.iter().map(|&r| self.source_of(r as usize).to_string()).collect()),
+            valid: None,
+        }
+    }
+}
+
+impl crate::BatchResult {
+    /// A result built column by column: `columns` hold one value per entry
+    /// of `row_items` (the input item of each output row).
+    pub fn from_columns(
+        row_items: Vec<u32>,
+        columns: Vec<Column>,
+        errors: Vec<crate::ItemError>,
+    ) -> crate::BatchResult {
+        crate::BatchResult { rows: Table { num_rows: row_items.len() as u32, columns }, row_items, errors }
+    }
+}
+
 impl FileItem {
     /// The contents as UTF-8, or an error naming the file.
     pub fn text(&self) -> Result<&str, String> {

@@ -9,6 +9,7 @@ fn main() {
         name: "data".into(),
         kind: sluice_job::spec::InputKind::UriFolder,
         path: dir.into(),
+        tabular: false,
     };
     for _ in 0..5 {
         let t = std::time::Instant::now();

@@ -5,6 +5,9 @@ wasmtime::component::bindgen!({
     world: "scorer",
     imports: { default: trappable },
     exports: { default: async },
+    with: {
+        "sluice:scorer/onnx.model": crate::onnx_host::ModelHandle,
+    },
 });
 
-pub use sluice::scorer::{log as wit_log, types as wit};
+pub use sluice::scorer::{batch as wit_batch, log as wit_log, onnx as wit_onnx, types as wit};

@@ -12,8 +12,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::{Scorer, ScorerPre};
 use crate::host_state::HostState;
 
-/// The optional export interface holding `shutdown`.
-pub(crate) const LIFECYCLE: &str = "sluice:scorer/lifecycle@0.1.0";
+/// The optional export interface holding `shutdown`, any 0.1.x version.
+const LIFECYCLE_PREFIX: &str = "sluice:scorer/lifecycle@0.1.";
 
 /// How often the epoch advances: the granularity of wall-clock deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -112,13 +112,15 @@ impl ScorerEngine {
         let world = |source| EngineError::World { path: path.to_path_buf(), source };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
         let pre = ScorerPre::new(instance_pre).map_err(world)?;
-        let has_shutdown = has_export(&self.engine, &component, LIFECYCLE);
-        Ok(ScorerComponent { engine: self.engine.clone(), pre, has_shutdown, hash, from_cache: cached })
+        let lifecycle = lifecycle_export(&self.engine, &component);
+        Ok(ScorerComponent { engine: self.engine.clone(), pre, lifecycle, hash, from_cache: cached })
     }
 }
 
-fn has_export(engine: &Engine, c: &Component, name: &str) -> bool {
-    c.component_type().exports(engine).any(|(n, _)| n == name)
+/// The name of the `lifecycle` export, if the component has one (a
+/// component built against any 0.1.x version of the WIT).
+fn lifecycle_export(engine: &Engine, c: &Component) -> Option<String> {
+    c.component_type().exports(engine).map(|(n, _)| n).find(|n| n.starts_with(LIFECYCLE_PREFIX)).map(str::to_string)
 }
 
 impl Drop for ScorerEngine {
@@ -132,7 +134,8 @@ impl Drop for ScorerEngine {
 pub struct ScorerComponent {
     pub(crate) engine: Engine,
     pub(crate) pre: ScorerPre<HostState>,
-    pub(crate) has_shutdown: bool,
+    /// The `lifecycle` export's full name, when the component has one.
+    pub(crate) lifecycle: Option<String>,
     /// sha256 of the `.wasm` bytes.
     pub hash: String,
     /// Whether the compiled code came from the on-disk cache.
@@ -141,6 +144,6 @@ pub struct ScorerComponent {
 
 impl std::fmt::Debug for ScorerComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScorerComponent").field("hash", &self.hash).field("has_shutdown", &self.has_shutdown).finish()
+        f.debug_struct("ScorerComponent").field("hash", &self.hash).field("lifecycle", &self.lifecycle).finish()
     }
 }

@@ -21,6 +21,18 @@ pub(crate) struct HostState {
     pub(crate) logger: Arc<Logger>,
     /// The guest's last panic message (from the SDK's panic hook).
     pub(crate) panic: Option<String>,
+    /// The models the job grants (shared by the node's instances).
+    pub(crate) models: Option<Arc<sluice_onnx::ModelRegistry>>,
+    /// The tabular mini-batch being run, for column sources.
+    pub(crate) rows: Option<Arc<crate::onnx_host::HostRows>>,
+    /// Columns `run` receives (`batch.deliver-columns`); `None` = all.
+    pub(crate) deliver: Option<Vec<String>>,
+    /// When the current call must end: ONNX runs are terminated there.
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// Set when the watchdog terminated an ONNX run: the trap is a `TIMEOUT`.
+    pub(crate) onnx_timed_out: bool,
+    /// `limits.max_tensor_mb`.
+    pub(crate) max_tensor_bytes: u64,
 }
 
 impl WasiView for HostState {

@@ -14,6 +14,7 @@ use crate::bindings::{Scorer, wit};
 use crate::engine::{EPOCH_TICK, ScorerComponent};
 use crate::host_state::HostState;
 use crate::logs::{GuestLog, GuestStream, Logger};
+use crate::onnx_host::HostRows;
 
 /// Host-side resource handles one instance may hold at once.
 const MAX_HOST_HANDLES: usize = 10_000;
@@ -29,6 +30,8 @@ pub struct InstanceSettings {
     pub log: Arc<dyn GuestLog>,
     /// A number for logs and reports.
     pub instance_id: usize,
+    /// The models the job grants; `None` when it grants none.
+    pub models: Option<Arc<sluice_onnx::ModelRegistry>>,
 }
 
 impl std::fmt::Debug for InstanceSettings {
@@ -91,6 +94,12 @@ impl ScorerComponent {
             memory_cap: settings.limits.memory_bytes,
             logger,
             panic: None,
+            models: settings.models.clone(),
+            rows: None,
+            deliver: None,
+            deadline: None,
+            onnx_timed_out: false,
+            max_tensor_bytes: settings.limits.max_tensor_bytes,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
@@ -103,9 +112,9 @@ impl ScorerComponent {
             .map_err(|f| prefix(f, "instantiate"))?;
         let bindings =
             Scorer::new(&mut store, &instance).map_err(|e| Failure::new(ReasonCode::Trap, format!("{e:#}")))?;
-        let shutdown = if self.has_shutdown {
+        let shutdown = if let Some(lifecycle) = &self.lifecycle {
             instance
-                .get_export_index(&mut store, None, crate::engine::LIFECYCLE)
+                .get_export_index(&mut store, None, lifecycle)
                 .and_then(|i| instance.get_export_index(&mut store, Some(&i), "shutdown"))
                 .and_then(|i| instance.get_typed_func(&mut store, i).ok())
         } else {
@@ -137,6 +146,7 @@ fn arm(store: &mut Store<HostState>, s: &InstanceSettings) {
     let _ = store.set_fuel(s.limits.fuel);
     let ticks = s.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
     store.set_epoch_deadline(ticks);
+    store.data_mut().deadline = Some(std::time::Instant::now() + s.timeout);
 }
 
 /// Runs a guest call under the wall-clock deadline. Epoch interruption stops
@@ -157,6 +167,12 @@ fn prefix(f: Failure, what: &str) -> Failure {
 
 /// Maps a wasmtime error out of a guest call to a reason code.
 fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
+    if state.onnx_timed_out {
+        return Failure::new(
+            ReasonCode::Timeout,
+            "exceeded retry_settings.timeout (wall clock) inside ONNX inference; the run was terminated",
+        );
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => {
             return Failure::new(ReasonCode::Timeout, "ran out of fuel (limits.fuel): the guest computed for too long");
@@ -182,23 +198,75 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
     }
 }
 
-/// A mini-batch converted once to its WIT form, so retries pass the same
-/// data again without copying it.
+/// A mini-batch ready to run: files converted once to their WIT form (so
+/// retries pass the same data without copying it); tabular rows kept in
+/// the host, where ONNX column sources read them, and copied into the
+/// guest per call with only the columns the instance asked for.
 pub struct PreparedBatch {
-    wit: wit::MiniBatch,
+    id: String,
+    data: Prepared,
     items: usize,
+}
+
+enum Prepared {
+    Files(wit::MiniBatch),
+    Rows(Arc<HostRows>),
 }
 
 impl std::fmt::Debug for PreparedBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedBatch").field("id", &self.wit.id).field("items", &self.items).finish()
+        f.debug_struct("PreparedBatch").field("id", &self.id).field("items", &self.items).finish()
     }
 }
 
 impl PreparedBatch {
     pub fn new(batch: MiniBatchInput) -> PreparedBatch {
         let items = batch.items.len();
-        PreparedBatch { wit: to_wit(batch), items }
+        let id = batch.id.clone();
+        match batch.items {
+            Items::Rows { rows, sources, row_source, row_number } => {
+                PreparedBatch::rows(id, HostRows { table: rows, sources, row_source, row_number })
+            }
+            files => PreparedBatch {
+                id: id.clone(),
+                data: Prepared::Files(to_wit(MiniBatchInput { id, items: files })),
+                items,
+            },
+        }
+    }
+
+    /// Tabular rows with their provenance.
+    pub fn rows(id: String, rows: HostRows) -> PreparedBatch {
+        let items = rows.table.num_rows;
+        PreparedBatch { id, data: Prepared::Rows(Arc::new(rows)), items }
+    }
+
+    /// The WIT form for an instance that wants `deliver` columns.
+    fn wit(&self, deliver: Option<&[String]>) -> std::borrow::Cow<'_, wit::MiniBatch> {
+        match &self.data {
+            Prepared::Files(w) => std::borrow::Cow::Borrowed(w),
+            Prepared::Rows(r) => {
+                let table = Table {
+                    num_rows: r.table.num_rows,
+                    columns: r
+                        .table
+                        .columns
+                        .iter()
+                        .filter(|c| deliver.is_none_or(|d| d.contains(&c.name)))
+                        .cloned()
+                        .collect(),
+                };
+                std::borrow::Cow::Owned(wit::MiniBatch {
+                    id: self.id.clone(),
+                    items: wit::Items::Rows(wit::TableItems {
+                        rows: table_to_wit(table),
+                        sources: r.sources.clone(),
+                        row_source: r.row_source.clone(),
+                        row_number: r.row_number.clone(),
+                    }),
+                })
+            }
+        }
     }
 }
 
@@ -207,9 +275,15 @@ impl ScorerInstance {
     /// instance must be dropped.
     pub async fn run(&mut self, batch: &PreparedBatch) -> Result<BatchOutput, Failure> {
         let items = batch.items;
-        self.store.data().logger.set_mini_batch(Some(&batch.wit.id));
+        self.store.data().logger.set_mini_batch(Some(&batch.id));
+        let wit = batch.wit(self.store.data().deliver.as_deref());
+        self.store.data_mut().rows = match &batch.data {
+            Prepared::Rows(r) => Some(r.clone()),
+            Prepared::Files(_) => None,
+        };
         arm(&mut self.store, &self.settings);
-        let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &batch.wit)).await;
+        let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &wit)).await;
+        self.store.data_mut().rows = None;
         let out = match r {
             Err(f) => Err(f),
             Ok(Err(trap)) => Err(classify(&trap, self.store.data())),

@@ -1,7 +1,7 @@
 //! The only place in sluice that knows wasmtime: the engine and its
 //! configuration, the compiled-component cache, the sandbox of one scorer
 //! instance (WASI without network, environment or undeclared files; memory,
-//! stack, fuel and wall-clock limits) and the host imports (`log`).
+//! stack, fuel and wall-clock limits) and the host imports (`log`, `onnx`, `batch`).
 //!
 //! The scheduler sees three things: [`ScorerEngine`] (one per job),
 //! [`ScorerComponent`] (a compiled, linked scorer) and [`ScorerInstance`]
@@ -14,7 +14,10 @@ mod engine;
 mod host_state;
 mod instance;
 mod logs;
+mod onnx_host;
 
 pub use engine::{EngineError, ScorerComponent, ScorerEngine};
 pub use instance::{InstanceSettings, PreparedBatch, ScorerInstance};
 pub use logs::{GuestLog, Level};
+pub use onnx_host::HostRows;
+pub use sluice_onnx::{ModelRegistry, OnnxError, RegistryOptions};

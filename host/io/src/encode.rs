@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema};
 use sluice_job::spec::OutputFormat;
@@ -32,13 +32,21 @@ impl Encode for OutputFormat {
                 w.write(&batch).map_err(|e| e.to_string())?;
                 w.finish().map_err(|e| e.to_string())?;
             }
+            // Parquet files cannot be concatenated: a part is an Arrow IPC
+            // stream, turned into a row group when committed (ParquetOutput).
+            OutputFormat::Parquet => {
+                let mut w =
+                    arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).map_err(|e| e.to_string())?;
+                w.write(&batch).map_err(|e| e.to_string())?;
+                w.finish().map_err(|e| e.to_string())?;
+            }
         }
         Ok(out)
     }
 
     fn header(&self, table: &Table) -> Result<Vec<u8>, String> {
         match self {
-            OutputFormat::JsonLines => Ok(Vec::new()),
+            OutputFormat::JsonLines | OutputFormat::Parquet => Ok(Vec::new()),
             OutputFormat::Csv => {
                 let empty = Table {
                     num_rows: 0,
@@ -67,6 +75,39 @@ fn empty_like(d: &ColumnData) -> ColumnData {
         ColumnData::String(_) => ColumnData::String(Vec::new()),
         ColumnData::Bool(_) => ColumnData::Bool(Vec::new()),
     }
+}
+
+/// An Arrow record batch as a host table: integers become `s64`, floats
+/// `f32`/`f64`, booleans `bool` and everything else text (Arrow's display
+/// form), so any table a reader produces can cross into a guest.
+pub fn from_record_batch(batch: &RecordBatch) -> Result<Table, String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        let valid = col.logical_nulls().map(|n| n.iter().collect::<Vec<bool>>());
+        let data = match col.data_type() {
+            DataType::Float64 => ColumnData::F64(col.as_primitive::<Float64Type>().values().to_vec()),
+            DataType::Float32 => ColumnData::F32(col.as_primitive::<Float32Type>().values().to_vec()),
+            DataType::Boolean => ColumnData::Bool(col.as_boolean().iter().map(|b| b.unwrap_or(false)).collect()),
+            t if t.is_integer() => {
+                let c =
+                    arrow_cast::cast(col, &DataType::Int64).map_err(|e| format!("column `{}`: {e}", field.name()))?;
+                ColumnData::S64(c.as_primitive::<Int64Type>().values().to_vec())
+            }
+            DataType::Utf8 => {
+                ColumnData::String(col.as_string::<i32>().iter().map(|s| s.unwrap_or("").to_string()).collect())
+            }
+            _ => {
+                let fmt = arrow_cast::display::FormatOptions::default();
+                let f = arrow_cast::display::ArrayFormatter::try_new(col.as_ref(), &fmt)
+                    .map_err(|e| format!("column `{}`: {e}", field.name()))?;
+                ColumnData::String((0..col.len()).map(|i| f.value(i).to_string()).collect())
+            }
+        };
+        columns.push(sluice_job::Column { name: field.name().clone(), data, valid });
+    }
+    Ok(Table { num_rows: batch.num_rows(), columns })
 }
 
 /// A host table as an Arrow record batch (nulls from the validity masks).

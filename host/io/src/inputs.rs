@@ -132,7 +132,7 @@ mod tests {
     use super::*;
 
     fn spec(p: &Path) -> InputSpec {
-        InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: p.to_path_buf() }
+        InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: p.to_path_buf(), tabular: false }
     }
 
     #[test]

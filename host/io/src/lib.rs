@@ -6,8 +6,10 @@ pub mod encode;
 pub mod inputs;
 pub mod output;
 pub mod queue;
+pub mod tabular;
 
 pub use encode::Encode;
 pub use inputs::{FsItemSource, ItemSource, list_input};
 pub use output::{LocalOutput, OutputStore};
 pub use queue::{InProcessQueue, WorkQueue};
+pub use tabular::{TableFormat, TabularInput, TabularRows, plan_tabular, read_mini_batch};

@@ -7,6 +7,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use sluice_job::spec::OutputFormat;
+
 /// Where a job's output goes. Local files now; object storage later.
 pub trait OutputStore: Send + Sync {
     /// Stages mini-batch `index`'s encoded rows, replacing an earlier part.
@@ -24,14 +26,65 @@ pub trait OutputStore: Send + Sync {
 
 /// Output to a local file, staged in a folder of the job directory; the
 /// file is written as `NAME.partial` and renamed into place at the end.
+/// Parts of CSV and JSON Lines are appended as they are; Parquet parts
+/// (Arrow IPC streams) become one row group each.
 #[derive(Debug)]
 pub struct LocalOutput {
     path: PathBuf,
     staging: PathBuf,
-    file: Mutex<Option<File>>,
+    parquet: bool,
+    file: Mutex<Option<Sink>>,
+}
+
+enum Sink {
+    Bytes(File),
+    Parquet(Box<parquet::arrow::ArrowWriter<File>>),
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sink::Bytes(_) => "Sink::Bytes",
+            Sink::Parquet(_) => "Sink::Parquet",
+        })
+    }
+}
+
+impl Sink {
+    fn write(&mut self, part: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Bytes(f) => f.write_all(part),
+            Sink::Parquet(w) => {
+                let reader = arrow_ipc::reader::StreamReader::try_new(part, None).map_err(io::Error::other)?;
+                for batch in reader {
+                    w.write(&batch.map_err(io::Error::other)?).map_err(io::Error::other)?;
+                    w.flush().map_err(io::Error::other)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn close(self) -> io::Result<()> {
+        match self {
+            Sink::Bytes(f) => f.sync_all(),
+            Sink::Parquet(w) => {
+                let f = w.into_inner().map_err(io::Error::other)?;
+                f.sync_all()
+            }
+        }
+    }
 }
 
 impl LocalOutput {
+    /// Rows of `format` to `path`, staged under `staging`.
+    pub fn with_format(path: &Path, staging: &Path, format: OutputFormat) -> io::Result<LocalOutput> {
+        let mut out = Self::new(path, staging)?;
+        out.parquet = format == OutputFormat::Parquet;
+        Ok(out)
+    }
+
+    /// Byte-appended output (CSV, JSON Lines) to `path`.
     pub fn new(path: &Path, staging: &Path) -> io::Result<LocalOutput> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
@@ -39,7 +92,12 @@ impl LocalOutput {
             fs::create_dir_all(parent)?;
         }
         fs::create_dir_all(staging)?;
-        Ok(LocalOutput { path: path.to_path_buf(), staging: staging.to_path_buf(), file: Mutex::new(None) })
+        Ok(LocalOutput {
+            path: path.to_path_buf(),
+            staging: staging.to_path_buf(),
+            parquet: false,
+            file: Mutex::new(None),
+        })
     }
 
     fn part(&self, index: usize) -> PathBuf {
@@ -52,11 +110,28 @@ impl LocalOutput {
         self.path.with_file_name(name)
     }
 
-    fn open<'a>(&self, slot: &'a mut Option<File>, header: &[u8]) -> io::Result<&'a mut File> {
+    /// Opens the output on its first part. A Parquet file takes its schema
+    /// from that part (or is written with no columns when nothing came).
+    fn open<'a>(&self, slot: &'a mut Option<Sink>, header: &[u8], first: Option<&[u8]>) -> io::Result<&'a mut Sink> {
         if slot.is_none() {
             let mut f = File::create(self.partial())?;
-            f.write_all(header)?;
-            *slot = Some(f);
+            let sink = if self.parquet {
+                let schema = match first {
+                    Some(part) => {
+                        arrow_ipc::reader::StreamReader::try_new(part, None).map_err(io::Error::other)?.schema()
+                    }
+                    None => std::sync::Arc::new(arrow_schema::Schema::empty()),
+                };
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                let w = parquet::arrow::ArrowWriter::try_new(f, schema, Some(props)).map_err(io::Error::other)?;
+                Sink::Parquet(Box::new(w))
+            } else {
+                f.write_all(header)?;
+                Sink::Bytes(f)
+            };
+            *slot = Some(sink);
         }
         Ok(slot.as_mut().expect("just opened"))
     }
@@ -82,14 +157,13 @@ impl OutputStore for LocalOutput {
 
     fn commit_part(&self, part: &[u8], header: &[u8]) -> io::Result<()> {
         let mut slot = self.file.lock().expect("output lock");
-        self.open(&mut slot, header)?.write_all(part)
+        self.open(&mut slot, header, Some(part))?.write(part)
     }
 
     fn finish(&self, header: &[u8]) -> io::Result<PathBuf> {
         let mut slot = self.file.lock().expect("output lock");
-        let f = self.open(&mut slot, header)?;
-        f.sync_all()?;
-        *slot = None;
+        self.open(&mut slot, header, None)?;
+        slot.take().expect("opened").close()?;
         fs::rename(self.partial(), &self.path)?;
         let _ = fs::remove_dir(&self.staging);
         Ok(self.path.clone())

@@ -23,14 +23,58 @@ pub struct InputItem {
     pub refused: Option<String>,
 }
 
-/// One mini-batch: a contiguous range of the plan's items.
+/// One mini-batch: a contiguous range of the plan's items (files) and, for
+/// tabular input, which rows of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MiniBatchPlan {
     /// Position in input order; output is committed in this order.
     pub index: usize,
-    /// Stable id: a hash of its items' identities (name, size, mtime).
+    /// Stable id: a hash of its items' identities (name, size, mtime) and,
+    /// for tabular input, its row ranges.
     pub id: String,
     pub items: Range<usize>,
+    /// Tabular input: the rows of each file in `items` this mini-batch
+    /// holds, in order. Empty for file input (each file is one item).
+    pub segments: Vec<Segment>,
+    /// Tabular input: the number of rows when planning knew it (row- and
+    /// byte-sized or partitioned mini-batches); `None` for whole files,
+    /// counted when read.
+    pub rows: Option<u64>,
+}
+
+/// Rows of one tabular input file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Index into [`Plan::items`].
+    pub file: usize,
+    pub rows: RowSpan,
+}
+
+/// Which rows of a file a segment holds (row numbers are 0-based, header
+/// excluded).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowSpan {
+    /// The whole file.
+    All,
+    /// Rows `start..end`; the first of them begins at byte `offset` of the
+    /// file (CSV, JSON Lines), so a reader can seek there.
+    Range { start: u64, end: u64, offset: u64 },
+    /// These rows, ascending (a partition of `partition_keys`).
+    Rows(Vec<u64>),
+}
+
+impl RowSpan {
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            RowSpan::All => None,
+            RowSpan::Range { start, end, .. } => Some(end - start),
+            RowSpan::Rows(r) => Some(r.len() as u64),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
 }
 
 /// The whole job cut into mini-batches.
@@ -74,7 +118,31 @@ impl Plan {
         let mini_batches = ranges
             .into_iter()
             .enumerate()
-            .map(|(index, r)| MiniBatchPlan { index, id: batch_id(&items[r.clone()]), items: r })
+            .map(|(index, r)| MiniBatchPlan {
+                index,
+                id: batch_id(&items[r.clone()], &[]),
+                items: r,
+                segments: Vec::new(),
+                rows: None,
+            })
+            .collect();
+        Plan { items, mini_batches }
+    }
+
+    /// A tabular plan from mini-batches given as segments (cut by the I/O
+    /// layer, which knows the files' rows); each mini-batch's `items` spans
+    /// the files its segments touch.
+    pub fn from_segments(items: Vec<InputItem>, batches: Vec<Vec<Segment>>) -> Plan {
+        let mini_batches = batches
+            .into_iter()
+            .enumerate()
+            .map(|(index, segments)| {
+                let lo = segments.iter().map(|s| s.file).min().unwrap_or(0);
+                let hi = segments.iter().map(|s| s.file + 1).max().unwrap_or(0);
+                let rows = segments.iter().map(|s| s.rows.len()).sum::<Option<u64>>();
+                let id = batch_id(&items[lo..hi], &segments);
+                MiniBatchPlan { index, id, items: lo..hi, segments, rows }
+            })
             .collect();
         Plan { items, mini_batches }
     }
@@ -84,13 +152,30 @@ impl Plan {
     }
 }
 
-fn batch_id(items: &[InputItem]) -> String {
+fn batch_id(items: &[InputItem], segments: &[Segment]) -> String {
     let mut h = Sha256::new();
     for it in items {
         h.update(it.name.as_bytes());
         h.update([0]);
         h.update(it.size.to_le_bytes());
         h.update(it.modified_ns.to_le_bytes());
+    }
+    for s in segments {
+        h.update((s.file as u64).to_le_bytes());
+        match &s.rows {
+            RowSpan::All => h.update([0]),
+            RowSpan::Range { start, end, .. } => {
+                h.update([1]);
+                h.update(start.to_le_bytes());
+                h.update(end.to_le_bytes());
+            }
+            RowSpan::Rows(rows) => {
+                h.update([2]);
+                for r in rows {
+                    h.update(r.to_le_bytes());
+                }
+            }
+        }
     }
     hex::encode(&h.finalize()[..8])
 }

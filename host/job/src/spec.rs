@@ -38,6 +38,18 @@ pub struct InputSpec {
     pub name: String,
     pub kind: InputKind,
     pub path: PathBuf,
+    /// `type: mltable`: the files are tables (CSV, Parquet, JSON Lines, by
+    /// extension) and the items of a mini-batch are rows.
+    pub tabular: bool,
+}
+
+/// A model the job grants to its scorer (`inputs.NAME` of `type:
+/// mlflow_model` or `custom_model`): the guest loads it by `name` only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub name: String,
+    /// An `.onnx` file or an MLflow model folder.
+    pub path: PathBuf,
 }
 
 /// The format of `task.append_row_to`, from its extension.
@@ -47,6 +59,8 @@ pub enum OutputFormat {
     Csv,
     /// `.jsonl` or `.ndjson`: one JSON object per row.
     JsonLines,
+    /// `.parquet`: one row group per committed mini-batch.
+    Parquet,
 }
 
 impl OutputFormat {
@@ -54,6 +68,7 @@ impl OutputFormat {
         match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(OutputFormat::Csv),
             "jsonl" | "ndjson" => Some(OutputFormat::JsonLines),
+            "parquet" => Some(OutputFormat::Parquet),
             _ => None,
         }
     }
@@ -103,6 +118,9 @@ pub struct Limits {
     /// Cap on one input file (`limits.max_file_mb`, default 64); a larger file
     /// is an item error naming the cap.
     pub max_file_bytes: u64,
+    /// Cap on one ONNX tensor crossing into or out of the host runtime
+    /// (`limits.max_tensor_mb`, default 256); more is a `too-large` error.
+    pub max_tensor_bytes: u64,
 }
 
 impl Default for Limits {
@@ -114,6 +132,7 @@ impl Default for Limits {
             max_output_bytes: 64 << 20,
             max_log_bytes: 1 << 20,
             max_file_bytes: 64 << 20,
+            max_tensor_bytes: 256 << 20,
         }
     }
 }
@@ -141,6 +160,13 @@ pub struct JobSpec {
     pub mini_batch_error_threshold: i64,
     pub allowed_failed_percent: u32,
     pub logging_level: LoggingLevel,
+    /// Tabular input: one mini-batch per distinct tuple of these columns.
+    pub partition_keys: Vec<String>,
+    /// Models granted to the scorer, by name.
+    pub models: Vec<ModelSpec>,
+    /// ONNX Runtime intra-op threads per session (`onnx.intra_op_threads`,
+    /// default 1: on a shared box more threads wait on each other).
+    pub onnx_threads: usize,
     pub scorer: PathBuf,
     pub append_row_to: Option<OutputSpec>,
     pub config: ScorerConfig,
@@ -214,6 +240,13 @@ struct RawSpec {
     environment_variables: Option<BTreeMap<String, Scalar>>,
     compute: Option<Value>,
     limits: Option<RawLimits>,
+    onnx: Option<RawOnnx>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnnx {
+    intra_op_threads: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +304,7 @@ struct RawLimits {
     max_output_mb: Option<i64>,
     max_log_kb: Option<i64>,
     max_file_mb: Option<i64>,
+    max_tensor_mb: Option<i64>,
 }
 
 // ---- loading -------------------------------------------------------------
@@ -421,23 +455,28 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         )
     })?;
     let ipath = format!("inputs.{input_name}");
-    let kind = match raw_input.kind.as_str() {
-        "uri_folder" => InputKind::UriFolder,
-        "uri_file" => InputKind::UriFile,
-        other @ ("mltable" | "mlflow_model" | "custom_model") => {
-            return Err(err(
-                &format!("{ipath}.type"),
-                format!("`{other}` inputs are not supported by this version of sluice; use uri_folder or uri_file"),
-            ));
-        }
-        other => {
-            return Err(err(&format!("{ipath}.type"), format!("`{other}`: expected uri_folder or uri_file")));
-        }
-    };
-    let _ = (&raw_input.mode, &raw_input.description);
     let input_path = resolve(&raw_input.path);
     let meta = std::fs::metadata(&input_path)
         .map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", input_path.display())))?;
+    let (kind, tabular) = match raw_input.kind.as_str() {
+        "uri_folder" => (InputKind::UriFolder, false),
+        "uri_file" => (InputKind::UriFile, false),
+        "mltable" if meta.is_dir() => (InputKind::UriFolder, true),
+        "mltable" => (InputKind::UriFile, true),
+        other @ ("mlflow_model" | "custom_model") => {
+            return Err(err(
+                "input_data",
+                format!("{ipath} is a model ({other}); input_data must be a uri_folder, uri_file or mltable input"),
+            ));
+        }
+        other => {
+            return Err(err(
+                &format!("{ipath}.type"),
+                format!("`{other}`: expected uri_folder, uri_file, mltable, mlflow_model or custom_model"),
+            ));
+        }
+    };
+    let _ = (&raw_input.mode, &raw_input.description);
     match kind {
         InputKind::UriFolder if !meta.is_dir() => {
             return Err(err(
@@ -450,15 +489,43 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         }
         _ => {}
     }
-    for (name, _) in raw.inputs.iter().filter(|(n, _)| n.as_str() != input_name) {
-        notes.push(format!("inputs.{name} is not `input_data` and is not read by this version"));
+    let mut models = Vec::new();
+    for (name, input) in raw.inputs.iter().filter(|(n, _)| n.as_str() != input_name) {
+        let key = format!("inputs.{name}");
+        match input.kind.as_str() {
+            "mlflow_model" | "custom_model" => {
+                let path = resolve(&input.path);
+                let ok = match input.kind.as_str() {
+                    "mlflow_model" => path.join("MLmodel").is_file() || path.is_file(),
+                    _ => path.is_file() || path.is_dir(),
+                };
+                if !ok {
+                    let what = if input.kind == "mlflow_model" {
+                        "is not an MLflow model folder (no MLmodel file)"
+                    } else {
+                        "does not exist"
+                    };
+                    return Err(err(&format!("{key}.path"), format!("{} {what}", path.display())));
+                }
+                models.push(ModelSpec { name: name.clone(), path });
+            }
+            "uri_folder" | "uri_file" | "mltable" => {
+                notes.push(format!("{key} is not `input_data` and is not read by this version"));
+            }
+            other => {
+                return Err(err(
+                    &format!("{key}.type"),
+                    format!("`{other}`: expected uri_folder, uri_file, mltable, mlflow_model or custom_model"),
+                ));
+            }
+        }
     }
 
     let mini_batch_size = match &raw.mini_batch_size {
         None => MiniBatchSize::default(),
         Some(Scalar(s)) => {
             let size: MiniBatchSize = s.parse().map_err(|m| err("mini_batch_size", m))?;
-            if matches!(size, MiniBatchSize::Rows(_)) {
+            if matches!(size, MiniBatchSize::Rows(_)) && !tabular {
                 return Err(err(
                     "mini_batch_size",
                     format!("`{s}`: rows need tabular input; {ipath} is a {}", raw_input.kind),
@@ -468,15 +535,23 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         }
     };
 
-    if raw.partition_keys.is_some() {
+    let partition_keys = raw.partition_keys.clone().unwrap_or_default();
+    if !partition_keys.is_empty() && !tabular {
         return Err(err(
             "partition_keys",
             format!(
-                "partition keys need tabular input (mltable); {ipath} is a {}, which is split by files",
+                "partition keys need tabular input (type: mltable); {ipath} is a {}, which is split by files",
                 raw_input.kind
             ),
         ));
     }
+    if let Some(k) = partition_keys.iter().find(|k| k.is_empty()) {
+        return Err(err("partition_keys", format!("`{k}`: a key must name a column")));
+    }
+    let onnx_threads = match raw.onnx.as_ref().and_then(|o| o.intra_op_threads) {
+        None => 1,
+        Some(n) => in_range(n, 1, 256).map_err(|m| err("onnx.intra_op_threads", m))? as usize,
+    };
 
     if let Some(r) = &raw.resources
         && let Some(n) = r.instance_count
@@ -574,7 +649,10 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
                 None => resolve(a),
             };
             let format = OutputFormat::from_path(&p).ok_or_else(|| {
-                err("task.append_row_to", format!("{}: the output file must end in .csv or .jsonl", p.display()))
+                err(
+                    "task.append_row_to",
+                    format!("{}: the output file must end in .csv, .jsonl or .parquet", p.display()),
+                )
             })?;
             Some(OutputSpec { path: p, format })
         }
@@ -625,13 +703,17 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         if let Some(n) = l.max_file_mb {
             limits.max_file_bytes = in_range(n, 1, 4096).map_err(|m| err("limits.max_file_mb", m))? as u64 * (1 << 20);
         }
+        if let Some(n) = l.max_tensor_mb {
+            limits.max_tensor_bytes =
+                in_range(n, 1, 16384).map_err(|m| err("limits.max_tensor_mb", m))? as u64 * (1 << 20);
+        }
     }
 
     let name =
         raw.name.clone().unwrap_or_else(|| scorer.file_stem().and_then(|s| s.to_str()).unwrap_or("job").to_string());
     Ok(JobSpec {
         name,
-        input: InputSpec { name: input_name.to_string(), kind, path: input_path },
+        input: InputSpec { name: input_name.to_string(), kind, path: input_path, tabular },
         mini_batch_size,
         max_concurrency,
         max_retries,
@@ -640,6 +722,9 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         mini_batch_error_threshold,
         allowed_failed_percent,
         logging_level,
+        partition_keys,
+        models,
+        onnx_threads,
         scorer,
         append_row_to,
         config,

@@ -22,6 +22,8 @@ pub(crate) struct BatchRecord {
     pub index: usize,
     pub item_count: usize,
     pub item_names: Vec<String>,
+    /// Tabular mini-batches: what to call each item (row) in reports.
+    pub row_labels: Option<RowLabels>,
     pub tries: u32,
     pub status: BatchStatus,
     /// The failure of the last try (failed), or of an earlier try that a
@@ -41,6 +43,7 @@ impl BatchRecord {
             index: mb.index,
             item_count: items.len(),
             item_names: items.iter().map(|i| i.name.clone()).collect(),
+            row_labels: None,
             tries: 0,
             status: BatchStatus::Failed,
             failure: None,
@@ -82,9 +85,35 @@ impl BatchRecord {
         };
         match (&self.status, &self.failure) {
             (BatchStatus::Failed, Some(f)) => vec![entry(Some(inputs_label(&self.item_names)), f.code, &f.message)],
-            _ => {
-                self.item_errors.iter().map(|(i, code, m)| entry(self.item_names.get(*i).cloned(), *code, m)).collect()
-            }
+            _ => self.item_errors.iter().map(|(i, code, m)| entry(self.item_label(*i), *code, m)).collect(),
+        }
+    }
+}
+
+impl BatchRecord {
+    fn item_label(&self, i: usize) -> Option<String> {
+        match &self.row_labels {
+            Some(l) => l.label(i),
+            None => self.item_names.get(i).cloned(),
+        }
+    }
+}
+
+/// Names of the rows of a tabular mini-batch: items `0..row_source.len()`
+/// are the rows the scorer saw, the rest rows the host could not read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RowLabels {
+    pub sources: Vec<String>,
+    pub row_source: Vec<u32>,
+    pub row_number: Vec<u64>,
+    pub unread: Vec<String>,
+}
+
+impl RowLabels {
+    fn label(&self, i: usize) -> Option<String> {
+        match (self.row_source.get(i), self.row_number.get(i)) {
+            (Some(&s), Some(&n)) => Some(format!("{} row {n}", self.sources.get(s as usize)?)),
+            _ => self.unread.get(i - self.row_source.len()).cloned(),
         }
     }
 }
@@ -115,12 +144,12 @@ pub(crate) struct Assemble<'a> {
 
 pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
     let mut mbs = BatchCounts { total: a.plan.mini_batches.len() as u64, ..Default::default() };
-    let mut items = ItemCounts { total: a.plan.items.len() as u64, ..Default::default() };
+    let mut items = ItemCounts::default();
     for (r, mb) in a.records.iter().zip(&a.plan.mini_batches) {
         match r {
             None => {
                 mbs.not_run += 1;
-                items.not_run += mb.items.len() as u64;
+                items.not_run += mb.rows.unwrap_or(mb.items.len() as u64);
             }
             Some(r) => {
                 mbs.tries += r.tries as u64;
@@ -141,6 +170,8 @@ pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
             }
         }
     }
+    // Tabular items are rows, known once read: total what was counted.
+    items.total = items.succeeded + items.failed + items.not_run;
     let (status, reason) = match &a.crossed {
         Some((_, why)) => (JobStatus::Failed, Some(why.clone())),
         None if mbs.failed > 0 || items.failed > 0 => (JobStatus::CompletedWithErrors, None),

@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use sluice_engine::{InstanceSettings, PreparedBatch, ScorerComponent, ScorerEngine, ScorerInstance};
-use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, WorkQueue};
+use sluice_engine::{
+    HostRows, InstanceSettings, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent, ScorerEngine,
+    ScorerInstance,
+};
+use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, TabularInput, WorkQueue};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
@@ -14,7 +17,7 @@ use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
 use crate::guest_log::FileGuestLog;
 use crate::progress::{Counters, Progress, ProgressMode};
-use crate::report::{self, BatchRecord, BatchStatus};
+use crate::report::{self, BatchRecord, BatchStatus, RowLabels};
 
 /// How many errors `job_result.json` lists.
 const FIRST_ERRORS: usize = 20;
@@ -43,6 +46,10 @@ pub enum RunError {
     Output { path: PathBuf, source: std::io::Error },
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
+    #[error("{}: {source}", .path.display())]
+    Tabular { path: PathBuf, source: sluice_io::tabular::TabularError },
+    #[error("cannot load the granted models: {0}")]
+    Models(#[from] sluice_engine::OnnxError),
 }
 
 /// State shared by the workers of one job.
@@ -51,6 +58,9 @@ struct Job<'a> {
     plan: Plan,
     component: ScorerComponent,
     source: FsItemSource,
+    /// Tabular input: the job's columns and how to read its files.
+    tabular: Option<TabularInput>,
+    models: Option<Arc<ModelRegistry>>,
     queue: InProcessQueue,
     output: Option<Box<dyn OutputStore>>,
     log: Arc<FileGuestLog>,
@@ -90,7 +100,7 @@ impl Shared {
 pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError> {
     let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
         Some(o) => Some(Box::new(
-            LocalOutput::new(&o.path, &opts.job_dir.join("staged"))
+            LocalOutput::with_format(&o.path, &opts.job_dir.join("staged"), o.format)
                 .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
         )),
         None => None,
@@ -118,7 +128,15 @@ pub fn run_job_with_output(
     if items.is_empty() {
         tracing::warn!("{} holds no input files: nothing to score", spec.input.path.display());
     }
-    let plan = Plan::cut(items, spec.mini_batch_size);
+    let (plan, tabular) = if spec.input.tabular {
+        let (plan, tabular) =
+            sluice_io::plan_tabular(items, spec.mini_batch_size, &spec.partition_keys, spec.limits.max_file_bytes)
+                .map_err(|source| RunError::Tabular { path: spec.input.path.clone(), source })?;
+        tracing::info!("tabular input: {} columns from {}", tabular.schema.fields().len(), tabular.schema_source);
+        (plan, Some(tabular))
+    } else {
+        (Plan::cut(items, spec.mini_batch_size), None)
+    };
     let plan_s = started.elapsed().as_secs_f64();
     tracing::info!(
         "planned {} mini-batches over {} items from {}",
@@ -126,6 +144,30 @@ pub fn run_job_with_output(
         plan.items.len(),
         spec.input.path.display()
     );
+
+    let models = if spec.models.is_empty() {
+        None
+    } else {
+        let grants: Vec<sluice_onnx::ModelGrant> = spec
+            .models
+            .iter()
+            .map(|m| sluice_onnx::ModelGrant { name: m.name.clone(), path: m.path.clone() })
+            .collect();
+        let reg = ModelRegistry::load(
+            &grants,
+            RegistryOptions {
+                intra_op_threads: spec.onnx_threads,
+                pool_size: spec.max_concurrency,
+                max_tensor_bytes: spec.limits.max_tensor_bytes,
+            },
+        )?;
+        for name in reg.names() {
+            if let Ok(m) = reg.get(&name) {
+                tracing::info!("model {name}: {} ({})", m.path().display(), &m.hash()[..12]);
+            }
+        }
+        Some(Arc::new(reg))
+    };
 
     let compile_start = Instant::now();
     let engine = ScorerEngine::new(&spec.limits, spec.max_concurrency as u32)?;
@@ -148,6 +190,8 @@ pub fn run_job_with_output(
         queue: InProcessQueue::new(total),
         component,
         source: FsItemSource { max_bytes: spec.limits.max_file_bytes },
+        tabular,
+        models,
         output,
         log: log.clone(),
         thresholds: Thresholds {
@@ -226,28 +270,34 @@ async fn run_mini_batch(
     let mb = &job.plan.mini_batches[index];
     let items = job.plan.items_of(mb);
     let start = Instant::now();
+    let mut record = BatchRecord::new(mb, items);
 
     // Read the items; the ones the host cannot read are item errors now and
     // never reach the scorer.
-    let mut inputs = Vec::with_capacity(items.len());
-    let mut guest_index = Vec::with_capacity(items.len());
-    let mut input_errors = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match job.source.read(item) {
-            Ok(data) => {
-                inputs.push(FileInput { name: item.name.clone(), data });
-                guest_index.push(i);
+    let (batch, guest_index, mut input_errors) = match &job.tabular {
+        Some(tab) => read_rows(job, mb, tab, &mut record),
+        None => {
+            let mut inputs = Vec::with_capacity(items.len());
+            let mut guest_index = Vec::with_capacity(items.len());
+            let mut input_errors = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match job.source.read(item) {
+                    Ok(data) => {
+                        inputs.push(FileInput { name: item.name.clone(), data });
+                        guest_index.push(i);
+                    }
+                    Err(message) => input_errors.push((i, ReasonCode::InputError, message)),
+                }
             }
-            Err(message) => input_errors.push((i, ReasonCode::InputError, message)),
+            let batch = PreparedBatch::new(MiniBatchInput { id: mb.id.clone(), items: Items::Files(inputs) });
+            (batch, guest_index, input_errors)
         }
-    }
-    let mut record = BatchRecord::new(mb, items);
+    };
     if guest_index.is_empty() {
         record.finish_ok(input_errors, 0, None, start.elapsed());
         return (record, None);
     }
 
-    let batch = PreparedBatch::new(MiniBatchInput { id: mb.id.clone(), items: Items::Files(inputs) });
     let max_tries = job.spec.max_retries + 1;
     let mut last_failure = None;
     for _ in 0..max_tries {
@@ -293,6 +343,65 @@ async fn run_mini_batch(
     (record, None)
 }
 
+/// Reads a tabular mini-batch's rows. Rows the host cannot read become
+/// item errors numbered after the rows the scorer sees (a whole file whose
+/// rows were never counted is one item).
+fn read_rows(
+    job: &Job<'_>,
+    mb: &sluice_job::MiniBatchPlan,
+    tab: &TabularInput,
+    record: &mut BatchRecord,
+) -> (PreparedBatch, Vec<usize>, Vec<(usize, ReasonCode, String)>) {
+    let rows = sluice_io::read_mini_batch(&job.plan, &mb.segments, tab);
+    let mut errors = Vec::new();
+    let (table, convert_error) = match sluice_io::encode::from_record_batch(&rows.batch) {
+        Ok(t) => (t, None),
+        Err(e) => (sluice_job::Table::default(), Some(e)),
+    };
+    let seen = if convert_error.is_some() { 0 } else { rows.batch.num_rows() };
+    let mut labels = RowLabels {
+        sources: rows.sources.clone(),
+        row_source: rows.row_source.clone(),
+        row_number: rows.row_number.clone(),
+        unread: Vec::new(),
+    };
+    if let Some(e) = convert_error {
+        labels.row_source.clear();
+        labels.row_number.clear();
+        for (&s, &n) in rows.row_source.iter().zip(&rows.row_number) {
+            labels.unread.push(format!("{} row {n}", rows.sources[s as usize]));
+            errors.push((labels.unread.len() - 1, ReasonCode::InputError, e.clone()));
+        }
+    }
+    for f in &rows.failed {
+        match &f.rows {
+            Some(rs) => {
+                for r in rs {
+                    labels.unread.push(format!("{} row {r}", f.source));
+                    errors.push((
+                        labels.unread.len() - 1,
+                        ReasonCode::InputError,
+                        format!("{}: {}", f.source, f.message),
+                    ));
+                }
+            }
+            None => {
+                labels.unread.push(f.source.clone());
+                errors.push((labels.unread.len() - 1, ReasonCode::InputError, format!("{}: {}", f.source, f.message)));
+            }
+        }
+    }
+    // Unread items follow the rows the scorer sees.
+    for e in &mut errors {
+        e.0 += seen;
+    }
+    record.item_count = seen + labels.unread.len();
+    record.row_labels = Some(labels);
+    let guest_index: Vec<usize> = (0..seen).collect();
+    let host_rows = HostRows { table, sources: rows.sources, row_source: rows.row_source, row_number: rows.row_number };
+    (PreparedBatch::rows(mb.id.clone(), host_rows), guest_index, errors)
+}
+
 /// A successful result, checked and encoded.
 struct Encoded {
     errors: Vec<(usize, ReasonCode, String)>,
@@ -309,6 +418,7 @@ impl Job<'_> {
             mounts: self.spec.mounts.clone(),
             log: self.log.clone(),
             instance_id: self.next_instance.fetch_add(1, Ordering::Relaxed),
+            models: self.models.clone(),
         }
     }
 

@@ -1,0 +1,602 @@
+//! Tabular input (`type: mltable`): CSV, Parquet and JSON Lines files read
+//! by Arrow's readers in the host, cut into mini-batches of rows.
+//!
+//! Planning fixes one schema for the job (the first readable file's, with
+//! dates and untyped columns read as text) and, for row- or byte-sized
+//! mini-batches, scans each file once for its row boundaries so a worker
+//! can seek straight to its rows: a mini-batch may span files and never
+//! cuts a row. `"N files"` mini-batches need no scan. `partition_keys` reads
+//! the key columns of every file and makes one mini-batch per key tuple.
+//!
+//! Whatever cannot be read (a file whose header differs from the job's, a
+//! cell that does not parse as its column's type, a file over
+//! `limits.max_file_mb`) fails only the rows it holds, as item errors.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use sluice_job::plan::{RowSpan, Segment};
+use sluice_job::size::MiniBatchSize;
+use sluice_job::{InputItem, Plan};
+
+/// The formats of tabular files, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Csv,
+    Parquet,
+    JsonLines,
+}
+
+impl TableFormat {
+    pub fn from_name(name: &str) -> Option<TableFormat> {
+        let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(TableFormat::Csv),
+            "parquet" | "pq" => Some(TableFormat::Parquet),
+            "jsonl" | "ndjson" => Some(TableFormat::JsonLines),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TabularError {
+    #[error("the tabular input holds no readable table (CSV, Parquet or JSON Lines file): {0}")]
+    NoSchema(String),
+    #[error("partition_keys: column `{key}` is not in the input's columns ({columns})")]
+    UnknownKey { key: String, columns: String },
+}
+
+/// What the workers need to read a tabular plan.
+#[derive(Debug, Clone)]
+pub struct TabularInput {
+    /// The job's columns: every mini-batch has exactly these.
+    pub schema: SchemaRef,
+    /// Where the schema came from, for messages.
+    pub schema_source: String,
+    /// Cap on one file (`limits.max_file_mb`).
+    pub max_file_bytes: u64,
+}
+
+/// Rows read for one mini-batch, with where each came from, and the rows
+/// that could not be read.
+#[derive(Debug)]
+pub struct TabularRows {
+    pub batch: RecordBatch,
+    /// Source names (relative paths) of the files the rows came from.
+    pub sources: Vec<String>,
+    /// Per row: index into `sources`.
+    pub row_source: Vec<u32>,
+    /// Per row: 0-based row number in its file (header excluded).
+    pub row_number: Vec<u64>,
+    /// Rows that could not be read: one entry per failed segment.
+    pub failed: Vec<FailedRows>,
+}
+
+/// A segment that could not be read.
+#[derive(Debug, Clone)]
+pub struct FailedRows {
+    pub source: String,
+    /// The rows lost (row numbers), when known; `None` for a whole file
+    /// whose rows were never counted (it counts as one failed item).
+    pub rows: Option<Vec<u64>>,
+    pub message: String,
+}
+
+/// Plans a tabular job: fixes the schema and cuts `items` into mini-batches.
+pub fn plan_tabular(
+    items: Vec<InputItem>,
+    size: MiniBatchSize,
+    partition_keys: &[String],
+    max_file_bytes: u64,
+) -> Result<(Plan, TabularInput), TabularError> {
+    let (schema, schema_source) = job_schema(&items, max_file_bytes)?;
+    let input = TabularInput { schema, schema_source, max_file_bytes };
+    let plan = if !partition_keys.is_empty() {
+        plan_partitions(items, partition_keys, &input)?
+    } else {
+        match size {
+            MiniBatchSize::Files(n) => {
+                let n = n.max(1) as usize;
+                let batches = (0..items.len())
+                    .collect::<Vec<_>>()
+                    .chunks(n)
+                    .map(|c| c.iter().map(|&file| Segment { file, rows: RowSpan::All }).collect())
+                    .collect();
+                Plan::from_segments(items, batches)
+            }
+            MiniBatchSize::Count(n) | MiniBatchSize::Rows(n) => plan_scanned(items, Cut::Rows(n.max(1)), &input),
+            MiniBatchSize::Bytes(n) => plan_scanned(items, Cut::Bytes(n.max(1)), &input),
+        }
+    };
+    Ok((plan, input))
+}
+
+/// The first readable table's columns, normalised: what the host hands
+/// the guest must be one of the WIT column types, so dates, times and
+/// all-empty columns are read as text.
+fn job_schema(items: &[InputItem], max_file_bytes: u64) -> Result<(SchemaRef, String), TabularError> {
+    let mut why = Vec::new();
+    for item in items {
+        if item.refused.is_some() || item.size > max_file_bytes {
+            continue;
+        }
+        let Some(format) = TableFormat::from_name(&item.name) else { continue };
+        match file_schema(item, format) {
+            Ok(s) if !s.fields().is_empty() => {
+                let fields: Vec<Field> =
+                    s.fields().iter().map(|f| Field::new(f.name(), normalise_type(f.data_type()), true)).collect();
+                return Ok((Arc::new(Schema::new(fields)), item.name.clone()));
+            }
+            Ok(_) => why.push(format!("{}: no columns", item.name)),
+            Err(e) => why.push(format!("{}: {e}", item.name)),
+        }
+        if why.len() > 5 {
+            break;
+        }
+    }
+    Err(TabularError::NoSchema(if why.is_empty() { "none found".into() } else { why.join("; ") }))
+}
+
+fn normalise_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 => DataType::Float32,
+        DataType::Float64 => DataType::Float64,
+        DataType::Boolean => DataType::Boolean,
+        _ => DataType::Utf8,
+    }
+}
+
+/// A file's own columns (CSV: header names with types inferred from the
+/// first 1,000 rows).
+fn file_schema(item: &InputItem, format: TableFormat) -> Result<Schema, String> {
+    let f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+    match format {
+        TableFormat::Csv => arrow_csv::reader::Format::default()
+            .with_header(true)
+            .infer_schema(BufReader::new(f), Some(1000))
+            .map(|(s, _)| s)
+            .map_err(|e| e.to_string()),
+        TableFormat::JsonLines => arrow_json::reader::infer_json_schema(BufReader::new(f), Some(1000))
+            .map(|(s, _)| s)
+            .map_err(|e| e.to_string()),
+        TableFormat::Parquet => parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .map(|b| b.schema().as_ref().clone())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Rows(u64),
+    Bytes(u64),
+}
+
+/// Row- or byte-sized mini-batches across files: every file is scanned once
+/// (in order) for its row boundaries. A file that cannot be scanned gets a
+/// mini-batch of its own that fails as one item.
+fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
+    let mut batches: Vec<Vec<Segment>> = Vec::new();
+    let mut current: Vec<Segment> = Vec::new();
+    let mut in_batch_rows = 0u64;
+    let mut in_batch_bytes = 0u64;
+    for (file, item) in items.iter().enumerate() {
+        let rows = match scan_file(item, input) {
+            Ok(rows) => rows,
+            Err(_) => {
+                // Read (and fail) at run time, where the message is reported.
+                if !current.is_empty() {
+                    batches.push(std::mem::take(&mut current));
+                    in_batch_rows = 0;
+                    in_batch_bytes = 0;
+                }
+                batches.push(vec![Segment { file, rows: RowSpan::All }]);
+                continue;
+            }
+        };
+        // `rows[i]` = (byte offset, byte length) of row i.
+        let mut seg_start: Option<(u64, u64)> = None; // (first row, its offset)
+        for (i, &(offset, len)) in rows.iter().enumerate() {
+            let i = i as u64;
+            let full = match cut {
+                Cut::Rows(n) => in_batch_rows >= n,
+                Cut::Bytes(n) => in_batch_rows > 0 && in_batch_bytes + len > n,
+            };
+            if full {
+                if let Some((start, off)) = seg_start.take() {
+                    current.push(Segment { file, rows: RowSpan::Range { start, end: i, offset: off } });
+                }
+                batches.push(std::mem::take(&mut current));
+                in_batch_rows = 0;
+                in_batch_bytes = 0;
+            }
+            if seg_start.is_none() {
+                seg_start = Some((i, offset));
+            }
+            in_batch_rows += 1;
+            in_batch_bytes += len;
+        }
+        if let Some((start, off)) = seg_start {
+            current.push(Segment { file, rows: RowSpan::Range { start, end: rows.len() as u64, offset: off } });
+        }
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Plan::from_segments(items, batches)
+}
+
+/// `(offset, length)` of every row of a file. CSV and JSON Lines: found by
+/// a quote-aware scan for line ends (blank lines are not rows); Parquet:
+/// from its metadata, with the file's bytes spread evenly over its rows.
+fn scan_file(item: &InputItem, input: &TabularInput) -> Result<Vec<(u64, u64)>, String> {
+    check_item(item, input)?;
+    let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
+    match format {
+        TableFormat::Parquet => {
+            let f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+            let b =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())?;
+            let n = b.metadata().file_metadata().num_rows().max(0) as u64;
+            let per_row = item.size.checked_div(n).unwrap_or(0).max(1);
+            Ok((0..n).map(|i| (i, per_row)).collect())
+        }
+        TableFormat::Csv | TableFormat::JsonLines => {
+            let data = std::fs::read(&item.path).map_err(|e| format!("cannot read: {e}"))?;
+            let quotes = format == TableFormat::Csv;
+            let mut rows = line_spans(&data, quotes);
+            if format == TableFormat::Csv && !rows.is_empty() {
+                rows.remove(0); // the header
+            }
+            Ok(rows)
+        }
+    }
+}
+
+/// Byte spans of the non-blank lines of `data`; with `quotes`, a newline
+/// inside a double-quoted CSV field does not end a line.
+fn line_spans(data: &[u8], quotes: bool) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut in_quotes = false;
+    let mut pos = 0usize;
+    let mut push = |s: usize, e: usize| {
+        if data[s..e].iter().any(|b| !b.is_ascii_whitespace()) {
+            out.push((s as u64, (e - s) as u64));
+        }
+    };
+    loop {
+        let next =
+            if quotes { memchr::memchr2(b'\n', b'"', &data[pos..]) } else { memchr::memchr(b'\n', &data[pos..]) };
+        match next {
+            None => break,
+            Some(k) => {
+                let at = pos + k;
+                if data[at] == b'"' {
+                    in_quotes = !in_quotes;
+                } else if !in_quotes {
+                    push(start, at + 1);
+                    start = at + 1;
+                }
+                pos = at + 1;
+            }
+        }
+    }
+    if start < data.len() {
+        push(start, data.len());
+    }
+    out
+}
+
+/// One mini-batch per distinct tuple of `keys`, in order of first
+/// appearance; a file that cannot be read gets a mini-batch of its own.
+fn plan_partitions(items: Vec<InputItem>, keys: &[String], input: &TabularInput) -> Result<Plan, TabularError> {
+    let mut projection = Vec::new();
+    for k in keys {
+        match input.schema.index_of(k) {
+            Ok(i) => projection.push(i),
+            Err(_) => {
+                let columns: Vec<&str> = input.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(TabularError::UnknownKey { key: k.clone(), columns: columns.join(", ") });
+            }
+        }
+    }
+    let mut groups: Vec<Vec<Segment>> = Vec::new();
+    let mut bad: Vec<Vec<Segment>> = Vec::new();
+    let mut index: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+    for (file, item) in items.iter().enumerate() {
+        let batch = match read_whole(item, input) {
+            Ok(b) => b,
+            Err(_) => {
+                bad.push(vec![Segment { file, rows: RowSpan::All }]);
+                continue;
+            }
+        };
+        let cols: Vec<ArrayRef> = projection.iter().map(|&i| batch.column(i).clone()).collect();
+        let fmt = arrow_cast::display::FormatOptions::default();
+        let formatters: Vec<_> = cols
+            .iter()
+            .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &fmt))
+            .collect::<Result<_, _>>()
+            .map_err(|e| TabularError::NoSchema(e.to_string()))?;
+        let mut per_group: Vec<(usize, Vec<u64>)> = Vec::new();
+        let mut local: HashMap<usize, usize> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let key: Vec<Option<String>> = cols
+                .iter()
+                .zip(&formatters)
+                .map(|(c, f)| if c.is_null(row) { None } else { Some(f.value(row).to_string()) })
+                .collect();
+            let n = index.len();
+            let g = *index.entry(key).or_insert(n);
+            if g == groups.len() {
+                groups.push(Vec::new());
+            }
+            let slot = *local.entry(g).or_insert_with(|| {
+                per_group.push((g, Vec::new()));
+                per_group.len() - 1
+            });
+            per_group[slot].1.push(row as u64);
+        }
+        for (g, rows) in per_group {
+            groups[g].push(Segment { file, rows: RowSpan::Rows(rows) });
+        }
+    }
+    groups.extend(bad);
+    Ok(Plan::from_segments(items, groups))
+}
+
+fn unknown_format(name: &str) -> String {
+    format!("{name}: not a table (tabular input reads .csv, .parquet and .jsonl files)")
+}
+
+fn check_item(item: &InputItem, input: &TabularInput) -> Result<(), String> {
+    if let Some(why) = &item.refused {
+        return Err(why.clone());
+    }
+    if item.size > input.max_file_bytes {
+        return Err(format!(
+            "file is {} bytes, over the cap limits.max_file_mb = {} MiB",
+            item.size,
+            input.max_file_bytes >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// A whole file in the job's schema.
+fn read_whole(item: &InputItem, input: &TabularInput) -> Result<RecordBatch, String> {
+    read_segment(item, &RowSpan::All, input)
+}
+
+/// Reads the rows of one segment, in the job's schema.
+pub fn read_segment(item: &InputItem, rows: &RowSpan, input: &TabularInput) -> Result<RecordBatch, String> {
+    check_item(item, input)?;
+    let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
+    let schema = input.schema.clone();
+    let mut f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+    // Rows to read from `first` on, and which of them to keep.
+    let (first, count, keep): (u64, Option<u64>, Option<Vec<u32>>) = match rows {
+        RowSpan::All => (0, None, None),
+        RowSpan::Range { start, end, .. } => (*start, Some(end - start), None),
+        RowSpan::Rows(r) => {
+            let lo = r.first().copied().unwrap_or(0);
+            let hi = r.last().map_or(0, |x| x + 1);
+            (lo, Some(hi - lo), Some(r.iter().map(|&x| (x - lo) as u32).collect()))
+        }
+    };
+    let batch_size = count.map_or(16 * 1024, |n| n.clamp(1, 64 * 1024) as usize);
+    let batches: Vec<RecordBatch> = match format {
+        TableFormat::Csv => {
+            check_header(&mut f, &schema, item)?;
+            f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+            let offset = match rows {
+                RowSpan::Range { offset, .. } => Some(*offset),
+                _ => None,
+            };
+            let mut b = arrow_csv::ReaderBuilder::new(schema.clone()).with_batch_size(batch_size);
+            let reader: Box<dyn BufRead> = match offset {
+                Some(off) => {
+                    f.seek(SeekFrom::Start(off)).map_err(|e| e.to_string())?;
+                    b = b.with_header(false);
+                    if let Some(n) = count {
+                        b = b.with_bounds(0, n as usize);
+                    }
+                    Box::new(BufReader::new(f))
+                }
+                None => {
+                    b = b.with_header(true);
+                    if let Some(n) = count {
+                        b = b.with_bounds(first as usize, (first + n) as usize);
+                    }
+                    Box::new(BufReader::new(f))
+                }
+            };
+            b.build(reader).map_err(|e| e.to_string())?.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+        }
+        TableFormat::JsonLines => {
+            let own = file_schema(item, format)?;
+            let own_names: std::collections::HashSet<&str> = own.fields().iter().map(|f| f.name().as_str()).collect();
+            if let Some(missing) = schema.fields().iter().find(|f| !own_names.contains(f.name().as_str())) {
+                return Err(format!(
+                    "has no column `{}` (the job's columns come from {})",
+                    missing.name(),
+                    input.schema_source
+                ));
+            }
+            f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+            let skip = match rows {
+                RowSpan::Range { offset, .. } => {
+                    f.seek(SeekFrom::Start(*offset)).map_err(|e| e.to_string())?;
+                    0
+                }
+                _ => first,
+            };
+            let reader = arrow_json::ReaderBuilder::new(schema.clone())
+                .with_batch_size(batch_size)
+                .build(BufReader::new(f))
+                .map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            let (mut skipped, mut taken) = (0u64, 0u64);
+            for b in reader {
+                let mut b = b.map_err(|e| e.to_string())?;
+                if skipped < skip {
+                    let drop = (skip - skipped).min(b.num_rows() as u64);
+                    skipped += drop;
+                    b = b.slice(drop as usize, b.num_rows() - drop as usize);
+                }
+                if let Some(n) = count {
+                    let want = (n - taken).min(b.num_rows() as u64);
+                    b = b.slice(0, want as usize);
+                }
+                taken += b.num_rows() as u64;
+                out.push(b);
+                if count.is_some_and(|n| taken >= n) {
+                    break;
+                }
+            }
+            out
+        }
+        TableFormat::Parquet => {
+            let mut b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| e.to_string())?
+                .with_batch_size(batch_size)
+                .with_offset(first as usize);
+            if let Some(n) = count {
+                b = b.with_limit(n as usize);
+            }
+            let reader = b.build().map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for batch in reader {
+                out.push(conform(&batch.map_err(|e| e.to_string())?, &schema, input)?);
+            }
+            out
+        }
+    };
+    let mut batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
+    if let Some(n) = count
+        && (batch.num_rows() as u64) < n
+    {
+        return Err(format!(
+            "expected {n} rows from row {first} but the file holds only {} there (did it change during the job?)",
+            batch.num_rows()
+        ));
+    }
+    if let Some(keep) = keep {
+        batch = arrow_select::take::take_record_batch(&batch, &UInt32Array::from(keep)).map_err(|e| e.to_string())?;
+    }
+    Ok(batch)
+}
+
+/// A CSV file's header must name the job's columns, in order.
+fn check_header(f: &mut File, schema: &Schema, item: &InputItem) -> Result<(), String> {
+    let mut first = Vec::new();
+    BufReader::new(f.by_ref().take(1 << 20)).read_until(b'\n', &mut first).map_err(|e| e.to_string())?;
+    if first.iter().all(u8::is_ascii_whitespace) {
+        return Err("empty file: no header and no rows".into());
+    }
+    let own = arrow_csv::reader::Format::default()
+        .with_header(true)
+        .infer_schema(first.as_slice(), Some(0))
+        .map_err(|e| e.to_string())?
+        .0;
+    let got: Vec<&str> = own.fields().iter().map(|f| f.name().as_str()).collect();
+    let want: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if got != want {
+        let missing: Vec<&str> = want.iter().filter(|w| !got.contains(w)).copied().collect();
+        let extra: Vec<&str> = got.iter().filter(|g| !want.contains(g)).copied().collect();
+        let _ = item;
+        return Err(format!(
+            "header differs from the job's columns: {}",
+            match (missing.is_empty(), extra.is_empty()) {
+                (true, true) => "same columns in another order".to_string(),
+                _ => format!("missing [{}], unexpected [{}]", missing.join(", "), extra.join(", ")),
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// A batch in the job's schema: columns matched by name and cast.
+fn conform(batch: &RecordBatch, schema: &SchemaRef, input: &TabularInput) -> Result<RecordBatch, String> {
+    let mut cols = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let col = batch.column_by_name(field.name()).ok_or_else(|| {
+            format!("has no column `{}` (the job's columns come from {})", field.name(), input.schema_source)
+        })?;
+        let col = if col.data_type() == field.data_type() {
+            col.clone()
+        } else {
+            let opts = arrow_cast::CastOptions { safe: false, ..Default::default() };
+            arrow_cast::cast_with_options(col, field.data_type(), &opts)
+                .map_err(|e| format!("column `{}`: {e}", field.name()))?
+        };
+        cols.push(col);
+    }
+    let opts = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), cols, &opts).map_err(|e| e.to_string())
+}
+
+/// Reads a mini-batch's segments: the rows that could be read, with their
+/// provenance, and the segments that could not.
+pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) -> TabularRows {
+    let mut parts = Vec::new();
+    let mut sources = Vec::new();
+    let mut row_source = Vec::new();
+    let mut row_number = Vec::new();
+    let mut failed = Vec::new();
+    for seg in segments {
+        let item = &plan.items[seg.file];
+        match read_segment(item, &seg.rows, input) {
+            Ok(batch) => {
+                let src = sources.len() as u32;
+                sources.push(item.name.clone());
+                let n = batch.num_rows() as u64;
+                row_source.extend(std::iter::repeat_n(src, n as usize));
+                match &seg.rows {
+                    RowSpan::All => row_number.extend(0..n),
+                    RowSpan::Range { start, .. } => row_number.extend(*start..start + n),
+                    RowSpan::Rows(r) => row_number.extend_from_slice(r),
+                }
+                parts.push(batch);
+            }
+            Err(message) => {
+                let rows = match &seg.rows {
+                    RowSpan::All => None,
+                    RowSpan::Range { start, end, .. } => Some((*start..*end).collect()),
+                    RowSpan::Rows(r) => Some(r.clone()),
+                };
+                failed.push(FailedRows { source: item.name.clone(), rows, message });
+            }
+        }
+    }
+    let batch = arrow_select::concat::concat_batches(&input.schema, &parts)
+        .unwrap_or_else(|_| RecordBatch::new_empty(input.schema.clone()));
+    TabularRows { batch, sources, row_source, row_number, failed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_spans_respect_quotes_and_skip_blank_lines() {
+        let data = b"h1,h2\n1,\"a\nb\"\n\n2,c\r\n3,d";
+        let spans = line_spans(data, true);
+        let rows: Vec<&[u8]> = spans.iter().map(|&(o, l)| &data[o as usize..(o + l) as usize]).collect();
+        assert_eq!(rows, [&b"h1,h2\n"[..], b"1,\"a\nb\"\n", b"2,c\r\n", b"3,d"]);
+        assert_eq!(line_spans(b"{\"a\":\"x\\\"\"}\n{}\n", false).len(), 2);
+    }
+}
