@@ -43,6 +43,8 @@ fn main() {
         ("FILE_STATS", "file_stats.wasm"),
         ("CSV_VALIDATE", "csv_validate.wasm"),
         ("TABULAR_CLASSIFIER", "tabular_classifier.wasm"),
+        ("PASSTHROUGH", "passthrough.wasm"),
+        ("ONNX_PROBE", "onnx_probe.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

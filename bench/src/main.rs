@@ -79,6 +79,7 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
         mounts: Vec::new(),
         log: Arc::new(NoLog),
         instance_id: 0,
+        models: None,
     };
 
     // Warm the pool's slots first.

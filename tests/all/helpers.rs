@@ -11,6 +11,14 @@ pub const ADVERSARY: &str = env!("SLUICE_GUEST_ADVERSARY");
 pub const ECHO: &str = env!("SLUICE_GUEST_ECHO");
 pub const FILE_STATS: &str = env!("SLUICE_GUEST_FILE_STATS");
 pub const CSV_VALIDATE: &str = env!("SLUICE_GUEST_CSV_VALIDATE");
+pub const TABULAR_CLASSIFIER: &str = env!("SLUICE_GUEST_TABULAR_CLASSIFIER");
+pub const PASSTHROUGH: &str = env!("SLUICE_GUEST_PASSTHROUGH");
+pub const ONNX_PROBE: &str = env!("SLUICE_GUEST_ONNX_PROBE");
+
+/// A path in the repository.
+pub fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
 
 /// A job over a fresh input folder.
 pub struct Job {
@@ -31,6 +39,29 @@ impl Job {
             .set("max_concurrency_per_instance", "2")
             // Cache compiled guests across tests (and runs) in target/.
             .set("limits.max_log_kb", "1024")
+    }
+
+    /// A job whose input folder is tabular (`type: mltable`).
+    pub fn tabular(guest: &str) -> Job {
+        Job::new(guest).set("inputs.data.type", "mltable")
+    }
+
+    /// Copies the files of a repository folder into the input folder.
+    pub fn files_from(self, rel: &str) -> Job {
+        for e in std::fs::read_dir(repo(rel)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), self.input().join(e.file_name())).unwrap();
+            }
+        }
+        self
+    }
+
+    /// Grants a model (a repository path) to the scorer as `name`.
+    pub fn model(self, name: &str, rel: &str) -> Job {
+        let kind = if rel.ends_with(".onnx") { "custom_model" } else { "mlflow_model" };
+        let path = repo(rel).display().to_string();
+        self.set(&format!("inputs.{name}.type"), kind).set(&format!("inputs.{name}.path"), &path)
     }
 
     pub fn input(&self) -> PathBuf {

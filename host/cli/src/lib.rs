@@ -30,16 +30,33 @@ enum Command {
 struct RunArgs {
     /// The job spec (Azure ML `type: parallel` keys).
     spec: Option<PathBuf>,
-    /// A folder of input files (inputs.data, type uri_folder).
+    /// A folder of input files, or one file (inputs.data, type uri_folder
+    /// or uri_file; mltable with --tabular).
     #[arg(long)]
     input: Option<PathBuf>,
+    /// The input is tables (CSV, Parquet, JSON Lines): mini-batches of rows
+    /// (inputs.data.type: mltable).
+    #[arg(long)]
+    tabular: bool,
+    /// NAME=PATH: grants an ONNX model (an MLflow model folder or an .onnx
+    /// file) to the scorer, which loads it by NAME (inputs.NAME); repeatable.
+    #[arg(long = "model", value_name = "NAME=PATH")]
+    model: Vec<String>,
+    /// Columns whose distinct values each make a mini-batch, comma-separated
+    /// (partition_keys; tabular input).
+    #[arg(long, value_delimiter = ',')]
+    partition_keys: Vec<String>,
+    /// ONNX Runtime threads per session (onnx.intra_op_threads).
+    #[arg(long, allow_negative_numbers = true)]
+    onnx_threads: Option<i64>,
     /// The scorer component (task.code).
     #[arg(long)]
     scorer: Option<PathBuf>,
-    /// One file of all returned rows, .csv or .jsonl (task.append_row_to).
+    /// One file of all returned rows, .csv, .jsonl or .parquet
+    /// (task.append_row_to).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// "10", "10 files" or "100MB" (mini_batch_size).
+    /// "10", "10 files", "1000 rows" or "100MB" (mini_batch_size).
     #[arg(long)]
     mini_batch_size: Option<String>,
     /// Sandboxed instances (max_concurrency_per_instance).
@@ -150,9 +167,28 @@ fn absolute(p: &Path) -> String {
 fn overrides(a: &RunArgs) -> anyhow::Result<Vec<Override>> {
     let mut o = Vec::new();
     if let Some(p) = &a.input {
-        o.push(Override::new("inputs.data.type", "uri_folder"));
+        let kind = match (a.tabular, p.is_file()) {
+            (true, _) => "mltable",
+            (false, true) => "uri_file",
+            (false, false) => "uri_folder",
+        };
+        o.push(Override::new("inputs.data.type", kind));
         o.push(Override::new("inputs.data.path", absolute(p)));
         o.push(Override::new("input_data", "${{inputs.data}}"));
+    } else if a.tabular {
+        o.push(Override::new("inputs.data.type", "mltable"));
+    }
+    for kv in &a.model {
+        let (name, path) = kv.split_once('=').with_context(|| format!("--model {kv}: expected NAME=PATH"))?;
+        let path = Path::new(path);
+        let kind = if path.is_dir() { "mlflow_model" } else { "custom_model" };
+        o.push(Override::new(format!("inputs.{name}.type"), kind));
+        o.push(Override::new(format!("inputs.{name}.path"), absolute(path)));
+    }
+    if !a.partition_keys.is_empty() {
+        let keys: Vec<serde_yaml_ng::Value> =
+            a.partition_keys.iter().map(|k| serde_yaml_ng::Value::String(k.clone())).collect();
+        o.push(Override::new("partition_keys", serde_yaml_ng::Value::Sequence(keys)));
     }
     if let Some(p) = &a.scorer {
         o.push(Override::new("task.code", absolute(p)));
@@ -182,6 +218,7 @@ fn overrides(a: &RunArgs) -> anyhow::Result<Vec<Override>> {
         ("limits.max_log_kb", a.max_log_kb),
         ("limits.max_file_mb", a.max_file_mb),
         ("limits.max_wasm_stack_kb", a.max_wasm_stack_kb),
+        ("onnx.intra_op_threads", a.onnx_threads),
     ];
     for (key, v) in ints {
         if let Some(v) = v {

@@ -116,7 +116,9 @@ pub fn to_record_batch(table: &Table) -> Result<RecordBatch, String> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(table.columns.len());
     for c in &table.columns {
         let nulls = c.valid.clone().map(NullBuffer::from);
-        let nullable = nulls.is_some();
+        // Every column may hold nulls: the first mini-batch fixes the schema
+        // of a Parquet output for all the others.
+        let nullable = true;
         let (dt, array): (DataType, ArrayRef) = match &c.data {
             ColumnData::F32(v) => (DataType::Float32, Arc::new(Float32Array::new(v.clone().into(), nulls))),
             ColumnData::F64(v) => (DataType::Float64, Arc::new(Float64Array::new(v.clone().into(), nulls))),

@@ -38,7 +38,7 @@ pub enum OnnxError {
     #[error("model `{model}`, `{name}`: expected {expected}, got {got}")]
     TypeMismatch { model: String, name: String, expected: String, got: String },
     /// A tensor is over the job's per-tensor byte limit.
-    #[error("model `{model}`, `{name}`: tensor of {bytes} bytes is over the limit of {limit} bytes per tensor")]
+    #[error("model `{model}`, `{name}`: tensor of {bytes} bytes is over limits.max_tensor_mb ({limit} bytes)")]
     TooLarge { model: String, name: String, bytes: u64, limit: u64 },
     /// Inputs that are wrong as a whole: a required input missing, a name given twice.
     #[error("model `{model}`: {message}")]

@@ -119,7 +119,7 @@ fn typed_errors() {
     // 1024-byte limit: 86 rows of 3 f32 = 1032 bytes
     let (code, e) = code_of(model.run(vec![x(86)], &[], None));
     assert_eq!(code, ErrorCode::TooLarge);
-    assert!(e.to_string().contains("1032 bytes") && e.to_string().contains("limit of 1024"), "{e}");
+    assert!(e.to_string().contains("1032 bytes") && e.to_string().contains("max_tensor_mb (1024 bytes)"), "{e}");
     assert!(model.run(vec![x(85)], &[], None).is_ok());
 
     let (code, e) = code_of(model.run(vec![], &[], None));

@@ -48,7 +48,7 @@ pub enum RunError {
     Threads(std::io::Error),
     #[error("{}: {source}", .path.display())]
     Tabular { path: PathBuf, source: sluice_io::tabular::TabularError },
-    #[error("cannot load the granted models: {0}")]
+    #[error("cannot load the granted models")]
     Models(#[from] sluice_engine::OnnxError),
 }
 

@@ -1,0 +1,137 @@
+//! The `onnx` host import: models by name from the job's grants, each typed
+//! error, column sources, a missing runtime library, and inference that
+//! overruns the `run()` deadline.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use crate::helpers::*;
+
+/// Runs the probe guest over files named after probes; returns probe ->
+/// (code, message).
+fn probes(names: &[&str], extra: impl FnOnce(Job) -> Job) -> HashMap<String, (String, String)> {
+    let mut job = Job::new(ONNX_PROBE).model("model", "examples/tabular/model").set("limits.max_tensor_mb", "1");
+    for n in names {
+        job = job.file(&format!("{n}.txt"), "");
+    }
+    let job = extra(job).output("csv");
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 0, "{:?}", r.first_errors);
+    let (_, rows) = job.csv_rows();
+    rows.into_iter().map(|r| (r[0].clone(), (r[1].clone(), r[2].clone()))).collect()
+}
+
+#[test]
+fn each_bad_request_is_a_typed_error_and_a_good_one_runs() {
+    let got = probes(
+        &[
+            "ok",
+            "unknown-model",
+            "unknown-input",
+            "unknown-output",
+            "type-mismatch",
+            "shape-mismatch",
+            "count-mismatch",
+            "too-large",
+            "column-source-in-file-mode",
+            "bad-select",
+        ],
+        |j| j,
+    );
+    let expect = |probe: &str, code: &str, words: &[&str]| {
+        let (c, m) = &got[probe];
+        assert_eq!(c, code, "{probe}: {m}");
+        for w in words {
+            assert!(m.contains(w), "{probe}: `{m}` lacks `{w}`");
+        }
+    };
+    expect("ok", "ok", &["label[2]", "probabilities[2, 2]"]);
+    expect("unknown-model", "unknown-model", &["no-such-model", "model"]);
+    expect("unknown-input", "unknown-name", &["nope"]);
+    expect("unknown-output", "unknown-name", &["nope"]);
+    expect("type-mismatch", "type-mismatch", &["input", "f32", "f64"]);
+    expect("shape-mismatch", "shape-mismatch", &["input"]);
+    expect("count-mismatch", "shape-mismatch", &["29"]);
+    expect("too-large", "too-large", &["max_tensor_mb"]);
+    expect("column-source-in-file-mode", "invalid-input", &["tabular"]);
+    expect("bad-select", "invalid-input", &["index 7"]);
+}
+
+#[test]
+fn column_sources_feed_the_model_from_the_hosts_copy_of_the_rows() {
+    let mut header: Vec<String> = vec!["id".into()];
+    header.extend((0..30).map(|i| format!("f{i}")));
+    let row = |id: usize, null_at: Option<usize>| {
+        let mut cells = vec![id.to_string()];
+        cells.extend((0..30).map(|i| if Some(i) == null_at { String::new() } else { format!("{}.5", i + id) }));
+        cells.join(",")
+    };
+    let csv = format!("{}\n{}\n{}\n", header.join(","), row(1, None), row(2, None));
+    let job = Job::tabular(ONNX_PROBE).model("model", "examples/tabular/model").file("a.csv", &csv).output("csv");
+    job.run();
+    let (_, rows) = job.csv_rows();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][1], "ok", "{:?}", rows[0]);
+    assert!(rows[0][2].contains("columns prediction probability"), "{:?}", rows[0]);
+
+    // A null cell in a column source is a typed error naming the cell.
+    let csv = format!("{}\n{}\n{}\n", header.join(","), row(1, None), row(2, Some(4)));
+    let job = Job::tabular(ONNX_PROBE).model("model", "examples/tabular/model").file("a.csv", &csv).output("csv");
+    job.run();
+    let (_, rows) = job.csv_rows();
+    assert_eq!(rows[0][1], "invalid-input");
+    assert!(rows[0][2].contains("column `f4` is null at row 1 (a.csv row 1)"), "{}", rows[0][2]);
+}
+
+#[test]
+fn a_model_the_job_does_not_grant_fails_init_with_its_name() {
+    let job = Job::tabular(TABULAR_CLASSIFIER)
+        .files_from("examples/tabular/data")
+        .model("model", "examples/tabular/model")
+        .set("task.config.model", "other")
+        .set("retry_settings.max_retries", "0");
+    let r = job.run();
+    assert_eq!(r.mini_batches.succeeded, 0);
+    let m = &r.first_errors[0].message;
+    assert!(m.contains("init") && m.contains("UnknownModel") && m.contains("other"), "{m}");
+}
+
+#[test]
+fn inference_past_the_deadline_is_terminated_as_timeout() {
+    let job = Job::new(ONNX_PROBE)
+        .model("model", "examples/tabular/model")
+        .model("slow", "host/onnx/tests/fixtures/slow.onnx")
+        .file("slow.txt", "")
+        .set("retry_settings.timeout", "1")
+        .set("retry_settings.max_retries", "0")
+        .output("csv");
+    let started = std::time::Instant::now();
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 1, "{:?}", std::fs::read_to_string(job.out_path("csv")));
+    let e = &r.first_errors[0];
+    assert_eq!(e.code.to_string(), "TIMEOUT");
+    assert!(e.message.contains("ONNX"), "{}", e.message);
+    // The slow model runs for many seconds when not cut.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_missing_runtime_library_is_an_error_naming_the_fix() {
+    let job = Job::tabular(TABULAR_CLASSIFIER).files_from("examples/tabular/data");
+    let model = repo("examples/tabular/model");
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"))
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .env("SLUICE_ONNXRUNTIME", job.dir.path().join("nowhere/libonnxruntime.so"))
+        .args(["run", "--input"])
+        .arg(job.input())
+        .args(["--tabular", "--scorer", TABULAR_CLASSIFIER, "--job-dir"])
+        .arg(job.job_dir())
+        .arg("--model")
+        .arg(format!("model={}", model.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nowhere/libonnxruntime.so"), "{stderr}");
+    assert!(stderr.contains("scripts/install-onnxruntime.sh"), "{stderr}");
+}

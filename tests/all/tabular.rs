@@ -1,0 +1,187 @@
+//! Tabular input (`type: mltable`): rows read by the host's Arrow readers,
+//! row- and byte-sized mini-batches across files, whole files, partitions,
+//! and CSV / Parquet / JSON Lines in and out.
+
+use std::collections::HashSet;
+
+use crate::helpers::*;
+
+/// `(id, prediction, probability, source_file)` rows of a CSV output or of
+/// the stored expected predictions.
+fn predictions(path: &std::path::Path) -> Vec<(i64, i64, f32, String)> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(h, ["id", "prediction", "probability", "source_file"], "{}", path.display());
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[0].parse().unwrap(), rec[1].parse().unwrap(), rec[2].parse().unwrap(), rec[3].to_string())
+        })
+        .collect()
+}
+
+fn classifier() -> Job {
+    Job::tabular(TABULAR_CLASSIFIER).files_from("examples/tabular/data").model("model", "examples/tabular/model")
+}
+
+#[test]
+fn classifier_matches_stored_onnxruntime_predictions_with_row_batches_across_files() {
+    // 4 files x 250 rows in mini-batches of 300 rows: every mini-batch but
+    // the first starts or ends inside a file.
+    let job = classifier().set("mini_batch_size", "300 rows").output("csv");
+    let r = job.run();
+    assert_eq!((r.mini_batches.total, r.mini_batches.failed), (4, 0));
+    assert_eq!((r.items.total, r.items.succeeded), (1000, 1000));
+    let expected = predictions(&repo("tests/fixtures/tabular/expected.csv"));
+    assert_eq!(predictions(&job.out_path("csv")), expected);
+    let inputs: Vec<String> = {
+        let mut v: Vec<_> = job.records().into_values().map(|r| r["inputs"].clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        inputs,
+        [
+            "part-00000.csv..part-00001.csv",
+            "part-00001.csv..part-00002.csv",
+            "part-00002.csv..part-00003.csv",
+            "part-00003.csv"
+        ]
+    );
+}
+
+#[test]
+fn byte_sized_and_file_sized_batches_keep_every_row_once_in_order() {
+    let expected = predictions(&repo("tests/fixtures/tabular/expected.csv"));
+    // ~69 kB per file: 20 kB mini-batches cut every file several times.
+    let job = classifier().set("mini_batch_size", "20KB").output("csv");
+    let r = job.run();
+    assert!(r.mini_batches.total >= 12, "{}", r.mini_batches.total);
+    assert_eq!(predictions(&job.out_path("csv")), expected);
+
+    let job = classifier().set("mini_batch_size", "3 files").output("csv");
+    let r = job.run();
+    assert_eq!(r.mini_batches.total, 2);
+    assert_eq!(predictions(&job.out_path("csv")), expected);
+}
+
+#[test]
+fn rows_that_cannot_be_read_or_scored_are_item_errors() {
+    // bad/: 5 good rows; 5 rows of which 2 have an empty feature; a header
+    // only; a file with an extra column (its header differs from the job's).
+    let job = Job::tabular(TABULAR_CLASSIFIER)
+        .files_from("tests/fixtures/tabular/bad")
+        .model("model", "examples/tabular/model")
+        .set("mini_batch_size", "4 rows")
+        .output("csv");
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 0);
+    assert_eq!((r.items.succeeded, r.items.failed), (8, 2 + 12));
+    let got: Vec<_> = predictions(&job.out_path("csv")).into_iter().map(|(i, p, q, _)| (i, p, q)).collect();
+    let want: Vec<_> = predictions(&repo("tests/fixtures/tabular/expected_bad.csv"))
+        .into_iter()
+        .map(|(i, p, q, _)| (i, p, q))
+        .collect();
+    assert_eq!(got, want);
+    let msgs: Vec<(String, String)> =
+        r.first_errors.iter().map(|e| (e.item.clone().unwrap_or_default(), e.message.clone())).collect();
+    assert!(
+        msgs.iter().any(|(item, m)| item == "part-00001.csv row 1" && m.contains("empty value in mean_radius")),
+        "{msgs:?}"
+    );
+    assert!(msgs.iter().any(|(item, m)| item == "part-00001.csv row 3" && m.contains("worst_area")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|(item, m)| item == "partitioned.csv row 0" && m.contains("unexpected [region]")),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn partition_keys_make_one_mini_batch_per_key() {
+    let job = Job::tabular(PASSTHROUGH)
+        .file("p.csv", std::fs::read(repo("tests/fixtures/tabular/bad/partitioned.csv")).unwrap())
+        .set("partition_keys", "[region]")
+        .output("csv");
+    let r = job.run();
+    assert_eq!((r.mini_batches.total, r.items.succeeded), (3, 12));
+    let (h, rows) = job.csv_rows();
+    let region = h.iter().position(|c| c == "region").unwrap();
+    let row_number = h.iter().position(|c| c == "row_number").unwrap();
+    let seq: Vec<(&str, &str)> = rows.iter().map(|r| (r[region].as_str(), r[row_number].as_str())).collect();
+    // First-appearance order of the keys, rows in file order within each.
+    let want: Vec<(&str, String)> = ["north", "south", "east"]
+        .iter()
+        .flat_map(|k| {
+            let start = ["north", "south", "east"].iter().position(|x| x == k).unwrap();
+            (start..12).step_by(3).map(move |i| (*k, i.to_string()))
+        })
+        .collect();
+    assert_eq!(seq, want.iter().map(|(k, n)| (*k, n.as_str())).collect::<Vec<_>>());
+
+    let bad = Job::tabular(PASSTHROUGH).file("p.csv", "a,b\n1,2\n").set("partition_keys", "[nope]");
+    let e = sluice_runtime::run_job(
+        &bad.spec(),
+        &sluice_runtime::RunOptions {
+            job_dir: bad.job_dir(),
+            cache_dir: None,
+            progress: sluice_runtime::ProgressMode::Quiet,
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("partition_keys: column `nope` is not in the input's columns (a, b)"), "{e}");
+}
+
+#[test]
+fn csv_parquet_and_json_lines_round_trip() {
+    // CSV -> Parquet -> JSON Lines -> CSV through sluice's readers and
+    // writers, with the passthrough scorer; the values survive, nulls too.
+    let first = Job::tabular(PASSTHROUGH)
+        .file("a.csv", "id,x,name,flag\n1,0.5,ann,true\n2,,bob,false\n")
+        .file("b.csv", "id,x,name,flag\n3,2.25,,true\n")
+        .set("mini_batch_size", "2 rows")
+        .output("parquet");
+    assert_eq!(first.run().items.succeeded, 3);
+
+    let second = Job::tabular(PASSTHROUGH).set("mini_batch_size", "2").output("jsonl");
+    std::fs::copy(first.out_path("parquet"), second.input().join("part.parquet")).unwrap();
+    assert_eq!(second.run().items.succeeded, 3);
+
+    let third = Job::tabular(PASSTHROUGH).output("csv");
+    // The passthrough adds source_file and row_number on every pass: the
+    // third input carries the first two passes' columns as data.
+    std::fs::copy(second.out_path("jsonl"), third.input().join("part.jsonl")).unwrap();
+    assert_eq!(third.run().items.succeeded, 3);
+    let (h, rows) = third.csv_rows();
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap_or_else(|| panic!("no {name} in {h:?}"));
+    let pick =
+        |r: &Vec<String>| (r[col("id")].clone(), r[col("x")].clone(), r[col("name")].clone(), r[col("flag")].clone());
+    let got: Vec<_> = rows.iter().map(pick).collect();
+    let s = |a: &str, b: &str, c: &str, d: &str| (a.to_string(), b.to_string(), c.to_string(), d.to_string());
+    assert_eq!(got, [s("1", "0.5", "ann", "true"), s("2", "", "bob", "false"), s("3", "2.25", "", "true")]);
+    assert_eq!(rows.iter().map(|r| r[col("source_file")].clone()).collect::<HashSet<_>>().len(), 1);
+}
+
+#[test]
+fn the_classifier_reads_parquet_input() {
+    // Demo CSVs -> Parquet (passthrough), then score the Parquet file.
+    let to_parquet = Job::tabular(PASSTHROUGH)
+        .files_from("examples/tabular/data")
+        .set("mini_batch_size", "500 rows")
+        .output("parquet");
+    to_parquet.run();
+    // The passthrough added `row_number` (numeric): name the features.
+    let header = std::fs::read_to_string(repo("examples/tabular/data/part-00000.csv")).unwrap();
+    let features = header.lines().next().unwrap().split(',').skip(1).collect::<Vec<_>>().join(",");
+    let job = Job::tabular(TABULAR_CLASSIFIER)
+        .model("model", "examples/tabular/model")
+        .set("mini_batch_size", "128 rows")
+        .set("task.config.features", &features)
+        .output("csv");
+    std::fs::copy(to_parquet.out_path("parquet"), job.input().join("all.parquet")).unwrap();
+    let r = job.run();
+    assert_eq!(r.items.succeeded, 1000);
+    let got: Vec<_> = predictions(&job.out_path("csv")).into_iter().map(|(i, p, q, _)| (i, p, q)).collect();
+    let want: Vec<_> =
+        predictions(&repo("tests/fixtures/tabular/expected.csv")).into_iter().map(|(i, p, q, _)| (i, p, q)).collect();
+    assert_eq!(got, want);
+}

@@ -1,0 +1,93 @@
+//! Shows every typed error of the `onnx` interface: each input file names a probe (its stem); the row says which error code the host returned (`ok` when the run succeeded) and its message. The model is the one granted as `model` (a classifier taking `input` f32 [N,30]) unless the probe says otherwise.
+
+use sluice_sdk::onnx::{ErrorCode, Model, OnnxError, OutputSelect, Tensor, TensorData};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
+
+struct Probe;
+
+fn code(e: &OnnxError) -> &'static str {
+    match e.code {
+        ErrorCode::UnknownModel => "unknown-model",
+        ErrorCode::UnknownName => "unknown-name",
+        ErrorCode::ShapeMismatch => "shape-mismatch",
+        ErrorCode::TypeMismatch => "type-mismatch",
+        ErrorCode::TooLarge => "too-large",
+        ErrorCode::InvalidInput => "invalid-input",
+        ErrorCode::RuntimeFailure => "runtime-failure",
+    }
+}
+
+fn zeros(rows: usize) -> Tensor {
+    Tensor::f32(&[rows, 30], vec![0.0; rows * 30])
+}
+
+fn probe(name: &str) -> Result<String, OnnxError> {
+    if name == "unknown-model" {
+        Model::load("no-such-model")?;
+        return Ok("loaded".into());
+    }
+    if name == "slow" {
+        let m = Model::load("slow")?;
+        let r = m.request().tensor("x", Tensor::f32(&[2048, 512], vec![1.0; 2048 * 512])).fetch("y").run()?;
+        return Ok(format!("{} values", r.tensors[0].tensor.f32s().map_or(0, <[f32]>::len)));
+    }
+    let m = Model::load("model")?;
+    let req = m.request();
+    let r = match name {
+        "ok" => req.tensor("input", zeros(2)).run()?,
+        "columns-ok" => req
+            .columns("input", &(0..30).map(|i| format!("f{i}")).collect::<Vec<_>>(), None)
+            .to_column("label", "prediction", OutputSelect::Whole)
+            .to_column("probabilities", "probability", OutputSelect::Max)
+            .run()?,
+        "unknown-input" => req.tensor("nope", zeros(1)).run()?,
+        "unknown-output" => req.tensor("input", zeros(1)).fetch("nope").run()?,
+        "type-mismatch" => {
+            req.tensor("input", Tensor { shape: vec![1, 30], data: TensorData::F64(vec![0.0; 30]) }).run()?
+        }
+        "shape-mismatch" => req.tensor("input", Tensor::f32(&[2, 3], vec![0.0; 6])).run()?,
+        "count-mismatch" => req.tensor("input", Tensor::f32(&[1, 30], vec![0.0; 29])).run()?,
+        "too-large" => req.tensor("input", zeros(20_000)).run()?,
+        "column-source-in-file-mode" => req.columns("input", &["a".to_string()], None).run()?,
+        "bad-select" => req.tensor("input", zeros(1)).to_column("probabilities", "p", OutputSelect::Index(7)).run()?,
+        other => return Ok(format!("unknown probe {other}")),
+    };
+    let shapes: Vec<String> = r.tensors.iter().map(|t| format!("{}{:?}", t.name, t.tensor.shape)).collect();
+    let cols: Vec<String> = r.columns.iter().map(|c| c.name.clone()).collect();
+    Ok(format!("tensors {} columns {}", shapes.join(" "), cols.join(" ")))
+}
+
+impl Scorer for Probe {
+    fn init(_config: Config) -> Result<Self, Error> {
+        Ok(Probe)
+    }
+
+    fn run(&mut self, batch: MiniBatch) -> Result<BatchResult, Error> {
+        let mut out = ResultBuilder::new();
+        if let Some(rows) = batch.rows() {
+            // Tabular: column sources, on every row of the mini-batch.
+            let n = rows.rows.num_rows as usize;
+            let (c, m) = match probe("columns-ok") {
+                Ok(m) => ("ok", m),
+                Err(e) => (code(&e), e.message),
+            };
+            for i in 0..n {
+                out.row(i).string("probe", "columns-ok").string("code", c).string("message", &m);
+            }
+            return Ok(out.finish());
+        }
+        for (i, file) in batch.files().iter().enumerate() {
+            let stem = file.name.split('.').next().unwrap_or("");
+            let (c, m) = match probe(stem) {
+                Ok(m) => ("ok", m),
+                Err(e) => (code(&e), e.message),
+            };
+            out.row(i).string("probe", stem).string("code", c).string("message", &m);
+        }
+        Ok(out.finish())
+    }
+}
+
+export_scorer!(Probe);
+
+fn main() {}
