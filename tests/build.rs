@@ -45,6 +45,7 @@ fn main() {
         ("TABULAR_CLASSIFIER", "tabular_classifier.wasm"),
         ("PASSTHROUGH", "passthrough.wasm"),
         ("ONNX_PROBE", "onnx_probe.wasm"),
+        ("LEGACY", "legacy.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

@@ -37,3 +37,13 @@ fn a_component_of_another_world_is_refused_with_what_it_lacks() {
     assert!(err.contains("does not fit the sluice:scorer world"), "{err}");
     assert!(err.contains("init"), "names the missing export: {err}");
 }
+
+#[test]
+fn a_component_built_against_wit_0_1_0_still_links_and_runs() {
+    let job = Job::new(LEGACY).file("a.txt", "abc").file("b.txt", "").output("csv");
+    let r = job.run();
+    assert_eq!((r.mini_batches.failed, r.items.succeeded), (0, 2));
+    let (h, rows) = job.csv_rows();
+    assert_eq!(h, ["name", "bytes"]);
+    assert_eq!(rows, [["a.txt", "3"], ["b.txt", "0"]]);
+}

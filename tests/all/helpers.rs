@@ -14,6 +14,7 @@ pub const CSV_VALIDATE: &str = env!("SLUICE_GUEST_CSV_VALIDATE");
 pub const TABULAR_CLASSIFIER: &str = env!("SLUICE_GUEST_TABULAR_CLASSIFIER");
 pub const PASSTHROUGH: &str = env!("SLUICE_GUEST_PASSTHROUGH");
 pub const ONNX_PROBE: &str = env!("SLUICE_GUEST_ONNX_PROBE");
+pub const LEGACY: &str = env!("SLUICE_GUEST_LEGACY");
 
 /// A path in the repository.
 pub fn repo(rel: &str) -> PathBuf {
