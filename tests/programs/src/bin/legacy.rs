@@ -1,5 +1,7 @@
 //! Shows that components built against an older compatible WIT (sluice:scorer@0.1.0, frozen in tests/programs/wit-0.1.0) still link and run: one row per file with its size, written against the raw 0.1.0 bindings.
 
+#![allow(clippy::too_many_arguments)]
+
 wit_bindgen::generate!({
     path: "wit-0.1.0",
     world: "scorer",
