@@ -165,19 +165,19 @@ fn stack_columns(
             ));
         }
     }
-    // Row-major [n, k]: element (r, j) = column j at picked row r.
+    // Row-major [n, k]: element (r, j) = column j at picked row r. Filled
+    // column by column, so each inner loop is one typed, branch-free pass.
     macro_rules! stack {
         ($t:ty, $variant:ident) => {{
-            let mut out: Vec<$t> = Vec::with_capacity(n * k);
-            for &r in &picked {
-                for c in &cols {
-                    out.push(match &c.data {
-                        ColumnData::F32(v) => v[r] as $t,
-                        ColumnData::F64(v) => v[r] as $t,
-                        ColumnData::S64(v) => v[r] as $t,
-                        ColumnData::Bool(v) => u8::from(v[r]) as $t,
-                        ColumnData::String(_) => unreachable!("text columns are refused above"),
-                    });
+            let mut out: Vec<$t> = vec![<$t>::default(); n * k];
+            for (j, c) in cols.iter().enumerate() {
+                let dst = out[j..].iter_mut().step_by(k.max(1));
+                match &c.data {
+                    ColumnData::F32(v) => dst.zip(&picked).for_each(|(d, &r)| *d = v[r] as $t),
+                    ColumnData::F64(v) => dst.zip(&picked).for_each(|(d, &r)| *d = v[r] as $t),
+                    ColumnData::S64(v) => dst.zip(&picked).for_each(|(d, &r)| *d = v[r] as $t),
+                    ColumnData::Bool(v) => dst.zip(&picked).for_each(|(d, &r)| *d = u8::from(v[r]) as $t),
+                    ColumnData::String(_) => unreachable!("text columns are refused above"),
                 }
             }
             TensorData::$variant(out)
