@@ -182,6 +182,7 @@ fn files_per_second(
             job_dir: dir.path().join(format!("job{round}")),
             cache_dir: Some(cache.clone()),
             progress: ProgressMode::Quiet,
+            restart: false,
         };
         let start = Instant::now();
         let r = sluice_runtime::run_job(&spec, &opts)?;

@@ -100,7 +100,12 @@ impl Job {
     }
 
     pub fn run(&self) -> JobResult {
-        let opts = RunOptions { job_dir: self.job_dir(), cache_dir: Some(cache_dir()), progress: ProgressMode::Quiet };
+        let opts = RunOptions {
+            job_dir: self.job_dir(),
+            cache_dir: Some(cache_dir()),
+            progress: ProgressMode::Quiet,
+            restart: false,
+        };
         sluice_runtime::run_job(&self.spec(), &opts).unwrap()
     }
 

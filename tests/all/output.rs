@@ -93,35 +93,29 @@ struct FullDisk {
     commits: AtomicUsize,
 }
 
-impl FullDisk {
-    fn check(&self) -> std::io::Result<()> {
-        if self.commits.fetch_add(1, Ordering::SeqCst) >= 1 {
-            return Err(std::io::Error::other("No space left on device"));
-        }
-        Ok(())
-    }
-}
-
 impl OutputStore for FullDisk {
     fn stage(&self, index: usize, part: &[u8]) -> std::io::Result<()> {
+        // The third part finds the disk full.
+        if self.commits.fetch_add(1, Ordering::SeqCst) == 2 {
+            return Err(std::io::Error::other("No space left on device"));
+        }
         self.inner.stage(index, part)
     }
-    fn commit(&self, index: usize, header: &[u8]) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.commit(index, header)
+    fn has_part(&self, index: usize) -> bool {
+        self.inner.has_part(index)
     }
-    fn commit_part(&self, part: &[u8], header: &[u8]) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.commit_part(part, header)
-    }
-    fn finish(&self, header: &[u8]) -> std::io::Result<std::path::PathBuf> {
-        self.inner.finish(header)
+    fn assemble(&self, _indexes: &[usize], _header: &[u8]) -> std::io::Result<std::path::PathBuf> {
+        Err(std::io::Error::other("No space left on device"))
     }
 }
 
 #[test]
-fn an_output_that_cannot_be_written_fails_the_job_with_a_report() {
-    let mut job = Job::new(ECHO).output("csv").set("mini_batch_size", "1").set("max_concurrency_per_instance", "1");
+fn an_output_that_cannot_be_written_fails_the_job_with_a_report_and_keeps_the_parts() {
+    let mut job = Job::new(ECHO)
+        .output("csv")
+        .set("mini_batch_size", "1")
+        .set("max_concurrency_per_instance", "1")
+        .set("retry_settings.max_retries", "0");
     for i in 0..5 {
         job = job.file(&format!("f{i}.txt"), "x");
     }
@@ -129,14 +123,27 @@ fn an_output_that_cannot_be_written_fails_the_job_with_a_report() {
         inner: LocalOutput::new(&job.out_path("csv"), &job.job_dir().join("staged")).unwrap(),
         commits: AtomicUsize::new(0),
     };
-    let opts = RunOptions { job_dir: job.job_dir(), cache_dir: Some(cache_dir()), progress: ProgressMode::Quiet };
+    let opts = RunOptions {
+        job_dir: job.job_dir(),
+        cache_dir: Some(cache_dir()),
+        progress: ProgressMode::Quiet,
+        restart: false,
+    };
     let r = sluice_runtime::run_job_with_output(&job.spec(), &opts, Some(Box::new(store))).unwrap();
     assert_eq!(r.status, JobStatus::Failed);
     assert!(r.reason.as_deref().unwrap().contains("No space left on device"), "{:?}", r.reason);
-    assert!(r.mini_batches.not_run > 0, "the job stopped");
-    let json = job.result_json();
-    assert_eq!(json["status"], "failed");
-    // The first mini-batch's row was committed before the disk filled up.
-    let partial = std::fs::read_to_string(job.dir.path().join("out.csv.partial")).unwrap();
-    assert_eq!(partial, "name,size,first_line\nf0.txt,1,x\n");
+    // The mini-batch whose part could not be staged failed with the reason.
+    assert_eq!(r.mini_batches.failed, 1);
+    assert!(r.first_errors[0].message.contains("cannot stage the output: No space left"), "{:?}", r.first_errors);
+    assert_eq!(job.result_json()["status"], "failed");
+    // Nothing done is lost: a resume (with a working disk) runs only the
+    // failed mini-batch and assembles all five rows.
+    let r = job.run();
+    assert_eq!(r.status, JobStatus::Completed);
+    assert_eq!(r.mini_batches.resumed, 4, "only the failed mini-batch ran again");
+    let (_, rows) = job.csv_rows();
+    assert_eq!(
+        rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt"]
+    );
 }

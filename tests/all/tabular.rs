@@ -125,6 +125,7 @@ fn partition_keys_make_one_mini_batch_per_key() {
             job_dir: bad.job_dir(),
             cache_dir: None,
             progress: sluice_runtime::ProgressMode::Quiet,
+            restart: false,
         },
     )
     .unwrap_err();

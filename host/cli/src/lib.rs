@@ -125,6 +125,10 @@ struct RunArgs {
     /// Compile the scorer without the cache.
     #[arg(long)]
     no_cache: bool,
+    /// In an existing job directory: forget what an earlier run committed
+    /// and start over (instead of resuming).
+    #[arg(long)]
+    restart: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -278,7 +282,7 @@ fn run(a: RunArgs) -> Result<JobResult, Failure> {
     } else {
         ProgressMode::Lines
     };
-    let opts = RunOptions { job_dir, cache_dir, progress };
+    let opts = RunOptions { job_dir, cache_dir, progress, restart: a.restart };
     let result = sluice_runtime::run_job(&spec, &opts)
         .map_err(|e| Failure::Job(anyhow::Error::new(e).context(format!("job `{}`", spec.name))))?;
     print_summary(&result);
@@ -325,8 +329,14 @@ fn print_summary(r: &JobResult) {
         println!("  reason:        {reason}");
     }
     println!(
-        "  mini-batches:  {} total, {} succeeded, {} failed, {} retried, {} not run ({} tries)",
-        m.total, m.succeeded, m.failed, m.retried, m.not_run, m.tries
+        "  mini-batches:  {} total, {} succeeded, {} failed, {} retried, {} not run ({} tries){}",
+        m.total,
+        m.succeeded,
+        m.failed,
+        m.retried,
+        m.not_run,
+        m.tries,
+        if m.resumed > 0 { format!("; {} committed by an earlier run", m.resumed) } else { String::new() }
     );
     println!(
         "  items:         {} total, {} succeeded, {} failed, {} not run",

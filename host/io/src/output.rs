@@ -1,6 +1,9 @@
-//! Staged and committed output. Each mini-batch's encoded rows are staged
-//! on their own (a retry replaces its part; a failed try stages nothing),
-//! then committed once, in input order, into the output file.
+//! Staged and assembled output. Each finished mini-batch's encoded rows are
+//! staged durably on their own (temp file, fsync, rename; a retry replaces
+//! its part, a failed try stages nothing); when the job ends the output
+//! file is assembled from the staged parts in input order. Parts stay in
+//! the job directory, so a resumed job (or a crash during assembly) can
+//! assemble the same output again.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -11,17 +14,14 @@ use sluice_job::spec::OutputFormat;
 
 /// Where a job's output goes. Local files now; object storage later.
 pub trait OutputStore: Send + Sync {
-    /// Stages mini-batch `index`'s encoded rows, replacing an earlier part.
+    /// Stages mini-batch `index`'s encoded rows durably, replacing an
+    /// earlier part.
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()>;
-    /// Appends `index`'s staged part (if any) to the output, once, in order;
-    /// `header` is written before the first bytes of the file.
-    fn commit(&self, index: usize, header: &[u8]) -> io::Result<()>;
-    /// Appends a part that needed no staging: the mini-batch at the head of
-    /// the input order, committed as soon as it finished.
-    fn commit_part(&self, part: &[u8], header: &[u8]) -> io::Result<()>;
-    /// Publishes the output file (creating it, with `header`, if nothing
-    /// was committed) and returns where it is.
-    fn finish(&self, header: &[u8]) -> io::Result<PathBuf>;
+    /// Whether mini-batch `index` has a staged part.
+    fn has_part(&self, index: usize) -> bool;
+    /// Writes the output from the staged parts of `indexes`, in that order,
+    /// after `header`, and publishes it. Returns where it is.
+    fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf>;
 }
 
 /// Output to a local file, staged in a folder of the job directory; the
@@ -139,35 +139,38 @@ impl LocalOutput {
 
 impl OutputStore for LocalOutput {
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()> {
-        let tmp = self.staging.join(format!("{index:08}.tmp"));
-        fs::write(&tmp, part)?;
-        fs::rename(tmp, self.part(index))
+        write_durably(&self.part(index), part)
     }
 
-    fn commit(&self, index: usize, header: &[u8]) -> io::Result<()> {
-        let part = self.part(index);
-        let bytes = match fs::read(&part) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        self.commit_part(&bytes, header)?;
-        fs::remove_file(part)
+    fn has_part(&self, index: usize) -> bool {
+        self.part(index).is_file()
     }
 
-    fn commit_part(&self, part: &[u8], header: &[u8]) -> io::Result<()> {
+    fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf> {
         let mut slot = self.file.lock().expect("output lock");
-        self.open(&mut slot, header, Some(part))?.write(part)
-    }
-
-    fn finish(&self, header: &[u8]) -> io::Result<PathBuf> {
-        let mut slot = self.file.lock().expect("output lock");
+        *slot = None;
+        for &i in indexes {
+            let bytes = fs::read(self.part(i))?;
+            self.open(&mut slot, header, Some(&bytes))?.write(&bytes)?;
+        }
         self.open(&mut slot, header, None)?;
         slot.take().expect("opened").close()?;
         fs::rename(self.partial(), &self.path)?;
-        let _ = fs::remove_dir(&self.staging);
         Ok(self.path.clone())
     }
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or all of
+/// the new one, even after a crash: temp file, fsync, rename.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -175,17 +178,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commits_in_the_order_called_and_retries_replace_parts() {
+    fn assembles_parts_in_the_order_given_and_retries_replace_parts() {
         let dir = std::env::temp_dir().join(format!("sluice-out-{}", std::process::id()));
         let out = LocalOutput::new(&dir.join("o.csv"), &dir.join("staged")).unwrap();
-        out.stage(1, b"b\n").unwrap();
+        out.stage(2, b"c\n").unwrap();
         out.stage(0, b"stale\n").unwrap();
         out.stage(0, b"a\n").unwrap();
-        for i in 0..3 {
-            out.commit(i, b"h\n").unwrap();
-        }
-        out.commit_part(b"c\n", b"h\n").unwrap();
-        let p = out.finish(b"h\n").unwrap();
+        out.stage(1, b"b\n").unwrap();
+        assert!(out.has_part(1) && !out.has_part(3));
+        let p = out.assemble(&[0, 1, 2], b"h\n").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "h\na\nb\nc\n");
+        // Parts stay: assembling again gives the same file.
+        out.assemble(&[0, 1, 2], b"h\n").unwrap();
         assert_eq!(fs::read_to_string(p).unwrap(), "h\na\nb\nc\n");
         fs::remove_dir_all(dir).unwrap();
     }

@@ -11,17 +11,30 @@ pub trait WorkQueue: Send + Sync {
     fn close(&self);
 }
 
-/// Indexes `0..len` in order, lock-free.
+/// Mini-batch indexes in order, lock-free: `0..len`, or a given list (the
+/// mini-batches a resumed job still has to run).
 #[derive(Debug)]
 pub struct InProcessQueue {
     next: AtomicUsize,
     len: usize,
+    /// `None`: the identity over `0..len`.
+    indexes: Option<Vec<usize>>,
     closed: AtomicBool,
 }
 
 impl InProcessQueue {
     pub fn new(len: usize) -> Self {
-        InProcessQueue { next: AtomicUsize::new(0), len, closed: AtomicBool::new(false) }
+        InProcessQueue { next: AtomicUsize::new(0), len, indexes: None, closed: AtomicBool::new(false) }
+    }
+
+    /// A queue of exactly these indexes, in this order.
+    pub fn of(indexes: Vec<usize>) -> Self {
+        InProcessQueue {
+            next: AtomicUsize::new(0),
+            len: indexes.len(),
+            indexes: Some(indexes),
+            closed: AtomicBool::new(false),
+        }
     }
 }
 
@@ -31,7 +44,10 @@ impl WorkQueue for InProcessQueue {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::AcqRel);
-        (i < self.len).then_some(i)
+        if i >= self.len {
+            return None;
+        }
+        Some(self.indexes.as_ref().map_or(i, |v| v[i]))
     }
 
     fn close(&self) {
@@ -52,5 +68,7 @@ mod tests {
         assert_eq!(q.pop(), None);
         let q = InProcessQueue::new(1);
         assert_eq!((q.pop(), q.pop()), (Some(0), None));
+        let q = InProcessQueue::of(vec![4, 2]);
+        assert_eq!((q.pop(), q.pop(), q.pop()), (Some(4), Some(2), None));
     }
 }

@@ -49,6 +49,18 @@ impl ColumnData {
     }
 }
 
+/// The static type name for a name read back from a file (`"f64"`...);
+/// unknown names map to `"string"`.
+pub fn type_name(name: &str) -> &'static str {
+    match name {
+        "f32" => "f32",
+        "f64" => "f64",
+        "s64" => "s64",
+        "bool" => "bool",
+        _ => "string",
+    }
+}
+
 /// `(name, type)` of each column of a table.
 pub type Schema = Vec<(String, &'static str)>;
 

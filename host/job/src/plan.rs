@@ -147,6 +147,19 @@ impl Plan {
         Plan { items, mini_batches }
     }
 
+    /// Mixes `fingerprint` (what the results depend on besides the inputs:
+    /// the scorer, models, settings) into every mini-batch id, so an id
+    /// names one result.
+    pub fn salt(&mut self, fingerprint: &str) {
+        for mb in &mut self.mini_batches {
+            let mut h = Sha256::new();
+            h.update(fingerprint.as_bytes());
+            h.update([0]);
+            h.update(mb.id.as_bytes());
+            mb.id = hex::encode(&h.finalize()[..8]);
+        }
+    }
+
     pub fn items_of(&self, mb: &MiniBatchPlan) -> &[InputItem] {
         &self.items[mb.items.clone()]
     }

@@ -1,12 +1,12 @@
 //! Why a mini-batch or an item failed, and what a finished job reports.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::thresholds::{Crossed, Tally, Thresholds};
 
 /// Reason codes. The first five fail a whole mini-batch (DESIGN §4); the
 /// last two mark a single item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReasonCode {
     /// Out of wall-clock time or out of fuel.
@@ -47,7 +47,7 @@ impl std::fmt::Display for ReasonCode {
 }
 
 /// A failed try of a mini-batch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     pub code: ReasonCode,
     pub message: String,
@@ -87,6 +87,8 @@ pub struct BatchCounts {
     pub tries: u64,
     /// Never run because the job stopped first.
     pub not_run: u64,
+    /// Committed by an earlier run of the job and not run again (resume).
+    pub resumed: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -8,6 +8,7 @@
 //! wasmtime types.
 
 mod guest_log;
+pub mod journal;
 mod progress;
 mod report;
 mod scheduler;

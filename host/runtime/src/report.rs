@@ -9,20 +9,23 @@ use sluice_job::result::{BatchCounts, ErrorEntry, ItemCounts, JobResult, JobStat
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{Failure, InputItem, JobSpec, Plan, ReasonCode};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum BatchStatus {
     Succeeded,
     Failed,
 }
 
-/// The outcome of one mini-batch after its last try.
-#[derive(Debug, Clone)]
+/// The outcome of one mini-batch after its last try (also its journal
+/// entry).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BatchRecord {
     pub id: String,
     pub index: usize,
     pub item_count: usize,
     pub item_names: Vec<String>,
-    /// Tabular mini-batches: what to call each item (row) in reports.
+    /// Tabular mini-batches: what to call each item (row) in reports;
+    /// resolved into `error_labels` when the record is finished.
+    #[serde(skip)]
     pub row_labels: Option<RowLabels>,
     pub tries: u32,
     pub status: BatchStatus,
@@ -31,9 +34,29 @@ pub(crate) struct BatchRecord {
     pub failure: Option<Failure>,
     /// Item errors: (index in the mini-batch, code, message).
     pub item_errors: Vec<(usize, ReasonCode, String)>,
+    /// What to call each item of `item_errors` (its file, or file and row).
+    #[serde(default)]
+    pub error_labels: Vec<Option<String>>,
     pub rows: u64,
     pub instance: Option<usize>,
+    #[serde(with = "secs")]
     pub duration: Duration,
+    /// Set on a record loaded from the journal of an earlier run.
+    #[serde(skip)]
+    pub resumed: bool,
+}
+
+mod secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let f: f64 = serde::Deserialize::deserialize(d)?;
+        Ok(Duration::from_secs_f64(f.max(0.0)))
+    }
 }
 
 impl BatchRecord {
@@ -48,9 +71,11 @@ impl BatchRecord {
             status: BatchStatus::Failed,
             failure: None,
             item_errors: Vec::new(),
+            error_labels: Vec::new(),
             rows: 0,
             instance: None,
             duration: Duration::ZERO,
+            resumed: false,
         }
     }
 
@@ -62,6 +87,7 @@ impl BatchRecord {
         d: Duration,
     ) {
         self.status = BatchStatus::Succeeded;
+        self.error_labels = item_errors.iter().map(|e| self.item_label(e.0)).collect();
         self.item_errors = item_errors;
         self.rows = rows;
         self.failure = recovered;
@@ -85,7 +111,12 @@ impl BatchRecord {
         };
         match (&self.status, &self.failure) {
             (BatchStatus::Failed, Some(f)) => vec![entry(Some(inputs_label(&self.item_names)), f.code, &f.message)],
-            _ => self.item_errors.iter().map(|(i, code, m)| entry(self.item_label(*i), *code, m)).collect(),
+            _ => self
+                .item_errors
+                .iter()
+                .zip(self.error_labels.iter().chain(std::iter::repeat(&None)))
+                .map(|((_, code, m), label)| entry(label.clone(), *code, m))
+                .collect(),
         }
     }
 }
@@ -152,6 +183,9 @@ pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
                 items.not_run += mb.rows.unwrap_or(mb.items.len() as u64);
             }
             Some(r) => {
+                if r.resumed {
+                    mbs.resumed += 1;
+                }
                 mbs.tries += r.tries as u64;
                 if r.tries > 1 {
                     mbs.retried += 1;

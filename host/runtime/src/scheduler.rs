@@ -16,6 +16,7 @@ use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
 use crate::guest_log::FileGuestLog;
+use crate::journal::{Journal, Manifest, SavedSchema};
 use crate::progress::{Counters, Progress, ProgressMode};
 use crate::report::{self, BatchRecord, BatchStatus, RowLabels};
 
@@ -30,6 +31,8 @@ pub struct RunOptions {
     /// Compiled-component cache; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
     pub progress: ProgressMode,
+    /// Forget what an earlier run in `job_dir` committed and start over.
+    pub restart: bool,
 }
 
 /// A job that could not run at all (as opposed to one that ran and failed
@@ -50,6 +53,8 @@ pub enum RunError {
     Tabular { path: PathBuf, source: sluice_io::tabular::TabularError },
     #[error("cannot load the granted models")]
     Models(#[from] sluice_engine::OnnxError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// State shared by the workers of one job.
@@ -63,6 +68,7 @@ struct Job<'a> {
     models: Option<Arc<ModelRegistry>>,
     queue: InProcessQueue,
     output: Option<Box<dyn OutputStore>>,
+    journal: Journal,
     log: Arc<FileGuestLog>,
     thresholds: Thresholds,
     stop: AtomicBool,
@@ -79,9 +85,6 @@ struct Shared {
     /// mini-batch that succeeds; the header bytes that go with it.
     schema: Option<(Schema, Vec<u8>)>,
     records: Vec<Option<BatchRecord>>,
-    /// Next mini-batch index to commit, in input order.
-    next_commit: usize,
-    commit_error: Option<std::io::Error>,
     first_errors: Vec<ErrorEntry>,
     output_rows: u64,
 }
@@ -180,14 +183,40 @@ pub fn run_job_with_output(
         if component.from_cache { "loaded from the compile cache" } else { "compiled" }
     );
 
+    let manifest = manifest(spec, &component, models.as_deref());
+    let mut plan = plan;
+    plan.salt(&manifest.fingerprint());
+    let journal = Journal::open(dir, &manifest, opts.restart)?;
+
     let log = Arc::new(
         FileGuestLog::new(&spec.name, dir.join("logs"))
             .map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?,
     );
     let total = plan.mini_batches.len();
+    // Mini-batches an earlier run committed are not run again.
+    let mut records = vec![None; total];
+    let mut todo = Vec::with_capacity(total);
+    for mb in &plan.mini_batches {
+        let staged = |r: &BatchRecord| r.rows == 0 || output.as_ref().is_none_or(|o| o.has_part(mb.index));
+        match journal.committed(mb.index, &mb.id).filter(staged) {
+            Some(mut r) => {
+                r.resumed = true;
+                records[mb.index] = Some(r);
+            }
+            None => todo.push(mb.index),
+        }
+    }
+    let resumed = total - todo.len();
+    if resumed > 0 {
+        tracing::info!("resuming: {resumed} of {total} mini-batches were committed by an earlier run");
+    }
+    let schema = journal.schema().map(|s| {
+        (s.columns.into_iter().map(|(n, t)| (n, sluice_job::data::type_name(&t))).collect::<Schema>(), s.header)
+    });
     let job = Job {
         spec,
-        queue: InProcessQueue::new(total),
+        queue: InProcessQueue::of(todo),
+        journal,
         component,
         source: FsItemSource { max_bytes: spec.limits.max_file_bytes },
         tabular,
@@ -202,9 +231,14 @@ pub fn run_job_with_output(
         stop: AtomicBool::new(false),
         next_instance: AtomicUsize::new(1),
         counters: Arc::new(Counters::default()),
-        state: Mutex::new(Shared { records: vec![None; total], ..Shared::default() }),
+        state: Mutex::new(Shared { records: vec![None; total], schema, ..Shared::default() }),
         plan,
     };
+    for (index, r) in records.into_iter().enumerate() {
+        if let Some(r) = r {
+            job.finalize(index, r);
+        }
+    }
 
     let run_start = Instant::now();
     let progress = Progress::start(opts.progress, total as u64, job.counters.clone());
@@ -248,8 +282,8 @@ fn worker(job: &Job<'_>) {
         let mut instance: Option<ScorerInstance> = None;
         while !job.stop.load(Ordering::Acquire) {
             let Some(index) = job.queue.pop() else { break };
-            let (record, head_part) = run_mini_batch(job, index, &mut instance).await;
-            job.finalize(index, record, head_part);
+            let record = run_mini_batch(job, index, &mut instance).await;
+            job.finalize(index, record);
         }
         if let Some(inst) = instance {
             let id = inst.id();
@@ -262,11 +296,7 @@ fn worker(job: &Job<'_>) {
 
 /// Runs one mini-batch with its retries; each retry after a failure runs on
 /// a fresh instance (the failed one is dropped).
-async fn run_mini_batch(
-    job: &Job<'_>,
-    index: usize,
-    instance: &mut Option<ScorerInstance>,
-) -> (BatchRecord, Option<Vec<u8>>) {
+async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<ScorerInstance>) -> BatchRecord {
     let mb = &job.plan.mini_batches[index];
     let items = job.plan.items_of(mb);
     let start = Instant::now();
@@ -295,7 +325,7 @@ async fn run_mini_batch(
     };
     if guest_index.is_empty() {
         record.finish_ok(input_errors, 0, None, start.elapsed());
-        return (record, None);
+        return job.commit(record);
     }
 
     let max_tries = job.spec.max_retries + 1;
@@ -318,18 +348,17 @@ async fn run_mini_batch(
         };
         record.instance = Some(inst.id());
         let outcome = inst.run(&batch).await.and_then(|out| job.encode(out, &guest_index)).and_then(|mut enc| {
-            let head_part = match enc.part.take() {
-                Some(part) => job.stage(index, part)?,
-                None => None,
-            };
-            Ok((enc, head_part))
+            if let Some(part) = enc.part.take() {
+                job.stage(index, &part)?;
+            }
+            Ok(enc)
         });
         match outcome {
-            Ok((enc, head_part)) => {
+            Ok(enc) => {
                 input_errors.extend(enc.errors);
                 input_errors.sort_by_key(|e| e.0);
                 record.finish_ok(input_errors, enc.rows, last_failure.take(), start.elapsed());
-                return (record, head_part);
+                return job.commit(record);
             }
             Err(f) => {
                 tracing::warn!(mini_batch = %mb.id, instance = inst.id(), "try {} failed: {f}", record.tries);
@@ -340,7 +369,7 @@ async fn run_mini_batch(
     }
     let failure = last_failure.unwrap_or_else(|| Failure::new(ReasonCode::UserError, "not run: the job stopped"));
     record.finish_failed(failure, start.elapsed());
-    (record, None)
+    record
 }
 
 /// Reads a tabular mini-batch's rows. Rows the host cannot read become
@@ -439,6 +468,13 @@ impl Job<'_> {
             match &st.schema {
                 None => {
                     let header = format.header(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
+                    let saved = SavedSchema {
+                        columns: schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect(),
+                        header: header.clone(),
+                    };
+                    self.journal.save_schema(&saved).map_err(|e| {
+                        Failure::new(ReasonCode::InvalidOutput, format!("cannot write the journal: {e}"))
+                    })?;
                     st.schema = Some((schema, header));
                 }
                 Some((expected, _)) if *expected != schema => {
@@ -461,28 +497,32 @@ impl Job<'_> {
         Ok(Encoded { errors, rows, part: Some(part) })
     }
 
-    /// Makes a finished mini-batch's rows durable until their turn comes:
-    /// the mini-batch at the head of the input order keeps them in memory
-    /// (`finalize` appends them at once), any other stages them.
-    fn stage(&self, index: usize, part: Vec<u8>) -> Result<Option<Vec<u8>>, Failure> {
+    /// Makes a finished mini-batch's rows durable (its staged part).
+    fn stage(&self, index: usize, part: &[u8]) -> Result<(), Failure> {
         let Some(store) = &self.output else {
-            return Ok(None);
+            return Ok(());
         };
-        // Only this worker can finish `index`, so once it is the head it
-        // stays the head until `finalize` records it.
-        if self.state.lock().expect("job lock").next_commit == index {
-            return Ok(Some(part));
-        }
         store
-            .stage(index, &part)
-            .map_err(|e| Failure::new(ReasonCode::InvalidOutput, format!("cannot stage the output: {e}")))?;
-        Ok(None)
+            .stage(index, part)
+            .map_err(|e| Failure::new(ReasonCode::InvalidOutput, format!("cannot stage the output: {e}")))
     }
 
-    /// Records a mini-batch's final outcome, updates the tally and
-    /// thresholds, and commits every finished mini-batch at the head of the
-    /// input order.
-    fn finalize(&self, index: usize, record: BatchRecord, head_part: Option<Vec<u8>>) {
+    /// Journals a succeeded mini-batch (after its part is staged): from
+    /// here on a resumed job skips it. A journal that cannot be written
+    /// fails the mini-batch (its rows would not survive a resume).
+    fn commit(&self, mut record: BatchRecord) -> BatchRecord {
+        if let Err(e) = self.journal.commit(&record) {
+            let f = Failure::new(ReasonCode::InvalidOutput, format!("cannot write the journal: {e}"));
+            tracing::error!(mini_batch = %record.id, "{f}");
+            let d = record.duration;
+            record.finish_failed(f, d);
+        }
+        record
+    }
+
+    /// Records a mini-batch's final outcome, updates the tally and checks
+    /// the thresholds.
+    fn finalize(&self, index: usize, record: BatchRecord) {
         let c = &self.counters;
         c.done.fetch_add(1, Ordering::Relaxed);
         if record.status == BatchStatus::Failed {
@@ -502,13 +542,6 @@ impl Job<'_> {
         let room = FIRST_ERRORS.saturating_sub(st.first_errors.len());
         st.first_errors.extend(record.error_entries().into_iter().take(room));
         st.records[index] = Some(record);
-        if let (Some(part), Some(store)) = (head_part, &self.output) {
-            let header = st.header();
-            if let Err(e) = store.commit_part(&part, &header) {
-                self.fail_commit(&mut st, e);
-            }
-            st.next_commit = index + 1;
-        }
         if st.crossed.is_none()
             && let Some(crossed) = self.thresholds.check(&st.tally, self.plan.mini_batches.len() as u64)
         {
@@ -516,35 +549,6 @@ impl Job<'_> {
             st.crossed = Some(crossed);
             self.stop.store(true, Ordering::Release);
             self.queue.close();
-        }
-        self.commit_ready(&mut st, false);
-    }
-
-    /// Writing the output failed: nothing more can be committed, so stop.
-    fn fail_commit(&self, st: &mut Shared, e: std::io::Error) {
-        st.commit_error = Some(e);
-        self.stop.store(true, Ordering::Release);
-        self.queue.close();
-    }
-
-    /// Appends staged parts to the output in input order, as far as the
-    /// finished prefix reaches (or, at the end of a stopped job, skipping
-    /// the mini-batches that never ran).
-    fn commit_ready(&self, st: &mut Shared, skip_missing: bool) {
-        let Some(store) = &self.output else { return };
-        let header = st.header();
-        while st.next_commit < st.records.len() && st.commit_error.is_none() {
-            match &st.records[st.next_commit] {
-                Some(r) if r.status != BatchStatus::Failed && r.rows > 0 => {
-                    if let Err(e) = store.commit(st.next_commit, &header) {
-                        self.fail_commit(st, e);
-                    }
-                }
-                Some(_) => {}
-                None if skip_missing => {}
-                None => break,
-            }
-            st.next_commit += 1;
         }
     }
 }
@@ -556,16 +560,25 @@ fn finish(
     mut timings: Timings,
     started: Instant,
 ) -> Result<JobResult, RunError> {
-    // Commit what finished after a gap (a stopped job): nothing done is lost.
-    job.commit_ready(&mut job.state.lock().expect("job lock"), true);
     let Job { output, spec, plan, thresholds, state, .. } = job;
     let mut st = state.into_inner().expect("job lock");
-    // A failed write of the output fails the job; its report is still
-    // written, and what was committed stays where the store put it.
-    let mut write_error = st.commit_error.take();
-    let output_file = match (&output, &write_error) {
-        (Some(store), None) => store.finish(&st.header()).map_err(|e| write_error = Some(e)).ok(),
-        _ => None,
+    // The output, from the staged parts of every mini-batch that succeeded
+    // with rows, in input order (a stopped job keeps what it did). A failed
+    // write fails the job; its report is still written and the staged
+    // parts stay, so a resume can assemble it again.
+    let mut write_error = None;
+    let output_file = match &output {
+        Some(store) => {
+            let indexes: Vec<usize> = st
+                .records
+                .iter()
+                .flatten()
+                .filter(|r| r.status == BatchStatus::Succeeded && r.rows > 0)
+                .map(|r| r.index)
+                .collect();
+            store.assemble(&indexes, &st.header()).map_err(|e| write_error = Some(e)).ok()
+        }
+        None => None,
     };
     timings.total_s = started.elapsed().as_secs_f64();
     let mut result = report::assemble(report::Assemble {
@@ -591,4 +604,39 @@ fn finish(
     report::write_job_dir(&opts.job_dir, &result, &plan, &st.records)
         .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
     Ok(result)
+}
+
+/// What this job's results depend on: the scorer, the granted models and
+/// the settings that change what `run` returns or how input is cut.
+fn manifest(spec: &JobSpec, component: &ScorerComponent, models: Option<&ModelRegistry>) -> Manifest {
+    let mut settings = std::collections::BTreeMap::new();
+    let mut set = |k: String, v: String| {
+        settings.insert(k, v);
+    };
+    set(
+        "input".into(),
+        format!("{} ({})", spec.input.path.display(), if spec.input.tabular { "tabular" } else { "files" }),
+    );
+    set("mini_batch_size".into(), spec.mini_batch_size.to_string());
+    if !spec.partition_keys.is_empty() {
+        set("partition_keys".into(), spec.partition_keys.join(","));
+    }
+    for (k, v) in &spec.config.settings {
+        set(format!("task.config.{k}"), v.clone());
+    }
+    if !spec.config.arguments.is_empty() {
+        set("task.program_arguments".into(), spec.config.arguments.join(" "));
+    }
+    for (k, v) in &spec.config.environment {
+        set(format!("environment_variables.{k}"), v.clone());
+    }
+    if let Some(o) = &spec.append_row_to {
+        set("task.append_row_to".into(), format!("{:?}", o.format).to_lowercase());
+    }
+    let models = models
+        .map(|reg| {
+            reg.names().into_iter().filter_map(|n| reg.get(&n).ok().map(|m| (n, m.hash().to_string()))).collect()
+        })
+        .unwrap_or_default();
+    Manifest { version: 1, scorer: component.hash.clone(), models, settings }
 }
