@@ -10,6 +10,7 @@ mod inputs;
 mod onnx;
 mod output;
 mod plugins;
+mod resume;
 mod retries;
 mod sandbox;
 mod tabular;
