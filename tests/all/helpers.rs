@@ -105,6 +105,9 @@ impl Job {
             cache_dir: Some(cache_dir()),
             progress: ProgressMode::Quiet,
             restart: false,
+            source: None,
+            index: None,
+            only: None,
         };
         sluice_runtime::run_job(&self.spec(), &opts).unwrap()
     }

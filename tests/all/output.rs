@@ -128,6 +128,9 @@ fn an_output_that_cannot_be_written_fails_the_job_with_a_report_and_keeps_the_pa
         cache_dir: Some(cache_dir()),
         progress: ProgressMode::Quiet,
         restart: false,
+        source: None,
+        index: None,
+        only: None,
     };
     let r = sluice_runtime::run_job_with_output(&job.spec(), &opts, Some(Box::new(store))).unwrap();
     assert_eq!(r.status, JobStatus::Failed);

@@ -126,6 +126,9 @@ fn partition_keys_make_one_mini_batch_per_key() {
             cache_dir: None,
             progress: sluice_runtime::ProgressMode::Quiet,
             restart: false,
+            source: None,
+            index: None,
+            only: None,
         },
     )
     .unwrap_err();

@@ -8,8 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sluice_job::JobSpec;
-use sluice_job::spec::Override;
+use sluice_job::spec::{Override, SpecSource};
+use sluice_runtime::jobs::JobIndex;
 use sluice_runtime::{JobResult, JobStatus, ProgressMode, RunOptions};
+
+mod commands;
 
 /// Batch scoring with sandboxed WebAssembly scorers (Azure ML parallel-job
 /// semantics).
@@ -22,8 +25,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a job from a YAML spec, from flags, or both (flags win).
+    /// Run a job from a YAML spec, from flags, or both (flags win). In an
+    /// existing job directory (--job-dir), resumes it.
     Run(RunArgs),
+    /// Resume a job: skip the mini-batches it committed, run the rest.
+    Resume(commands::ResumeArgs),
+    /// The jobs on this machine.
+    #[command(subcommand)]
+    Jobs(commands::JobsCommand),
+    /// Run one mini-batch of a job again, alone, and print its rows, item
+    /// errors and guest log.
+    Replay(commands::ReplayArgs),
+    /// Check a scorer component against the host's world: imports,
+    /// exports, and what is missing or mismatched.
+    Validate(commands::ValidateArgs),
+    /// Precompile a scorer into the compiled-component cache.
+    Compile(commands::CompileArgs),
 }
 
 #[derive(Args, Debug)]
@@ -139,23 +156,33 @@ struct RunArgs {
 /// error).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run(args) => match run(args) {
-            Ok(result) if result.status == JobStatus::Failed => ExitCode::from(1),
-            Ok(_) => ExitCode::SUCCESS,
-            Err(Failure::Usage(e)) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-            Err(Failure::Job(e)) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+    let outcome = match cli.command {
+        Command::Run(args) => run(args).map(|r| exit_for(&r)),
+        Command::Resume(a) => commands::resume(a),
+        Command::Jobs(c) => commands::jobs(c),
+        Command::Replay(a) => commands::replay(a),
+        Command::Validate(a) => commands::validate(a),
+        Command::Compile(a) => commands::compile(a),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Job(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 
-enum Failure {
+/// 1 for a failed job, else 0.
+fn exit_for(r: &JobResult) -> ExitCode {
+    if r.status == JobStatus::Failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+pub(crate) enum Failure {
     /// A bad flag or spec: exit code 2.
     Usage(anyhow::Error),
     /// The job could not run: exit code 1.
@@ -254,48 +281,69 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
 
 fn run(a: RunArgs) -> Result<JobResult, Failure> {
     let o = overrides(&a).map_err(Failure::Usage)?;
-    let spec = match &a.spec {
-        Some(path) => JobSpec::from_file(path, &o),
-        None => JobSpec::from_overrides(&o),
-    }
-    .map_err(|e| Failure::Usage(e.into()))?;
-    init_tracing(&spec);
-
-    let data_dir = a
-        .data_dir
-        .clone()
-        .or_else(|| project_dirs().map(|d| d.data_dir().to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from(".sluice"));
+    let source = SpecSource::new(a.spec.as_deref(), &o).map_err(|e| Failure::Usage(e.into()))?;
+    let spec = source.spec().map_err(|e| Failure::Usage(e.into()))?;
+    let index = JobIndex::new(&data_dir(a.data_dir.as_deref()));
     let job_dir = a.job_dir.clone().unwrap_or_else(|| {
         let stamp = humantime_stamp();
-        data_dir.join("jobs").join(format!("{}-{stamp}", spec.name))
+        index.default_jobs_dir().join(format!("{}-{stamp}", spec.name))
     });
-    let cache_dir = if a.no_cache {
-        None
-    } else {
-        a.cache_dir.clone().or_else(|| project_dirs().map(|d| d.cache_dir().join("compiled")))
-    };
-    let progress = if a.quiet {
+    let cache_dir = cache_dir(a.cache_dir.as_deref(), a.no_cache);
+    run_spec(&spec, source, job_dir, cache_dir, index, a.restart, a.quiet)
+}
+
+/// Runs (or resumes) `spec` in `job_dir` and prints the summary.
+pub(crate) fn run_spec(
+    spec: &JobSpec,
+    source: SpecSource,
+    job_dir: PathBuf,
+    cache_dir: Option<PathBuf>,
+    index: JobIndex,
+    restart: bool,
+    quiet: bool,
+) -> Result<JobResult, Failure> {
+    init_tracing(spec);
+    let progress = if quiet {
         ProgressMode::Quiet
     } else if std::io::stderr().is_terminal() {
         ProgressMode::Bar
     } else {
         ProgressMode::Lines
     };
-    let opts = RunOptions { job_dir, cache_dir, progress, restart: a.restart };
-    let result = sluice_runtime::run_job(&spec, &opts)
+    let opts =
+        RunOptions { job_dir, cache_dir, progress, restart, source: Some(source), index: Some(index), only: None };
+    let result = sluice_runtime::run_job(spec, &opts)
         .map_err(|e| Failure::Job(anyhow::Error::new(e).context(format!("job `{}`", spec.name))))?;
     print_summary(&result);
     Ok(result)
 }
 
-fn humantime_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{secs}-{:04x}", nanos & 0xffff)
+/// `--data-dir`, `$SLUICE_DATA_DIR` or the user's data folder.
+pub(crate) fn data_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| project_dirs().map(|d| d.data_dir().to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from(".sluice"))
 }
 
-fn init_tracing(spec: &JobSpec) {
+/// `--cache-dir`, `$SLUICE_CACHE_DIR` or the user's cache folder; none
+/// with `--no-cache`.
+pub(crate) fn cache_dir(flag: Option<&Path>, no_cache: bool) -> Option<PathBuf> {
+    if no_cache {
+        return None;
+    }
+    flag.map(Path::to_path_buf).or_else(|| project_dirs().map(|d| d.cache_dir().join("compiled")))
+}
+
+/// `20261127-221020-3f2a`: sortable, readable, unique enough per second.
+fn humantime_stamp() -> String {
+    let now = std::time::SystemTime::now();
+    let digits: String =
+        humantime::format_rfc3339_seconds(now).to_string().chars().filter(char::is_ascii_digit).collect();
+    let nanos = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}-{}-{:04x}", &digits[..8], &digits[8..14], nanos & 0xffff)
+}
+
+pub(crate) fn init_tracing(spec: &JobSpec) {
     use sluice_job::spec::LoggingLevel;
     let level = match spec.logging_level {
         LoggingLevel::Debug => "debug",
@@ -315,7 +363,7 @@ fn init_tracing(spec: &JobSpec) {
         .try_init();
 }
 
-fn print_summary(r: &JobResult) {
+pub(crate) fn print_summary(r: &JobResult) {
     let status = match r.status {
         JobStatus::Completed => "completed",
         JobStatus::CompletedWithErrors => "completed with errors",

@@ -119,6 +119,99 @@ impl ScorerEngine {
 
 /// The name of the `lifecycle` export, if the component has one (a
 /// component built against any 0.1.x version of the WIT).
+/// What `sluice validate` reports about a component.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Each import and whether the host provides it (`None`) or why not.
+    pub imports: Vec<(String, Option<String>)>,
+    /// Each export and what sluice does with it.
+    pub exports: Vec<(String, String)>,
+    /// Everything that stops the component from running, in words; empty
+    /// when it fits the world.
+    pub problems: Vec<String>,
+    /// sha256 of the `.wasm`.
+    pub hash: String,
+}
+
+/// Interfaces the host provides: WASI 0.2 (as wasmtime-wasi links it) and
+/// sluice's own at any 0.1.x version.
+fn host_provides(import: &str) -> Option<String> {
+    const SLUICE: [&str; 4] = ["types", "log", "onnx", "batch"];
+    if let Some(rest) = import.strip_prefix("wasi:") {
+        return match rest.split_once('@') {
+            Some((_, v)) if v.starts_with("0.2.") => None,
+            Some((_, v)) => Some(format!("the host provides WASI 0.2.x, not {v}")),
+            None => Some("an unversioned WASI import: build with a WASI 0.2 toolchain (wasm32-wasip2)".into()),
+        };
+    }
+    if let Some(rest) = import.strip_prefix("sluice:scorer/") {
+        let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
+        if !SLUICE.contains(&iface) {
+            return Some(format!("the host has no `{iface}` interface (it has {})", SLUICE.join(", ")));
+        }
+        if !version.starts_with("0.1.") {
+            return Some(format!("version {version}: the host links sluice:scorer 0.1.x"));
+        }
+        return None;
+    }
+    Some("the host provides only WASI 0.2 and sluice:scorer interfaces".into())
+}
+
+impl ScorerEngine {
+    /// Checks a component against the host's world without running it:
+    /// each import, each export, and whether wasmtime links it.
+    pub fn validate(&self, path: &Path) -> Result<Validation, EngineError> {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read { path: path.to_path_buf(), source })?;
+        let hash = crate::cache::wasm_hash(&bytes);
+        let component = Component::new(&self.engine, &bytes)
+            .map_err(|source| EngineError::Compile { path: path.to_path_buf(), source })?;
+        let ty = component.component_type();
+        let imports: Vec<(String, Option<String>)> =
+            ty.imports(&self.engine).map(|(name, _)| (name.to_string(), host_provides(name))).collect();
+        let mut exports = Vec::new();
+        let mut has = (false, false);
+        for (name, _) in ty.exports(&self.engine) {
+            let what = match name {
+                "init" => {
+                    has.0 = true;
+                    "called once per instance"
+                }
+                "run" => {
+                    has.1 = true;
+                    "called once per mini-batch"
+                }
+                n if n.starts_with(LIFECYCLE_PREFIX) => "optional: shutdown is called when an instance retires",
+                _ => "not used by sluice",
+            };
+            exports.push((name.to_string(), what.to_string()));
+        }
+        let mut problems = Vec::new();
+        for (name, why) in &imports {
+            if let Some(why) = why {
+                problems.push(format!("import `{name}`: {why}"));
+            }
+        }
+        if !has.0 {
+            problems.push("missing export `init: func(config: config) -> result<_, error>`".into());
+        }
+        if !has.1 {
+            problems.push("missing export `run: func(batch: mini-batch) -> result<batch-result, error>`".into());
+        }
+        if problems.is_empty() {
+            // Names fit: let wasmtime check every type.
+            match self.linker.instantiate_pre(&component) {
+                Err(e) => problems.push(format!("does not link: {e:#}")),
+                Ok(pre) => {
+                    if let Err(e) = ScorerPre::new(pre) {
+                        problems.push(format!("exports do not match the world: {e:#}"));
+                    }
+                }
+            }
+        }
+        Ok(Validation { imports, exports, problems, hash })
+    }
+}
+
 fn lifecycle_export(engine: &Engine, c: &Component) -> Option<String> {
     c.component_type().exports(engine).map(|(n, _)| n).find(|n| n.starts_with(LIFECYCLE_PREFIX)).map(str::to_string)
 }

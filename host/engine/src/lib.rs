@@ -16,7 +16,7 @@ mod instance;
 mod logs;
 mod onnx_host;
 
-pub use engine::{EngineError, ScorerComponent, ScorerEngine};
+pub use engine::{EngineError, ScorerComponent, ScorerEngine, Validation};
 pub use instance::{InstanceSettings, PreparedBatch, ScorerInstance};
 pub use logs::{GuestLog, Level};
 pub use onnx_host::HostRows;

@@ -65,7 +65,7 @@ impl std::fmt::Display for Failure {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Every mini-batch and item succeeded.
@@ -76,7 +76,7 @@ pub enum JobStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BatchCounts {
     pub total: u64,
     pub succeeded: u64,
@@ -91,7 +91,7 @@ pub struct BatchCounts {
     pub resumed: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ItemCounts {
     pub total: u64,
     pub succeeded: u64,
@@ -101,7 +101,7 @@ pub struct ItemCounts {
 }
 
 /// One of the first errors of a job, with where to look.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorEntry {
     pub mini_batch: String,
     pub mini_batch_index: usize,
@@ -112,7 +112,7 @@ pub struct ErrorEntry {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Timings {
     pub plan_s: f64,
     pub compile_s: f64,
@@ -121,7 +121,7 @@ pub struct Timings {
 }
 
 /// `job_result.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobResult {
     pub job: String,
     pub status: JobStatus,
@@ -135,8 +135,10 @@ pub struct JobResult {
     pub output: Option<String>,
     pub output_rows: u64,
     pub job_dir: String,
-    /// Where to look next: one line per mini-batch, and the guest logs.
+    /// Where to look next: one line per mini-batch, one line per failed
+    /// item, and the guest logs.
     pub processed_mini_batches: String,
+    pub errors: String,
     pub logs: String,
     pub started_at: String,
     pub timings: Timings,

@@ -331,6 +331,58 @@ impl Override {
     }
 }
 
+/// Where a spec came from, kept in the job directory (`spec.json`) so
+/// `resume` and `replay` rebuild exactly the same job.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+pub struct SpecSource {
+    /// The spec file, or "command line".
+    pub origin: String,
+    /// The YAML text (`{}` for flags only).
+    pub text: String,
+    /// What relative paths in the text are relative to (absolute).
+    pub base: PathBuf,
+    /// `--set`-style overrides: YAML path and YAML value.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl SpecSource {
+    /// A spec file (or none: flags only) and the overrides on top of it.
+    pub fn new(file: Option<&Path>, overrides: &[Override]) -> Result<SpecSource, SpecError> {
+        let (origin, text, base) = match file {
+            None => ("command line".to_string(), "{}".to_string(), PathBuf::from(".")),
+            Some(path) => {
+                let origin = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+                    origin: origin.clone(),
+                    path: String::new(),
+                    message: format!("cannot read the job spec: {e}"),
+                })?;
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+                (origin, text, base)
+            }
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let overrides = overrides
+            .iter()
+            .map(|o| (o.path.clone(), serde_yaml_ng::to_string(&o.value).unwrap_or_default().trim_end().to_string()))
+            .collect();
+        Ok(SpecSource { origin, text, base, overrides })
+    }
+
+    /// The validated spec.
+    pub fn spec(&self) -> Result<JobSpec, SpecError> {
+        let overrides: Vec<Override> = self
+            .overrides
+            .iter()
+            .map(|(k, v)| {
+                Override::new(k.clone(), serde_yaml_ng::from_str::<Value>(v).unwrap_or(Value::String(v.clone())))
+            })
+            .collect();
+        JobSpec::from_yaml(&self.text, &self.origin, &self.base, &overrides)
+    }
+}
+
 impl JobSpec {
     /// Reads and validates a spec file; relative paths in it are relative to
     /// the file's folder. `overrides` (CLI flags) win over the file.

@@ -1,7 +1,7 @@
 //! The three failure thresholds, checked together (DESIGN §1).
 
 /// Which threshold stopped a job.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Crossed {
     ErrorThreshold,
@@ -19,7 +19,7 @@ impl Crossed {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Thresholds {
     /// Failed items tolerated over the job; -1 = ignore.
     pub error_threshold: i64,
@@ -30,7 +30,7 @@ pub struct Thresholds {
 }
 
 /// Running failure counts of a job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tally {
     pub failed_items: u64,
     pub failed_mini_batches: u64,

@@ -50,7 +50,9 @@ impl GuestLog for FileGuestLog {
         let f = match files.entry(instance) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                match File::create(self.dir.join(format!("instance-{instance}.log"))) {
+                // Appended: a resumed job keeps the logs of earlier runs.
+                let path = self.dir.join(format!("instance-{instance}.log"));
+                match std::fs::OpenOptions::new().create(true).append(true).open(path) {
                     Ok(f) => v.insert(BufWriter::new(f)),
                     Err(e) => {
                         tracing::warn!("cannot write guest log of instance {instance}: {e}");

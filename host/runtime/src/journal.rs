@@ -61,13 +61,20 @@ impl Manifest {
         (!d.is_empty()).then(|| d.join("; "))
     }
 
-    /// A hash of everything here, mixed into every mini-batch id.
+    /// A hash of what a mini-batch's result depends on (everything here
+    /// but the output format, which changes how rows are written, not
+    /// which), mixed into every mini-batch id.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut m = self.clone();
+        m.settings.remove(OUTPUT_KEY);
+        let json = serde_json::to_vec(&m).unwrap_or_default();
         hex::encode(&Sha256::digest(json)[..8])
     }
 }
+
+/// The settings key of the output format.
+pub const OUTPUT_KEY: &str = "task.append_row_to";
 
 fn short(h: &str) -> &str {
     &h[..h.len().min(12)]

@@ -8,11 +8,15 @@
 //! wasmtime types.
 
 mod guest_log;
+pub mod jobs;
 pub mod journal;
+pub mod monitor;
 mod progress;
+mod replay;
 mod report;
 mod scheduler;
 
 pub use progress::{LogWriter, ProgressMode};
+pub use replay::{Replay, replay};
 pub use scheduler::{RunError, RunOptions, run_job, run_job_with_output};
 pub use sluice_job::result::{JobResult, JobStatus};

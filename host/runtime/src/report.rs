@@ -224,6 +224,7 @@ pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
         output_rows: a.output_rows,
         job_dir: a.job_dir.display().to_string(),
         processed_mini_batches: a.job_dir.join("processed_mini_batches.csv").display().to_string(),
+        errors: a.job_dir.join("errors.jsonl").display().to_string(),
         logs: a.job_dir.join("logs").display().to_string(),
         started_at: a.started_at,
         timings: a.timings,
@@ -247,6 +248,7 @@ pub(crate) fn write_job_dir(
         "index",
         "inputs",
         "items",
+        "item_errors",
         "tries",
         "status",
         "reason",
@@ -258,6 +260,7 @@ pub(crate) fn write_job_dir(
         let items = plan.items_of(mb);
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
         let inputs = inputs_label(&names);
+        let errs = r.as_ref().map_or(0, |r| r.item_errors.len()).to_string();
         let (tries, status, reason, message, instance, dur) = match r {
             None => (String::new(), "not_run", String::new(), String::new(), String::new(), String::new()),
             Some(r) => (
@@ -273,7 +276,8 @@ pub(crate) fn write_job_dir(
             &mb.id,
             &mb.index.to_string(),
             &inputs,
-            &items.len().to_string(),
+            &r.as_ref().map_or(mb.rows.unwrap_or(items.len() as u64), |r| r.item_count as u64).to_string(),
+            &errs,
             &tries,
             status,
             &reason,
@@ -283,7 +287,67 @@ pub(crate) fn write_job_dir(
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
-    write_atomic(&dir.join("processed_mini_batches.csv"), &bytes)
+    write_atomic(&dir.join("processed_mini_batches.csv"), &bytes)?;
+    write_atomic(&dir.join("errors.jsonl"), &errors_jsonl(plan, records))
+}
+
+/// One line per failed item: its input (file, and row for tabular input),
+/// the reason code and message, the guest's panic text when there was
+/// one, and the mini-batch it was in. A failed mini-batch contributes a
+/// line per input it held (for tabular input: per file, with its rows).
+fn errors_jsonl(plan: &Plan, records: &[Option<BatchRecord>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut line = |mb: &BatchRecord, input: Option<String>, code: ReasonCode, message: &str| {
+        let (file, row) = match input.as_deref().and_then(|l| l.rsplit_once(" row ")) {
+            Some((f, r)) => (Some(f.to_string()), r.parse::<u64>().ok()),
+            None => (input.clone(), None),
+        };
+        let panic = message.split_once("panicked: ").map(|(_, p)| p.to_string());
+        let v = serde_json::json!({
+            "mini_batch": mb.id,
+            "mini_batch_index": mb.index,
+            "input": file,
+            "row": row,
+            "code": code,
+            "message": message,
+            "panic": panic,
+            "tries": mb.tries,
+        });
+        out.extend_from_slice(v.to_string().as_bytes());
+        out.push(b'\n');
+    };
+    for r in records.iter().flatten() {
+        match (&r.status, &r.failure) {
+            (BatchStatus::Failed, Some(f)) => {
+                let mb = &plan.mini_batches[r.index];
+                if mb.segments.is_empty() {
+                    for name in &r.item_names {
+                        line(r, Some(name.clone()), f.code, &f.message);
+                    }
+                } else {
+                    for seg in &mb.segments {
+                        let name = &plan.items[seg.file].name;
+                        let rows = match &seg.rows {
+                            sluice_job::plan::RowSpan::All => name.clone(),
+                            sluice_job::plan::RowSpan::Range { start, end, .. } => {
+                                format!("{name} rows {start}..{end}")
+                            }
+                            sluice_job::plan::RowSpan::Rows(v) => format!("{name} ({} rows)", v.len()),
+                        };
+                        line(r, Some(rows), f.code, &f.message);
+                    }
+                }
+            }
+            _ => {
+                for ((_, code, m), label) in
+                    r.item_errors.iter().zip(r.error_labels.iter().chain(std::iter::repeat(&None)))
+                {
+                    line(r, label.clone(), *code, m);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

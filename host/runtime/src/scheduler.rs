@@ -33,6 +33,13 @@ pub struct RunOptions {
     pub progress: ProgressMode,
     /// Forget what an earlier run in `job_dir` committed and start over.
     pub restart: bool,
+    /// Where the spec came from: saved as `spec.json` for `resume` and
+    /// `replay`.
+    pub source: Option<sluice_job::spec::SpecSource>,
+    /// The job registry to list the job in (`sluice jobs list`).
+    pub index: Option<crate::jobs::JobIndex>,
+    /// Run only the mini-batch with this id (or unique id prefix): `replay`.
+    pub only: Option<String>,
 }
 
 /// A job that could not run at all (as opposed to one that ran and failed
@@ -55,6 +62,8 @@ pub enum RunError {
     Models(#[from] sluice_engine::OnnxError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error("no mini-batch `{id}` in this job (its first ids: {known}); see processed_mini_batches.csv")]
+    NoSuchMiniBatch { id: String, known: String },
 }
 
 /// State shared by the workers of one job.
@@ -123,6 +132,16 @@ pub fn run_job_with_output(
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let dir = &opts.job_dir;
     std::fs::create_dir_all(dir).map_err(|source| RunError::JobDir { path: dir.clone(), source })?;
+    if let Some(src) = &opts.source {
+        let json = serde_json::to_vec_pretty(src).expect("a spec source serialises");
+        sluice_io::output::write_durably(&dir.join("spec.json"), &json)
+            .map_err(|source| RunError::JobDir { path: dir.join("spec.json"), source })?;
+    }
+    if let Some(index) = &opts.index
+        && let Err(e) = index.register(dir)
+    {
+        tracing::warn!("cannot list the job in the job registry: {e}");
+    }
     for note in &spec.notes {
         tracing::info!("note: {note}");
     }
@@ -196,7 +215,16 @@ pub fn run_job_with_output(
     // Mini-batches an earlier run committed are not run again.
     let mut records = vec![None; total];
     let mut todo = Vec::with_capacity(total);
-    for mb in &plan.mini_batches {
+    if let Some(only) = &opts.only {
+        let found: Vec<usize> =
+            plan.mini_batches.iter().filter(|m| m.id.starts_with(only.as_str())).map(|m| m.index).collect();
+        let [index] = found.as_slice() else {
+            let known: Vec<&str> = plan.mini_batches.iter().take(5).map(|m| m.id.as_str()).collect();
+            return Err(RunError::NoSuchMiniBatch { id: only.clone(), known: known.join(", ") });
+        };
+        todo.push(*index);
+    }
+    for mb in plan.mini_batches.iter().filter(|_| opts.only.is_none()) {
         let staged = |r: &BatchRecord| r.rows == 0 || output.as_ref().is_none_or(|o| o.has_part(mb.index));
         match journal.committed(mb.index, &mb.id).filter(staged) {
             Some(mut r) => {
@@ -242,6 +270,17 @@ pub fn run_job_with_output(
 
     let run_start = Instant::now();
     let progress = Progress::start(opts.progress, total as u64, job.counters.clone());
+    let monitor = crate::monitor::Monitor::start(crate::monitor::MonitorSetup {
+        dir: dir.clone(),
+        job: spec.name.clone(),
+        started_at: started_at.clone(),
+        total: total as u64,
+        counters: job.counters.clone(),
+        tick: {
+            let log = log.clone();
+            Box::new(move || log.flush())
+        },
+    });
     let workers = spec.max_concurrency.min(total.max(1));
     std::thread::scope(|s| -> Result<(), RunError> {
         let mut handles = Vec::new();
@@ -261,6 +300,7 @@ pub fn run_job_with_output(
         Ok(())
     })?;
     progress.finish();
+    monitor.stop();
     let run_s = run_start.elapsed().as_secs_f64();
     log.flush();
 
@@ -603,6 +643,12 @@ fn finish(
     }
     report::write_job_dir(&opts.job_dir, &result, &plan, &st.records)
         .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
+    if let Some(mut p) = crate::monitor::read_progress(&opts.job_dir) {
+        p.status =
+            serde_json::to_value(result.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        p.elapsed_s = result.timings.total_s;
+        crate::monitor::write_progress_file(&opts.job_dir, &p);
+    }
     Ok(result)
 }
 
@@ -631,7 +677,7 @@ fn manifest(spec: &JobSpec, component: &ScorerComponent, models: Option<&ModelRe
         set(format!("environment_variables.{k}"), v.clone());
     }
     if let Some(o) = &spec.append_row_to {
-        set("task.append_row_to".into(), format!("{:?}", o.format).to_lowercase());
+        set(crate::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());
     }
     let models = models
         .map(|reg| {

@@ -1,0 +1,427 @@
+//! `resume`, `jobs list|show|logs`, `replay`, `validate` and `compile`.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use sluice_job::spec::SpecSource;
+use sluice_runtime::jobs::{JobIndex, alive, job_info, read_result};
+use sluice_runtime::monitor::{read_progress, resource_summary};
+
+use crate::{Failure, cache_dir, data_dir, exit_for};
+
+/// Where jobs and the compile cache are.
+#[derive(Args, Debug)]
+pub struct Dirs {
+    /// Where sluice keeps jobs (env SLUICE_DATA_DIR).
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The compiled-component cache (env SLUICE_CACHE_DIR).
+    #[arg(long, env = "SLUICE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+impl Dirs {
+    fn index(&self) -> JobIndex {
+        JobIndex::new(&data_dir(self.data_dir.as_deref()))
+    }
+
+    /// A job by directory, directory name (or prefix) or job name.
+    fn resolve(&self, job: &str) -> Result<PathBuf, Failure> {
+        self.index().resolve(job).map_err(|e| Failure::Usage(anyhow!(e)))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The job: its directory, directory name (or a unique prefix) or name.
+    job: String,
+    #[command(flatten)]
+    dirs: Dirs,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// Recent jobs, newest first: status, counts, duration.
+    List {
+        #[command(flatten)]
+        dirs: Dirs,
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One job in detail: result, resource use, mini-batches, failed items.
+    Show {
+        job: String,
+        /// Only the mini-batches that failed or had failed items, and every
+        /// failed item.
+        #[arg(long)]
+        failed: bool,
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+    /// The guest logs of a job, all instances merged in time order.
+    Logs {
+        job: String,
+        /// Only the lines of this mini-batch (an id or a unique prefix).
+        #[arg(long)]
+        mini_batch: Option<String>,
+        /// Keep printing new lines until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The job: its directory, directory name (or a unique prefix) or name.
+    job: String,
+    /// The mini-batch id (or a unique prefix), from `jobs show`.
+    mini_batch: String,
+    #[command(flatten)]
+    dirs: Dirs,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The scorer component.
+    scorer: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// The scorer component.
+    scorer: PathBuf,
+    /// The compiled-component cache (env SLUICE_CACHE_DIR).
+    #[arg(long, env = "SLUICE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+fn job_error(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::Job(e.into())
+}
+
+/// The spec a job ran with (`spec.json` in its directory).
+fn saved_spec(dir: &Path) -> Result<(SpecSource, sluice_job::JobSpec), Failure> {
+    let path = dir.join("spec.json");
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("{}: not a resumable job (it has no spec.json)", dir.display()))
+        .map_err(Failure::Usage)?;
+    let source: SpecSource = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: unreadable", path.display()))
+        .map_err(Failure::Job)?;
+    let spec = source.spec().map_err(|e| Failure::Usage(anyhow!(e).context("the job's spec no longer validates")))?;
+    Ok((source, spec))
+}
+
+pub fn resume(a: ResumeArgs) -> Result<ExitCode, Failure> {
+    let dir = a.dirs.resolve(&a.job)?;
+    let (source, spec) = saved_spec(&dir)?;
+    let cache = cache_dir(a.dirs.cache_dir.as_deref(), false);
+    let r = crate::run_spec(&spec, source, dir, cache, a.dirs.index(), false, a.quiet)?;
+    Ok(exit_for(&r))
+}
+
+pub fn jobs(c: JobsCommand) -> Result<ExitCode, Failure> {
+    match c {
+        JobsCommand::List { dirs, limit } => {
+            let jobs = dirs.index().list();
+            if jobs.is_empty() {
+                println!("no jobs yet in {}", data_dir(dirs.data_dir.as_deref()).display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<36} {:<22} {:<20} {:>14} {:>8} {:>9}",
+                "JOB", "STATUS", "STARTED", "MINI-BATCHES", "FAILED", "DURATION"
+            );
+            for j in jobs.iter().take(limit) {
+                let dir = j.dir.file_name().unwrap_or_default().to_string_lossy();
+                println!(
+                    "{:<36} {:<22} {:<20} {:>14} {:>8} {:>8.1}s",
+                    dir,
+                    j.status,
+                    j.started_at,
+                    format!("{}/{}", j.mini_batches_done, j.mini_batches_total),
+                    j.mini_batches_failed,
+                    j.duration_s
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Show { job, failed, dirs } => {
+            let dir = dirs.resolve(&job)?;
+            show(&dir, failed, &job)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Logs { job, mini_batch, follow, dirs } => {
+            let dir = dirs.resolve(&job)?;
+            logs(&dir, mini_batch.as_deref(), follow)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
+    let info = job_info(dir).ok_or_else(|| Failure::Usage(anyhow!("{}: no job there yet", dir.display())))?;
+    println!("job {} ({})", info.name, dir.display());
+    println!("  status:        {}", info.status);
+    println!("  started:       {}  ({:.1}s)", info.started_at, info.duration_s);
+    if let Some(r) = read_result(dir) {
+        if let Some(reason) = &r.reason {
+            println!("  reason:        {reason}");
+        }
+        let m = &r.mini_batches;
+        println!(
+            "  mini-batches:  {} total, {} succeeded, {} failed, {} retried, {} not run, {} resumed ({} tries)",
+            m.total, m.succeeded, m.failed, m.retried, m.not_run, m.resumed, m.tries
+        );
+        let i = &r.items;
+        println!(
+            "  items:         {} total, {} succeeded, {} failed, {} not run",
+            i.total, i.succeeded, i.failed, i.not_run
+        );
+        let t = &r.thresholds;
+        println!(
+            "  thresholds:    error_threshold {}, mini_batch_error_threshold {}, allowed_failed_percent {}{}",
+            t.error_threshold,
+            t.mini_batch_error_threshold,
+            t.allowed_failed_percent,
+            r.crossed.as_ref().map(|c| format!(" (crossed: {c:?})")).unwrap_or_default()
+        );
+        if let Some(out) = &r.output {
+            println!("  output:        {out} ({} rows)", r.output_rows);
+        }
+    } else if let Some(p) = read_progress(dir) {
+        println!(
+            "  progress:      {}/{} mini-batches, {} failed, {} items (updated {})",
+            p.mini_batches_done, p.mini_batches_total, p.mini_batches_failed, p.items_done, p.updated_at
+        );
+    }
+    if let Some((peak, mean, max, n)) = resource_summary(dir) {
+        println!(
+            "  resources:     peak RSS {peak:.1} MiB; CPU {mean:.0}% mean, {max:.0}% max ({n} samples, 100% = one core)"
+        );
+    }
+
+    // The mini-batch table.
+    let pmb = dir.join("processed_mini_batches.csv");
+    let mut failed_ids = Vec::new();
+    if let Ok(mut r) = csv::Reader::from_path(&pmb) {
+        let h: Vec<String> = r.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
+        let col = |name: &str| h.iter().position(|c| c == name);
+        let (Some(id), Some(inputs), Some(status), Some(tries), Some(reason), Some(message), Some(dur)) =
+            (col("id"), col("inputs"), col("status"), col("tries"), col("reason"), col("message"), col("duration_s"))
+        else {
+            return Err(Failure::Job(anyhow!("{}: unexpected columns", pmb.display())));
+        };
+        let item_errors = col("item_errors");
+        println!();
+        println!(
+            "{:<17} {:<10} {:>5} {:>7} {:>8}  {:<36} REASON",
+            "MINI-BATCH", "STATUS", "TRIES", "ITEMERR", "SECONDS", "INPUTS"
+        );
+        for rec in r.records().flatten() {
+            let errs = item_errors.and_then(|i| rec.get(i)).unwrap_or("0");
+            let bad = &rec[status] == "failed" || errs != "0";
+            if bad {
+                failed_ids.push(rec[id].to_string());
+            }
+            if only_failed && !bad {
+                continue;
+            }
+            let why =
+                if rec[reason].is_empty() { String::new() } else { format!("{}: {}", &rec[reason], &rec[message]) };
+            println!(
+                "{:<17} {:<10} {:>5} {:>7} {:>8}  {:<36} {}",
+                &rec[id], &rec[status], &rec[tries], errs, &rec[dur], &rec[inputs], why
+            );
+        }
+    }
+
+    // Failed items.
+    let errors = std::fs::read_to_string(dir.join("errors.jsonl")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = errors.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if !lines.is_empty() {
+        let limit = if only_failed { lines.len() } else { 10 };
+        println!();
+        println!("failed items ({} in errors.jsonl):", lines.len());
+        for e in lines.iter().take(limit) {
+            let input = e["input"].as_str().unwrap_or("?");
+            let row = e["row"].as_u64().map(|r| format!(" row {r}")).unwrap_or_default();
+            println!(
+                "  [{}] {input}{row} (mini-batch {}): {}",
+                e["code"].as_str().unwrap_or("?"),
+                e["mini_batch"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("")
+            );
+        }
+        if lines.len() > limit {
+            println!("  ... {} more: `sluice jobs show {key} --failed`", lines.len() - limit);
+        }
+    }
+    if let Some(first) = failed_ids.first() {
+        println!();
+        println!("next: `sluice jobs logs {key} --mini-batch {first}` for its guest log,");
+        println!("      `sluice replay {key} {first}` to run it again alone");
+    }
+    Ok(())
+}
+
+/// A guest log line's mini-batch tag.
+fn line_mini_batch(line: &str) -> Option<&str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix("mini_batch="))
+}
+
+fn logs(dir: &Path, mini_batch: Option<&str>, follow: bool) -> Result<(), Failure> {
+    let log_dir = dir.join("logs");
+    let keep = |l: &str| mini_batch.is_none_or(|m| line_mini_batch(l).is_some_and(|x| x.starts_with(m)));
+    // Read offsets per file, so --follow prints only what is new.
+    let mut offsets: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
+    let mut printed_any = false;
+    loop {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&log_dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect())
+            .unwrap_or_default();
+        files.sort();
+        let mut new_lines = Vec::new();
+        for f in files {
+            let at = offsets.entry(f.clone()).or_insert(0);
+            let Ok(mut file) = std::fs::File::open(&f) else { continue };
+            if file.seek(SeekFrom::Start(*at)).is_err() {
+                continue;
+            }
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            // Only whole lines; a partial last line waits for the next pass.
+            let whole = text.rfind('\n').map_or(0, |i| i + 1);
+            *at += whole as u64;
+            new_lines.extend(text[..whole].lines().filter(|l| keep(l)).map(str::to_string));
+        }
+        // Lines start with an RFC 3339 time stamp: sorting merges instances.
+        new_lines.sort();
+        for l in &new_lines {
+            println!("{l}");
+        }
+        printed_any |= !new_lines.is_empty();
+        let running = read_progress(dir).is_some_and(|p| p.status == "running" && alive(p.pid));
+        if !follow || (!running && new_lines.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    if !printed_any && !follow {
+        match mini_batch {
+            Some(m) => eprintln!("no guest log lines for mini-batch {m} in {}", log_dir.display()),
+            None => eprintln!("no guest log lines in {}", log_dir.display()),
+        }
+    }
+    Ok(())
+}
+
+pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
+    let dir = a.dirs.resolve(&a.job)?;
+    let (_, spec) = saved_spec(&dir)?;
+    let cache = cache_dir(a.dirs.cache_dir.as_deref(), false);
+    let r = sluice_runtime::replay(&spec, &a.mini_batch, cache).map_err(|e| match e {
+        e @ sluice_runtime::RunError::NoSuchMiniBatch { .. } => Failure::Usage(e.into()),
+        e => job_error(e),
+    })?;
+    let status = if r.result.mini_batches.failed > 0 { "failed" } else { "succeeded" };
+    match &r.record {
+        Some((h, v)) => {
+            let get = |name: &str| h.iter().position(|c| c == name).map_or("", |i| v[i].as_str());
+            println!(
+                "mini-batch {} (#{}; inputs {}) of job {}: {status}",
+                get("id"),
+                get("index"),
+                get("inputs"),
+                spec.name
+            );
+            if !get("reason").is_empty() {
+                println!("  {}: {}", get("reason"), get("message"));
+            }
+        }
+        None => println!("mini-batch {} of job {}: {status}", a.mini_batch, spec.name),
+    }
+    println!();
+    if r.rows_csv.is_empty() {
+        println!("rows: none");
+    } else {
+        println!("rows ({}):", r.result.output_rows);
+        print!("{}", String::from_utf8_lossy(&r.rows_csv));
+    }
+    if !r.errors.is_empty() {
+        println!();
+        println!("errors ({}):", r.errors.len());
+        for e in &r.errors {
+            let row = e["row"].as_u64().map(|r| format!(" row {r}")).unwrap_or_default();
+            println!(
+                "  [{}] {}{row}: {}",
+                e["code"].as_str().unwrap_or("?"),
+                e["input"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!();
+    println!("guest log ({} lines):", r.logs.len());
+    for l in &r.logs {
+        println!("  {l}");
+    }
+    Ok(if r.result.mini_batches.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub fn validate(a: ValidateArgs) -> Result<ExitCode, Failure> {
+    let engine = sluice_engine::ScorerEngine::new(&sluice_job::Limits::default(), 1).map_err(job_error)?;
+    let v = engine.validate(&a.scorer).map_err(|e| Failure::Job(e.into()))?;
+    println!("{} (sha256 {})", a.scorer.display(), &v.hash[..16]);
+    println!("imports:");
+    for (name, why) in &v.imports {
+        match why {
+            None => println!("  ok       {name}"),
+            Some(w) => println!("  MISSING  {name}: {w}"),
+        }
+    }
+    println!("exports:");
+    for (name, what) in &v.exports {
+        println!("  {name}: {what}");
+    }
+    if v.problems.is_empty() {
+        println!("fits the sluice:scorer world: ready to run");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("does NOT fit the sluice:scorer world:");
+        for p in &v.problems {
+            println!("  - {p}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+pub fn compile(a: CompileArgs) -> Result<ExitCode, Failure> {
+    let cache = cache_dir(a.cache_dir.as_deref(), false)
+        .ok_or_else(|| Failure::Usage(anyhow!("no cache folder: set --cache-dir or SLUICE_CACHE_DIR")))?;
+    let engine = sluice_engine::ScorerEngine::new(&sluice_job::Limits::default(), 1).map_err(job_error)?;
+    let started = std::time::Instant::now();
+    let c = engine.load(&a.scorer, Some(&cache)).map_err(|e| Failure::Job(e.into()))?;
+    if c.from_cache {
+        println!("{} ({}) is already compiled in {}", a.scorer.display(), &c.hash[..12], cache.display());
+    } else {
+        println!(
+            "compiled {} ({}) in {:.2}s into {}",
+            a.scorer.display(),
+            &c.hash[..12],
+            started.elapsed().as_secs_f64(),
+            cache.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
