@@ -7,6 +7,7 @@ mod adversarial;
 mod cli;
 mod engine;
 mod inputs;
+mod jobs;
 mod onnx;
 mod output;
 mod plugins;
