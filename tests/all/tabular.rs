@@ -67,8 +67,9 @@ fn byte_sized_and_file_sized_batches_keep_every_row_once_in_order() {
 
 #[test]
 fn rows_that_cannot_be_read_or_scored_are_item_errors() {
-    // bad/: 5 good rows; 5 rows of which 2 have an empty feature; a header
-    // only; a file with an extra column (its header differs from the job's).
+    // bad/: 5 good rows; 5 rows of which 2 have an empty feature (scorer
+    // item errors); a header only (one host item error); a file with an
+    // extra column (its header differs from the job's: 12 row errors).
     let job = Job::tabular(TABULAR_CLASSIFIER)
         .files_from("tests/fixtures/tabular/bad")
         .model("model", "examples/tabular/model")
@@ -76,7 +77,7 @@ fn rows_that_cannot_be_read_or_scored_are_item_errors() {
         .output("csv");
     let r = job.run();
     assert_eq!(r.mini_batches.failed, 0);
-    assert_eq!((r.items.succeeded, r.items.failed), (8, 2 + 12));
+    assert_eq!((r.items.succeeded, r.items.failed), (8, 2 + 1 + 12));
     let got: Vec<_> = predictions(&job.out_path("csv")).into_iter().map(|(i, p, q, _)| (i, p, q)).collect();
     let want: Vec<_> = predictions(&repo("tests/fixtures/tabular/expected_bad.csv"))
         .into_iter()
@@ -188,4 +189,83 @@ fn the_classifier_reads_parquet_input() {
     let want: Vec<_> =
         predictions(&repo("tests/fixtures/tabular/expected.csv")).into_iter().map(|(i, p, q, _)| (i, p, q)).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn bad_input_files_and_rows_become_item_errors_and_the_rest_completes() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.csv"), "id,x,name\n9,9,secret\n").unwrap();
+    for size in ["2 rows", "10 files", "64B"] {
+        let job = Job::tabular(PASSTHROUGH)
+            // The job's columns (id: s64, x: f64, name: string) come from
+            // a.csv; e.csv has a cell of the wrong type.
+            .file("a.csv", b"id,x,name\n1,0.5,ann\n2,1.5\n3,2.5,\xff\xfe\n4,3.5,eve\n".as_slice())
+            .file("b.csv", "")
+            .file("c.csv", "id,x,name\n")
+            .file("e.csv", "id,x,name\n5,oops,bob\n6,1.0,fay\n")
+            .set("mini_batch_size", size)
+            .output("csv");
+        std::os::unix::fs::symlink(outside.path().join("secret.csv"), job.input().join("d.csv")).unwrap();
+        let r = job.run();
+        assert_eq!(r.mini_batches.failed, 0, "{size}: {:?}", r.first_errors);
+        let (h, rows) = job.csv_rows();
+        let id = h.iter().position(|c| c == "id").unwrap();
+        assert_eq!(rows.iter().map(|r| r[id].as_str()).collect::<Vec<_>>(), ["1", "4", "6"], "{size}");
+        let errs: Vec<(String, String)> =
+            r.first_errors.iter().map(|e| (e.item.clone().unwrap_or_default(), e.message.clone())).collect();
+        let has = |item: &str, words: &str| {
+            assert!(
+                errs.iter().any(|(i, m)| i == item && m.contains(words)),
+                "{size}: no `{words}` for {item} in {errs:?}"
+            );
+        };
+        has("a.csv row 1", "cannot parse");
+        has("a.csv row 2", "UTF-8");
+        has("e.csv row 0", "cannot parse");
+        has("b.csv", "empty file");
+        has("c.csv", "no rows: the file holds only a header");
+        has("d.csv", "symlink leaves the input folder");
+        assert_eq!((r.items.succeeded, r.items.failed), (3, 6), "{size}");
+    }
+}
+
+#[test]
+fn a_file_deleted_or_changed_mid_job_is_an_item_error() {
+    // The first mini-batch sleeps into its timeout; meanwhile the test
+    // deletes one file and rewrites another that later mini-batches read.
+    let job = Job::new(ADVERSARY)
+        .file("sleep.txt", "x")
+        .file("y.txt", "y")
+        .file("z.txt", "z")
+        .set("mini_batch_size", "1")
+        .set("max_concurrency_per_instance", "1")
+        .set("retry_settings.timeout", "2")
+        .set("retry_settings.max_retries", "0");
+    let spec = job.spec();
+    let dir = job.job_dir();
+    let input = job.input();
+    let meddler = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        while !dir.join("progress.json").exists() && t.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::remove_file(input.join("z.txt")).unwrap();
+        std::fs::write(input.join("y.txt"), "longer now").unwrap();
+    });
+    let opts = sluice_runtime::RunOptions {
+        job_dir: job.job_dir(),
+        cache_dir: Some(cache_dir()),
+        progress: sluice_runtime::ProgressMode::Quiet,
+        restart: false,
+        source: None,
+        index: None,
+        only: None,
+    };
+    let r = sluice_runtime::run_job(&spec, &opts).unwrap();
+    meddler.join().unwrap();
+    let errs: Vec<(String, String)> =
+        r.first_errors.iter().map(|e| (e.item.clone().unwrap_or_default(), e.message.clone())).collect();
+    assert!(errs.iter().any(|(i, m)| i == "y.txt" && m.contains("changed after the job was planned")), "{errs:?}");
+    assert!(errs.iter().any(|(i, m)| i == "z.txt" && m.contains("deleted after the job was planned")), "{errs:?}");
+    assert_eq!(r.mini_batches.failed, 1, "only the sleeper failed (TIMEOUT)");
 }

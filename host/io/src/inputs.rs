@@ -91,6 +91,28 @@ fn item(name: String, path: PathBuf, refused: Option<String>) -> InputItem {
     InputItem { name, path, size, modified_ns, refused }
 }
 
+/// Checks that an item is still what planning saw: a file deleted or
+/// rewritten since (same name, other size or modification time) is an
+/// item error, not a silent mix of old and new.
+pub fn unchanged(item: &InputItem) -> Result<(), String> {
+    let m = match std::fs::metadata(&item.path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("deleted after the job was planned".into());
+        }
+        Err(e) => return Err(format!("cannot read: {e}")),
+    };
+    let ns = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    if m.len() != item.size || ns != item.modified_ns {
+        return Err(format!(
+            "changed after the job was planned (was {} bytes, now {}); rerun the job to score the new contents",
+            item.size,
+            m.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Reads an item's bytes for the scorer. Object storage would implement
 /// this too.
 pub trait ItemSource: Send + Sync {
@@ -115,6 +137,7 @@ impl ItemSource for FsItemSource {
         if item.size > self.max_bytes {
             return Err(too_big(item.size));
         }
+        unchanged(item)?;
         let f = std::fs::File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
         let mut buf = Vec::with_capacity(item.size as usize);
         // Read at most one byte past the cap: the file may have grown since

@@ -164,11 +164,29 @@ fn normalise_type(t: &DataType) -> DataType {
 fn file_schema(item: &InputItem, format: TableFormat) -> Result<Schema, String> {
     let f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
     match format {
-        TableFormat::Csv => arrow_csv::reader::Format::default()
-            .with_header(true)
-            .infer_schema(BufReader::new(f), Some(1000))
-            .map(|(s, _)| s)
-            .map_err(|e| e.to_string()),
+        TableFormat::Csv => {
+            // Infer from the header and the first 1,000 rows that are text:
+            // one bad row must not decide the job's columns (it fails on
+            // its own when read).
+            let mut sample = Vec::new();
+            f.take(16 << 20).read_to_end(&mut sample).map_err(|e| format!("cannot read: {e}"))?;
+            let mut clean = Vec::with_capacity(sample.len());
+            for (off, len) in line_spans(&sample, true).into_iter().take(1001) {
+                let line = &sample[off as usize..(off + len) as usize];
+                if std::str::from_utf8(line).is_ok() {
+                    clean.extend_from_slice(line);
+                    if !line.ends_with(b"\n") {
+                        clean.push(b'\n');
+                    }
+                }
+            }
+            arrow_csv::reader::Format::default()
+                .with_header(true)
+                .with_truncated_rows(true)
+                .infer_schema(clean.as_slice(), Some(1000))
+                .map(|(s, _)| s)
+                .map_err(|e| e.to_string())
+        }
         TableFormat::JsonLines => arrow_json::reader::infer_json_schema(BufReader::new(f), Some(1000))
             .map(|(s, _)| s)
             .map_err(|e| e.to_string()),
@@ -194,9 +212,10 @@ fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
     let mut in_batch_bytes = 0u64;
     for (file, item) in items.iter().enumerate() {
         let rows = match scan_file(item, input) {
-            Ok(rows) => rows,
-            Err(_) => {
-                // Read (and fail) at run time, where the message is reported.
+            Ok(rows) if !rows.is_empty() => rows,
+            // Unreadable or without rows: a mini-batch of its own, where
+            // reading it fails as one item with the reason.
+            _ => {
                 if !current.is_empty() {
                     batches.push(std::mem::take(&mut current));
                     in_batch_rows = 0;
@@ -366,6 +385,7 @@ fn check_item(item: &InputItem, input: &TabularInput) -> Result<(), String> {
     if let Some(why) = &item.refused {
         return Err(why.clone());
     }
+    crate::inputs::unchanged(item)?;
     if item.size > input.max_file_bytes {
         return Err(format!(
             "file is {} bytes, over the cap limits.max_file_mb = {} MiB",
@@ -560,6 +580,13 @@ pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) 
     for seg in segments {
         let item = &plan.items[seg.file];
         match read_segment(item, &seg.rows, input) {
+            Ok(batch) if batch.num_rows() == 0 && seg.rows == RowSpan::All => {
+                let what = match TableFormat::from_name(&item.name) {
+                    Some(TableFormat::Csv) => "no rows: the file holds only a header",
+                    _ => "no rows: the file holds no table rows",
+                };
+                failed.push(FailedRows { source: item.name.clone(), rows: None, message: what.to_string() });
+            }
             Ok(batch) => {
                 let src = sources.len() as u32;
                 sources.push(item.name.clone());
@@ -572,19 +599,102 @@ pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) 
                 }
                 parts.push(batch);
             }
-            Err(message) => {
-                let rows = match &seg.rows {
-                    RowSpan::All => None,
-                    RowSpan::Range { start, end, .. } => Some((*start..*end).collect()),
-                    RowSpan::Rows(r) => Some(r.clone()),
-                };
-                failed.push(FailedRows { source: item.name.clone(), rows, message });
-            }
+            Err(message) => match read_row_by_row(item, &seg.rows, input) {
+                // The file reads, but some rows do not parse: those rows
+                // fail, the others go on.
+                Ok((batch, good, bad)) => {
+                    if !good.is_empty() {
+                        let src = sources.len() as u32;
+                        sources.push(item.name.clone());
+                        row_source.extend(std::iter::repeat_n(src, good.len()));
+                        row_number.extend_from_slice(&good);
+                        parts.push(batch);
+                    }
+                    for (row, message) in bad {
+                        failed.push(FailedRows { source: item.name.clone(), rows: Some(vec![row]), message });
+                    }
+                }
+                Err(_) => {
+                    let rows = match &seg.rows {
+                        RowSpan::All => None,
+                        RowSpan::Range { start, end, .. } => Some((*start..*end).collect()),
+                        RowSpan::Rows(r) => Some(r.clone()),
+                    };
+                    failed.push(FailedRows { source: item.name.clone(), rows, message });
+                }
+            },
         }
     }
     let batch = arrow_select::concat::concat_batches(&input.schema, &parts)
         .unwrap_or_else(|_| RecordBatch::new_empty(input.schema.clone()));
     TabularRows { batch, sources, row_source, row_number, failed }
+}
+
+/// A segment whose rows did not all parse, read one row at a time: the
+/// rows that parse (with their row numbers) and, for each that does not,
+/// why. `Err` when the file itself cannot be read this way (Parquet, a
+/// header that differs, an unreadable file): the whole segment fails.
+#[allow(clippy::type_complexity)]
+fn read_row_by_row(
+    item: &InputItem,
+    rows: &RowSpan,
+    input: &TabularInput,
+) -> Result<(RecordBatch, Vec<u64>, Vec<(u64, String)>), String> {
+    check_item(item, input)?;
+    let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
+    if format == TableFormat::Parquet {
+        return Err("Parquet is read whole".into());
+    }
+    let mut f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+    if format == TableFormat::Csv {
+        check_header(&mut f, &input.schema, item)?;
+    }
+    let data = std::fs::read(&item.path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut spans = line_spans(&data, format == TableFormat::Csv);
+    if format == TableFormat::Csv && !spans.is_empty() {
+        spans.remove(0);
+    }
+    let wanted: Vec<u64> = match rows {
+        RowSpan::All => (0..spans.len() as u64).collect(),
+        RowSpan::Range { start, end, .. } => (*start..*end).collect(),
+        RowSpan::Rows(r) => r.clone(),
+    };
+    let schema = input.schema.clone();
+    let (mut parts, mut good, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    for r in wanted {
+        let Some(&(off, len)) = spans.get(r as usize) else {
+            bad.push((r, "the row is gone: the file changed during the job".to_string()));
+            continue;
+        };
+        let line = &data[off as usize..(off + len) as usize];
+        let parsed: Result<Vec<RecordBatch>, String> = match format {
+            TableFormat::Csv => arrow_csv::ReaderBuilder::new(schema.clone())
+                .with_header(false)
+                .build(line)
+                .map_err(|e| e.to_string())
+                .and_then(|rd| rd.collect::<Result<_, _>>().map_err(|e| e.to_string())),
+            _ => arrow_json::ReaderBuilder::new(schema.clone())
+                .build(line)
+                .map_err(|e| e.to_string())
+                .and_then(|rd| rd.collect::<Result<_, _>>().map_err(|e| e.to_string())),
+        };
+        match parsed {
+            Ok(batches) if batches.iter().map(RecordBatch::num_rows).sum::<usize>() == 1 => {
+                parts.extend(batches);
+                good.push(r);
+            }
+            Ok(_) => bad.push((r, "not one row".to_string())),
+            Err(e) => bad.push((r, format!("cannot parse: {}", row_message(&e)))),
+        }
+    }
+    let batch = arrow_select::concat::concat_batches(&schema, &parts).map_err(|e| e.to_string())?;
+    Ok((batch, good, bad))
+}
+
+/// Arrow's parse message without the line number of the one-line parse
+/// (the item's label says which row it is).
+fn row_message(e: &str) -> String {
+    e.replace(" for line 1,", ",").replace(" at line 1", "").replace("Csv error: ", "").replace("Parser error: ", "")
 }
 
 #[cfg(test)]
