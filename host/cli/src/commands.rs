@@ -138,14 +138,16 @@ pub fn jobs(c: JobsCommand) -> Result<ExitCode, Failure> {
                 println!("no jobs yet in {}", data_dir(dirs.data_dir.as_deref()).display());
                 return Ok(ExitCode::SUCCESS);
             }
+            let shown = &jobs[..jobs.len().min(limit)];
+            let w = shown.iter().map(|j| j.dir.file_name().unwrap_or_default().len()).max().unwrap_or(3).max(3);
             println!(
-                "{:<36} {:<22} {:<20} {:>14} {:>8} {:>9}",
+                "{:<w$} {:<22} {:<20} {:>14} {:>8} {:>9}",
                 "JOB", "STATUS", "STARTED", "MINI-BATCHES", "FAILED", "DURATION"
             );
-            for j in jobs.iter().take(limit) {
+            for j in shown {
                 let dir = j.dir.file_name().unwrap_or_default().to_string_lossy();
                 println!(
-                    "{:<36} {:<22} {:<20} {:>14} {:>8} {:>8.1}s",
+                    "{:<w$} {:<22} {:<20} {:>14} {:>8} {:>8.1}s",
                     dir,
                     j.status,
                     j.started_at,

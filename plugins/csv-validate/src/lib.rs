@@ -1,6 +1,6 @@
 //! Shows item-level error handling: each CSV file is checked in the guest; empty files and files missing required columns become item errors, good files give one row with their row count.
 
-use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer, info};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer, info, warn};
 
 struct CsvValidate {
     /// Columns every file must have (`task.config.required_columns`,
@@ -30,6 +30,7 @@ impl Scorer for CsvValidate {
                     out.row(i).string("file", &file.name).s64("rows", rows as i64).s64("columns", columns as i64);
                 }
                 Err(why) => {
+                    warn!("{}: {why}", file.name);
                     out.error(i, format!("{}: {why}", file.name));
                 }
             }
