@@ -183,6 +183,9 @@ fn files_per_second(
             cache_dir: Some(cache.clone()),
             progress: ProgressMode::Quiet,
             restart: false,
+            source: None,
+            index: None,
+            only: None,
         };
         let start = Instant::now();
         let r = sluice_runtime::run_job(&spec, &opts)?;
