@@ -138,8 +138,13 @@ impl LocalOutput {
 }
 
 impl OutputStore for LocalOutput {
+    /// Writes the part under a temp name and renames it into place: a
+    /// reader sees all of it or none. Not fsynced here: the job's journal
+    /// makes parts durable in groups (one `syncfs` of the job directory's
+    /// filesystem before their entries become visible), which costs one
+    /// flush per group instead of one per mini-batch.
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()> {
-        write_durably(&self.part(index), part)
+        write_replacing(&self.part(index), part)
     }
 
     fn has_part(&self, index: usize) -> bool {
@@ -163,12 +168,24 @@ impl OutputStore for LocalOutput {
 /// Writes `bytes` to `path` so that a reader sees the old file or all of
 /// the new one, even after a crash: temp file, fsync, rename.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_via_temp(path, bytes, true)
+}
+
+/// Like [`write_durably`] without the fsync: atomic against a killed
+/// process, durable once the filesystem is synced.
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_via_temp(path, bytes, false)
+}
+
+fn write_via_temp(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if sync {
+        f.sync_all()?;
+    }
     drop(f);
     fs::rename(&tmp, path)
 }

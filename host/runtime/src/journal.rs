@@ -2,10 +2,16 @@
 //!
 //! `journal/manifest.json` records what the job's results depend on (the
 //! scorer's and models' hashes, the settings that change results). Each
-//! mini-batch that succeeds writes its staged output part first and then
-//! its entry, `journal/NNNNNNNN.json`, each durably (temp file, fsync,
-//! rename): an entry exists only for a mini-batch whose part is complete,
-//! so after a crash at any moment the committed set is exact. A resumed job
+//! mini-batch that succeeds writes its staged output part (temp file,
+//! rename) and then its entry under a temp name; a committer thread makes
+//! them durable in groups (one `syncfs` of the job directory's filesystem
+//! for every entry waiting, then renames the entries into place as
+//! `journal/NNNNNNNN.json`). So an entry is visible only once its part is
+//! complete and on disk, and a crash at any moment (a killed process or a
+//! lost machine) leaves an exact committed set; mini-batches whose entries
+//! were still waiting simply run again. A group costs one flush, not two
+//! per mini-batch (an fsync is ~1.7 ms on the test VM: two per mini-batch
+//! of ten small files was several times the scoring time). A resumed job
 //! skips the mini-batches with an entry whose id matches the plan, runs the
 //! rest, and assembles the output from the parts in input order.
 
@@ -15,6 +21,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sluice_io::output::write_durably;
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
 
 use crate::report::BatchRecord;
 
@@ -95,6 +107,70 @@ pub enum JournalError {
 #[derive(Debug)]
 pub(crate) struct Journal {
     dir: PathBuf,
+    committer: Committer,
+}
+
+/// Entries waiting for the flush that makes them visible.
+#[derive(Debug, Default)]
+struct Pending {
+    /// (temp name, final name).
+    entries: Vec<(PathBuf, PathBuf)>,
+    closing: bool,
+    error: Option<io::Error>,
+}
+
+#[derive(Debug)]
+struct Committer {
+    shared: std::sync::Arc<(std::sync::Mutex<Pending>, std::sync::Condvar)>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Committer {
+    fn start(dir: PathBuf) -> io::Result<Committer> {
+        let shared = std::sync::Arc::new((std::sync::Mutex::new(Pending::default()), std::sync::Condvar::new()));
+        let s = shared.clone();
+        let handle = std::thread::Builder::new().name("sluice-journal".into()).spawn(move || {
+            let (lock, cv) = &*s;
+            loop {
+                let (batch, closing) = {
+                    let mut p = cv
+                        .wait_while(lock.lock().expect("journal"), |p| p.entries.is_empty() && !p.closing)
+                        .expect("journal");
+                    (std::mem::take(&mut p.entries), p.closing)
+                };
+                if !batch.is_empty()
+                    && let Err(e) = flush(&dir, &batch)
+                {
+                    lock.lock().expect("journal").error.get_or_insert(e);
+                }
+                if closing && lock.lock().expect("journal").entries.is_empty() {
+                    // Make the last renames durable too.
+                    if let Err(e) = sync_dir_fs(&dir) {
+                        lock.lock().expect("journal").error.get_or_insert(e);
+                    }
+                    break;
+                }
+            }
+        })?;
+        Ok(Committer { shared, handle: Some(handle) })
+    }
+}
+
+/// One group: everything written so far reaches the disk, then the
+/// entries become visible.
+fn flush(dir: &Path, batch: &[(PathBuf, PathBuf)]) -> io::Result<()> {
+    sync_dir_fs(dir)?;
+    for (tmp, dst) in batch {
+        std::fs::rename(tmp, dst)?;
+    }
+    Ok(())
+}
+
+/// Flushes the filesystem holding `dir` (the job directory's: its staged
+/// parts and journal).
+fn sync_dir_fs(dir: &Path) -> io::Result<()> {
+    let f = std::fs::File::open(dir)?;
+    rustix::fs::syncfs(&f).map_err(io::Error::from)
 }
 
 /// The output columns fixed by the first mini-batch that had rows, kept
@@ -138,17 +214,45 @@ impl Journal {
             }
             Err(e) => return Err(io(&path)(e)),
         }
-        Ok(Journal { dir })
+        let committer = Committer::start(dir.clone()).map_err(io(&dir))?;
+        Ok(Journal { dir, committer })
     }
 
     fn entry(&self, index: usize) -> PathBuf {
         self.dir.join(format!("{index:08}.json"))
     }
 
-    /// Records a succeeded mini-batch, after its part is staged.
+    /// Records a succeeded mini-batch, after its part is staged: the entry
+    /// becomes visible with the committer's next flush.
     pub(crate) fn commit(&self, record: &BatchRecord) -> io::Result<()> {
         let json = serde_json::to_vec(record).map_err(io::Error::other)?;
-        write_durably(&self.entry(record.index), &json)
+        let dst = self.entry(record.index);
+        let tmp = dst.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        let (lock, cv) = &*self.committer.shared;
+        let mut p = lock.lock().expect("journal");
+        if let Some(e) = &p.error {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        p.entries.push((tmp, dst));
+        cv.notify_one();
+        Ok(())
+    }
+
+    /// Flushes what is waiting and stops the committer. An error means
+    /// some entries may be missing: those mini-batches run again on resume.
+    pub(crate) fn close(&mut self) -> io::Result<()> {
+        let Some(h) = self.committer.handle.take() else { return Ok(()) };
+        {
+            let (lock, cv) = &*self.committer.shared;
+            lock.lock().expect("journal").closing = true;
+            cv.notify_one();
+        }
+        let _ = h.join();
+        match self.committer.shared.0.lock().expect("journal").error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The committed record of mini-batch `index`, when it has one with

@@ -600,7 +600,10 @@ fn finish(
     mut timings: Timings,
     started: Instant,
 ) -> Result<JobResult, RunError> {
-    let Job { output, spec, plan, thresholds, state, .. } = job;
+    let Job { output, spec, plan, thresholds, state, mut journal, .. } = job;
+    if let Err(e) = journal.close() {
+        tracing::warn!("the journal could not be flushed ({e}): a resume may run some mini-batches again");
+    }
     let mut st = state.into_inner().expect("job lock");
     // The output, from the staged parts of every mini-batch that succeeded
     // with rows, in input order (a stopped job keeps what it did). A failed
