@@ -28,11 +28,12 @@ fn csv_validate_turns_bad_files_into_item_errors() {
         .file("header_only.csv", "id,amount\n")
         .file("missing.csv", "id,other\n1,2\n")
         .file("ragged.csv", "id,amount\n1,2,3\n")
+        .file("latin1.csv", b"id,amount\n1,caf\xe9\n".as_slice())
         .output("csv")
         .set("task.config.required_columns", "id,amount");
     let r = job.run();
     assert_eq!(r.mini_batches.failed, 0);
-    assert_eq!((r.items.succeeded, r.items.failed), (1, 4));
+    assert_eq!((r.items.succeeded, r.items.failed), (1, 5));
     let (_, rows) = job.csv_rows();
     assert_eq!(rows, vec![vec!["good.csv".to_string(), "2".to_string(), "2".to_string()]]);
     let msgs: Vec<String> = r.first_errors.iter().map(|e| e.message.clone()).collect();
@@ -40,4 +41,5 @@ fn csv_validate_turns_bad_files_into_item_errors() {
     assert!(msgs.iter().any(|m| m.contains("header only")), "{msgs:?}");
     assert!(msgs.iter().any(|m| m.contains("missing required columns: amount")), "{msgs:?}");
     assert!(msgs.iter().any(|m| m.contains("ragged.csv: row 1")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("latin1.csv: row 1") && m.contains("UTF-8")), "{msgs:?}");
 }

@@ -206,6 +206,8 @@ fn bad_input_files_and_rows_become_item_errors_and_the_rest_completes() {
             .set("mini_batch_size", size)
             .output("csv");
         std::os::unix::fs::symlink(outside.path().join("secret.csv"), job.input().join("d.csv")).unwrap();
+        // An unreadable file: a link to nothing.
+        std::os::unix::fs::symlink(job.input().join("gone.csv"), job.input().join("f.csv")).unwrap();
         let r = job.run();
         assert_eq!(r.mini_batches.failed, 0, "{size}: {:?}", r.first_errors);
         let (h, rows) = job.csv_rows();
@@ -225,7 +227,8 @@ fn bad_input_files_and_rows_become_item_errors_and_the_rest_completes() {
         has("b.csv", "empty file");
         has("c.csv", "no rows: the file holds only a header");
         has("d.csv", "symlink leaves the input folder");
-        assert_eq!((r.items.succeeded, r.items.failed), (3, 6), "{size}");
+        has("f.csv", "broken symlink");
+        assert_eq!((r.items.succeeded, r.items.failed), (3, 7), "{size}");
     }
 }
 
