@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run a job from a YAML spec, from flags, or both (flags win). In an
     /// existing job directory (--job-dir), resumes it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Resume a job: skip the mini-batches it committed, run the rest.
     Resume(commands::ResumeArgs),
     /// The jobs on this machine.
@@ -157,7 +157,7 @@ struct RunArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => run(args).map(|r| exit_for(&r)),
+        Command::Run(args) => run(*args).map(|r| exit_for(&r)),
         Command::Resume(a) => commands::resume(a),
         Command::Jobs(c) => commands::jobs(c),
         Command::Replay(a) => commands::replay(a),

@@ -1,7 +1,9 @@
 //! Runs a job on one node: plans it, starts `max_concurrency` sandboxed
 //! instances that pull mini-batches from the queue, retries failed tries on
-//! fresh instances, checks the thresholds, commits output in input order
-//! and writes the job directory.
+//! fresh instances, checks the thresholds, journals every succeeded
+//! mini-batch (so a killed job resumes with exactly-once output), assembles
+//! the output in input order and writes the job directory. Also the job
+//! registry (`jobs`) and `replay` of one mini-batch.
 //!
 //! The scheduler speaks the job model (`sluice-job`), the I/O traits
 //! (`sluice-io`) and the engine facade (`sluice-engine`); it never touches

@@ -234,7 +234,7 @@ pub fn run_job_with_output(
             None => todo.push(mb.index),
         }
     }
-    let resumed = total - todo.len();
+    let resumed = records.iter().flatten().count();
     if resumed > 0 {
         tracing::info!("resuming: {resumed} of {total} mini-batches were committed by an earlier run");
     }
