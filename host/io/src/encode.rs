@@ -77,37 +77,81 @@ fn empty_like(d: &ColumnData) -> ColumnData {
     }
 }
 
-/// An Arrow record batch as a host table: integers become `s64`, floats
-/// `f32`/`f64`, booleans `bool` and everything else text (Arrow's display
-/// form), so any table a reader produces can cross into a guest.
-pub fn from_record_batch(batch: &RecordBatch) -> Result<Table, String> {
+/// Arrow record batches (of one schema) as one host table: integers
+/// become `s64`, floats `f32`/`f64`, booleans `bool` and everything else
+/// text (Arrow's display form), so any table a reader produces can cross
+/// into a guest. Each value is copied once, straight from the batches.
+pub fn from_record_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Table, String> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float32Type, Float64Type, Int64Type};
-    let mut columns = Vec::with_capacity(batch.num_columns());
-    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
-        let valid = col.logical_nulls().map(|n| n.iter().collect::<Vec<bool>>());
-        let data = match col.data_type() {
-            DataType::Float64 => ColumnData::F64(col.as_primitive::<Float64Type>().values().to_vec()),
-            DataType::Float32 => ColumnData::F32(col.as_primitive::<Float32Type>().values().to_vec()),
-            DataType::Boolean => ColumnData::Bool(col.as_boolean().iter().map(|b| b.unwrap_or(false)).collect()),
+    let num_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (j, field) in schema.fields().iter().enumerate() {
+        let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(j)).collect();
+        let has_nulls = arrays.iter().any(|a| a.logical_null_count() > 0);
+        let valid = has_nulls.then(|| {
+            let mut v = Vec::with_capacity(num_rows);
+            for a in &arrays {
+                match a.logical_nulls() {
+                    Some(n) => v.extend(n.iter()),
+                    None => v.extend(std::iter::repeat_n(true, a.len())),
+                }
+            }
+            v
+        });
+        let err = |e: arrow_schema::ArrowError| format!("column `{}`: {e}", field.name());
+        let data = match field.data_type() {
+            DataType::Float64 => {
+                let mut v = Vec::with_capacity(num_rows);
+                arrays.iter().for_each(|a| v.extend_from_slice(a.as_primitive::<Float64Type>().values()));
+                ColumnData::F64(v)
+            }
+            DataType::Float32 => {
+                let mut v = Vec::with_capacity(num_rows);
+                arrays.iter().for_each(|a| v.extend_from_slice(a.as_primitive::<Float32Type>().values()));
+                ColumnData::F32(v)
+            }
+            DataType::Int64 => {
+                let mut v = Vec::with_capacity(num_rows);
+                arrays.iter().for_each(|a| v.extend_from_slice(a.as_primitive::<Int64Type>().values()));
+                ColumnData::S64(v)
+            }
             t if t.is_integer() => {
-                let c =
-                    arrow_cast::cast(col, &DataType::Int64).map_err(|e| format!("column `{}`: {e}", field.name()))?;
-                ColumnData::S64(c.as_primitive::<Int64Type>().values().to_vec())
+                let mut v = Vec::with_capacity(num_rows);
+                for a in &arrays {
+                    let c = arrow_cast::cast(a, &DataType::Int64).map_err(err)?;
+                    v.extend_from_slice(c.as_primitive::<Int64Type>().values());
+                }
+                ColumnData::S64(v)
+            }
+            DataType::Boolean => {
+                let mut v = Vec::with_capacity(num_rows);
+                arrays.iter().for_each(|a| v.extend(a.as_boolean().iter().map(|b| b.unwrap_or(false))));
+                ColumnData::Bool(v)
             }
             DataType::Utf8 => {
-                ColumnData::String(col.as_string::<i32>().iter().map(|s| s.unwrap_or("").to_string()).collect())
+                let mut v = Vec::with_capacity(num_rows);
+                arrays.iter().for_each(|a| v.extend(a.as_string::<i32>().iter().map(|s| s.unwrap_or("").to_string())));
+                ColumnData::String(v)
             }
             _ => {
                 let fmt = arrow_cast::display::FormatOptions::default();
-                let f = arrow_cast::display::ArrayFormatter::try_new(col.as_ref(), &fmt)
-                    .map_err(|e| format!("column `{}`: {e}", field.name()))?;
-                ColumnData::String((0..col.len()).map(|i| f.value(i).to_string()).collect())
+                let mut v = Vec::with_capacity(num_rows);
+                for a in &arrays {
+                    let f = arrow_cast::display::ArrayFormatter::try_new(a.as_ref(), &fmt).map_err(err)?;
+                    v.extend((0..a.len()).map(|i| f.value(i).to_string()));
+                }
+                ColumnData::String(v)
             }
         };
         columns.push(sluice_job::Column { name: field.name().clone(), data, valid });
     }
-    Ok(Table { num_rows: batch.num_rows(), columns })
+    Ok(Table { num_rows, columns })
+}
+
+/// One Arrow record batch as a host table (see [`from_record_batches`]).
+pub fn from_record_batch(batch: &RecordBatch) -> Result<Table, String> {
+    from_record_batches(&batch.schema(), std::slice::from_ref(batch))
 }
 
 /// A host table as an Arrow record batch (nulls from the validity masks).

@@ -421,13 +421,14 @@ fn read_rows(
     tab: &TabularInput,
     record: &mut BatchRecord,
 ) -> (PreparedBatch, Vec<usize>, Vec<(usize, ReasonCode, String)>) {
-    let rows = sluice_io::read_mini_batch(&job.plan, &mb.segments, tab);
+    let mut rows = sluice_io::read_mini_batch(&job.plan, &mb.segments, tab);
     let mut errors = Vec::new();
-    let (table, convert_error) = match sluice_io::encode::from_record_batch(&rows.batch) {
+    let (table, convert_error) = match sluice_io::encode::from_record_batches(&tab.schema, &rows.batches) {
         Ok(t) => (t, None),
         Err(e) => (sluice_job::Table::default(), Some(e)),
     };
-    let seen = if convert_error.is_some() { 0 } else { rows.batch.num_rows() };
+    drop(std::mem::take(&mut rows.batches));
+    let seen = if convert_error.is_some() { 0 } else { table.num_rows };
     let mut labels = RowLabels {
         sources: rows.sources.clone(),
         row_source: rows.row_source.clone(),
