@@ -82,12 +82,28 @@ fn empty_like(d: &ColumnData) -> ColumnData {
 /// text (Arrow's display form), so any table a reader produces can cross
 /// into a guest. Each value is copied once, straight from the batches.
 pub fn from_record_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Table, String> {
+    into_table(schema, batches.to_vec())
+}
+
+/// [`from_record_batches`] that consumes the batches column by column: each
+/// column's Arrow buffers are freed as soon as it is converted, so the
+/// Arrow form and the host form of a mini-batch are never both whole in
+/// memory (for a 50,000-row mini-batch of 31 columns that is 12 MB less
+/// per instance at the peak).
+pub fn into_table(schema: &Schema, batches: Vec<RecordBatch>) -> Result<Table, String> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float32Type, Float64Type, Int64Type};
     let num_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    // Column j of every batch; the batches themselves are dropped here.
+    let mut by_column: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for b in batches {
+        for (j, c) in b.columns().iter().enumerate() {
+            by_column[j].push(c.clone());
+        }
+    }
     let mut columns = Vec::with_capacity(schema.fields().len());
     for (j, field) in schema.fields().iter().enumerate() {
-        let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(j)).collect();
+        let arrays = std::mem::take(&mut by_column[j]);
         let has_nulls = arrays.iter().any(|a| a.logical_null_count() > 0);
         let valid = has_nulls.then(|| {
             let mut v = Vec::with_capacity(num_rows);

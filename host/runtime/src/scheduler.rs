@@ -423,11 +423,10 @@ fn read_rows(
 ) -> (PreparedBatch, Vec<usize>, Vec<(usize, ReasonCode, String)>) {
     let mut rows = sluice_io::read_mini_batch(&job.plan, &mb.segments, tab);
     let mut errors = Vec::new();
-    let (table, convert_error) = match sluice_io::encode::from_record_batches(&tab.schema, &rows.batches) {
+    let (table, convert_error) = match sluice_io::encode::into_table(&tab.schema, std::mem::take(&mut rows.batches)) {
         Ok(t) => (t, None),
         Err(e) => (sluice_job::Table::default(), Some(e)),
     };
-    drop(std::mem::take(&mut rows.batches));
     let seen = if convert_error.is_some() { 0 } else { table.num_rows };
     let mut labels = RowLabels {
         sources: rows.sources.clone(),
