@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo build --release --target wasm32-wasip2 -p file-stats -p sluice-test-programs
-cargo run --release -p sluice-bench -- "$@"
+cargo run --release -p sluice-bench --bin sluice-bench -- "$@"
