@@ -546,7 +546,9 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
         None => Ok(batches),
         Some(keep) => {
             let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
-            Ok(vec![arrow_select::take::take_record_batch(&batch, &UInt32Array::from(keep)).map_err(|e| e.to_string())?])
+            Ok(vec![
+                arrow_select::take::take_record_batch(&batch, &UInt32Array::from(keep)).map_err(|e| e.to_string())?,
+            ])
         }
     }
 }
