@@ -213,6 +213,17 @@ fn select_column(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<wit::Column,
             ));
         }
     };
+    if width == 0 || t.data.len() != rows * width {
+        return Err(err(
+            C::InvalidInput,
+            format!(
+                "output `{}` has shape {:?} and {} values: no column can be taken from it",
+                oc.output,
+                t.shape,
+                t.data.len()
+            ),
+        ));
+    }
     let at = |f: &dyn Fn(usize) -> f64| -> Vec<f64> { (0..rows * width).map(f).collect() };
     let values: Vec<f64> = match &t.data {
         TensorData::F32(v) => at(&|i| v[i] as f64),
