@@ -15,7 +15,7 @@ use sluice_engine::{GuestLog, InstanceSettings, Level, PreparedBatch, ScorerEngi
 use sluice_job::data::{FileInput, Items, MiniBatchInput};
 use sluice_job::spec::{Override, ScorerConfig};
 use sluice_job::{JobSpec, Limits};
-use sluice_runtime::{ProgressMode, RunOptions};
+use sluice_runtime::RunOptions;
 
 struct NoLog;
 impl GuestLog for NoLog {
@@ -178,15 +178,8 @@ fn files_per_second(
     let mut phases = Vec::new();
     let mut native = Vec::new();
     for round in 0..rounds {
-        let opts = RunOptions {
-            job_dir: dir.path().join(format!("job{round}")),
-            cache_dir: Some(cache.clone()),
-            progress: ProgressMode::Quiet,
-            restart: false,
-            source: None,
-            index: None,
-            only: None,
-        };
+        let opts =
+            RunOptions { cache_dir: Some(cache.clone()), ..RunOptions::new(dir.path().join(format!("job{round}"))) };
         let start = Instant::now();
         let r = sluice_runtime::run_job(&spec, &opts)?;
         let s = start.elapsed().as_secs_f64();

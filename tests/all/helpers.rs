@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_job::JobSpec;
 use sluice_job::spec::Override;
-use sluice_runtime::{JobResult, ProgressMode, RunOptions};
+use sluice_runtime::{JobResult, RunOptions};
 
 pub const ADVERSARY: &str = env!("SLUICE_GUEST_ADVERSARY");
 pub const ECHO: &str = env!("SLUICE_GUEST_ECHO");
@@ -100,15 +100,7 @@ impl Job {
     }
 
     pub fn run(&self) -> JobResult {
-        let opts = RunOptions {
-            job_dir: self.job_dir(),
-            cache_dir: Some(cache_dir()),
-            progress: ProgressMode::Quiet,
-            restart: false,
-            source: None,
-            index: None,
-            only: None,
-        };
+        let opts = RunOptions { cache_dir: Some(cache_dir()), ..RunOptions::new(self.job_dir()) };
         sluice_runtime::run_job(&self.spec(), &opts).unwrap()
     }
 

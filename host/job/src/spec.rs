@@ -387,15 +387,7 @@ impl JobSpec {
     /// Reads and validates a spec file; relative paths in it are relative to
     /// the file's folder. `overrides` (CLI flags) win over the file.
     pub fn from_file(path: &Path, overrides: &[Override]) -> Result<JobSpec, SpecError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            origin: origin.clone(),
-            path: String::new(),
-            message: format!("cannot read the job spec: {e}"),
-        })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-        Self::from_yaml(&text, &origin, &base, overrides)
+        SpecSource::new(Some(path), overrides)?.spec()
     }
 
     /// Builds a spec from CLI flags alone (no file); paths are relative to

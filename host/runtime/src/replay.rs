@@ -10,7 +10,7 @@ use sluice_io::OutputStore;
 use sluice_job::JobSpec;
 use sluice_job::spec::{OutputFormat, OutputSpec};
 
-use crate::{JobResult, ProgressMode, RunError, RunOptions};
+use crate::{JobResult, RunError, RunOptions};
 
 /// What one replayed mini-batch did.
 #[derive(Debug)]
@@ -70,15 +70,7 @@ pub fn replay(spec: &JobSpec, id: &str, cache_dir: Option<PathBuf>) -> Result<Re
     spec.append_row_to = Some(OutputSpec { path: scratch.path().join("rows.csv"), format: OutputFormat::Csv });
     let capture = Capture::default();
     let assembled = capture.assembled.clone();
-    let opts = RunOptions {
-        job_dir: scratch.path().join("job"),
-        cache_dir,
-        progress: ProgressMode::Quiet,
-        restart: false,
-        source: None,
-        index: None,
-        only: Some(id.to_string()),
-    };
+    let opts = RunOptions { cache_dir, only: Some(id.to_string()), ..RunOptions::new(scratch.path().join("job")) };
     let result = crate::run_job_with_output(&spec, &opts, Some(Box::new(capture)))?;
     let dir = &opts.job_dir;
     let errors = std::fs::read_to_string(dir.join("errors.jsonl"))

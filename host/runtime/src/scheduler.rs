@@ -42,6 +42,22 @@ pub struct RunOptions {
     pub only: Option<String>,
 }
 
+impl RunOptions {
+    /// A job in `job_dir`, quiet, without a compile cache, resuming what
+    /// is there; set the other fields with struct update syntax.
+    pub fn new(job_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            job_dir,
+            cache_dir: None,
+            progress: ProgressMode::Quiet,
+            restart: false,
+            source: None,
+            index: None,
+            only: None,
+        }
+    }
+}
+
 /// A job that could not run at all (as opposed to one that ran and failed
 /// its thresholds, which is a [`JobResult`] with status `failed`).
 #[derive(Debug, thiserror::Error)]
