@@ -10,7 +10,10 @@ use crate::helpers::*;
 /// Runs the probe guest over files named after probes; returns probe ->
 /// (code, message).
 fn probes(names: &[&str], extra: impl FnOnce(Job) -> Job) -> HashMap<String, (String, String)> {
-    let mut job = Job::new(ONNX_PROBE).model("model", "examples/tabular/model").set("limits.max_tensor_mb", "1");
+    let mut job = Job::new(ONNX_PROBE)
+        .model("model", "examples/tabular/model")
+        .model("pairs", "host/onnx/tests/fixtures/pairs.onnx")
+        .set("limits.max_tensor_mb", "1");
     for n in names {
         job = job.file(&format!("{n}.txt"), "");
     }
@@ -35,6 +38,7 @@ fn each_bad_request_is_a_typed_error_and_a_good_one_runs() {
             "too-large",
             "column-source-in-file-mode",
             "bad-select",
+            "runtime-failure",
         ],
         |j| j,
     );
@@ -55,6 +59,7 @@ fn each_bad_request_is_a_typed_error_and_a_good_one_runs() {
     expect("too-large", "too-large", &["max_tensor_mb"]);
     expect("column-source-in-file-mode", "invalid-input", &["tabular"]);
     expect("bad-select", "invalid-input", &["index 7"]);
+    expect("runtime-failure", "runtime-failure", &["pairs"]);
 }
 
 #[test]

@@ -13,6 +13,8 @@ Models:
 - slow.onnx:       x f32 [N,512] -> y f32 [N,512] through LAYERS MatMuls with a 512x512 weight of 1/512
                    (built at run time by ConstantOfShape, so the file stays small); y == x when x's rows are
                    constant. With N=256 it runs for seconds on one thread: long enough to be cut by a deadline.
+- pairs.onnx:      x f32 [N,3] -> y = Reshape(x, [-1, 2]) f32 [M,2]: passes every check before the run, and
+                   fails inside ONNX Runtime when N is odd (3N values cannot make pairs): a runtime failure.
 - mlflow_model/:   an MLflow model folder (MLmodel with an onnx flavor) holding a copy of double_sum.onnx.
 """
 
@@ -81,6 +83,14 @@ def slow():
     save(helper.make_graph(nodes, "slow", [x], [y], [shape]), "slow.onnx")
 
 
+def pairs():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 2])
+    shape = helper.make_tensor("pair_shape", TensorProto.INT64, [2], [-1, 2])
+    nodes = [helper.make_node("Reshape", ["x", "pair_shape"], ["y"])]
+    save(helper.make_graph(nodes, "pairs", [x], [y], [shape]), "pairs.onnx")
+
+
 MLMODEL = """artifact_path: model
 flavors:
   onnx:
@@ -114,6 +124,7 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     double_sum()
     int_plus()
+    pairs()
     slow()
     mlflow_folder()
     for root, _, files in sorted(os.walk(OUT)):
