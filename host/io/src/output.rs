@@ -1,6 +1,6 @@
 //! Staged and assembled output. Each finished mini-batch's encoded rows are
-//! staged durably on their own (temp file, fsync, rename; a retry replaces
-//! its part, a failed try stages nothing); when the job ends the output
+//! staged on their own (made durable by the job's journal before they
+//! count; a failed try stages nothing); when the job ends the output
 //! file is assembled from the staged parts in input order. Parts stay in
 //! the job directory, so a resumed job (or a crash during assembly) can
 //! assemble the same output again.
@@ -138,13 +138,15 @@ impl LocalOutput {
 }
 
 impl OutputStore for LocalOutput {
-    /// Writes the part under a temp name and renames it into place: a
-    /// reader sees all of it or none. Not fsynced here: the job's journal
-    /// makes parts durable in groups (one `syncfs` of the job directory's
-    /// filesystem before their entries become visible), which costs one
-    /// flush per group instead of one per mini-batch.
+    /// Writes the part in place. A part counts only once the job's journal
+    /// has an entry for its mini-batch, and the journal makes entries
+    /// visible only after a flush of the job directory's filesystem (one
+    /// `syncfs` per group of entries) that covers the part: so no temp
+    /// name, rename or fsync per part is needed, and a part left half
+    /// written by a crash has no entry and is written again.
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()> {
-        write_replacing(&self.part(index), part)
+        let mut f = File::create(self.part(index))?;
+        f.write_all(part)
     }
 
     fn has_part(&self, index: usize) -> bool {
@@ -168,24 +170,12 @@ impl OutputStore for LocalOutput {
 /// Writes `bytes` to `path` so that a reader sees the old file or all of
 /// the new one, even after a crash: temp file, fsync, rename.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_via_temp(path, bytes, true)
-}
-
-/// Like [`write_durably`] without the fsync: atomic against a killed
-/// process, durable once the filesystem is synced.
-pub fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_via_temp(path, bytes, false)
-}
-
-fn write_via_temp(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
-    if sync {
-        f.sync_all()?;
-    }
+    f.sync_all()?;
     drop(f);
     fs::rename(&tmp, path)
 }

@@ -2,8 +2,8 @@
 //!
 //! `journal/manifest.json` records what the job's results depend on (the
 //! scorer's and models' hashes, the settings that change results). Each
-//! mini-batch that succeeds writes its staged output part (temp file,
-//! rename) and then its entry under a temp name; a committer thread makes
+//! mini-batch that succeeds writes its staged output part and then its
+//! entry under a temp name; a committer thread makes
 //! them durable in groups (one `syncfs` of the job directory's filesystem
 //! for every entry waiting, then renames the entries into place as
 //! `journal/NNNNNNNN.json`). So an entry is visible only once its part is
