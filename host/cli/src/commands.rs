@@ -256,14 +256,7 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
         println!();
         println!("failed items ({} in errors.jsonl):", lines.len());
         for e in lines.iter().take(limit) {
-            let input = e["input"].as_str().unwrap_or("?");
-            let row = e["row"].as_u64().map(|r| format!(" row {r}")).unwrap_or_default();
-            println!(
-                "  [{}] {input}{row} (mini-batch {}): {}",
-                e["code"].as_str().unwrap_or("?"),
-                e["mini_batch"].as_str().unwrap_or("?"),
-                e["message"].as_str().unwrap_or("")
-            );
+            println!("  {}", error_line(e, true));
         }
         if lines.len() > limit {
             println!("  ... {} more: `sluice jobs show {key} --failed`", lines.len() - limit);
@@ -275,6 +268,23 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
         println!("      `sluice replay {key} {first}` to run it again alone");
     }
     Ok(())
+}
+
+/// One `errors.jsonl` line for people: `[CODE] input row N (mini-batch
+/// ID): message`.
+fn error_line(e: &serde_json::Value, with_mini_batch: bool) -> String {
+    let row = e["row"].as_u64().map(|r| format!(" row {r}")).unwrap_or_default();
+    let mb = if with_mini_batch {
+        format!(" (mini-batch {})", e["mini_batch"].as_str().unwrap_or("?"))
+    } else {
+        String::new()
+    };
+    format!(
+        "[{}] {}{row}{mb}: {}",
+        e["code"].as_str().unwrap_or("?"),
+        e["input"].as_str().unwrap_or("?"),
+        e["message"].as_str().unwrap_or("")
+    )
 }
 
 /// A guest log line's mini-batch tag.
@@ -364,13 +374,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
         println!();
         println!("errors ({}):", r.errors.len());
         for e in &r.errors {
-            let row = e["row"].as_u64().map(|r| format!(" row {r}")).unwrap_or_default();
-            println!(
-                "  [{}] {}{row}: {}",
-                e["code"].as_str().unwrap_or("?"),
-                e["input"].as_str().unwrap_or("?"),
-                e["message"].as_str().unwrap_or("")
-            );
+            println!("  {}", error_line(e, false));
         }
     }
     println!();
