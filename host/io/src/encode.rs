@@ -80,16 +80,11 @@ fn empty_like(d: &ColumnData) -> ColumnData {
 /// Arrow record batches (of one schema) as one host table: integers
 /// become `s64`, floats `f32`/`f64`, booleans `bool` and everything else
 /// text (Arrow's display form), so any table a reader produces can cross
-/// into a guest. Each value is copied once, straight from the batches.
-pub fn from_record_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Table, String> {
-    into_table(schema, batches.to_vec())
-}
-
-/// [`from_record_batches`] that consumes the batches column by column: each
-/// column's Arrow buffers are freed as soon as it is converted, so the
-/// Arrow form and the host form of a mini-batch are never both whole in
-/// memory (for a 50,000-row mini-batch of 31 columns that is 12 MB less
-/// per instance at the peak).
+/// into a guest. The batches are consumed column by column: each column's
+/// Arrow buffers are freed as soon as it is converted, so the Arrow form
+/// and the host form of a mini-batch are never both whole in memory (for a
+/// 50,000-row mini-batch of 31 columns that is 12 MB less per instance at
+/// the peak).
 pub fn into_table(schema: &Schema, batches: Vec<RecordBatch>) -> Result<Table, String> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float32Type, Float64Type, Int64Type};
@@ -163,11 +158,6 @@ pub fn into_table(schema: &Schema, batches: Vec<RecordBatch>) -> Result<Table, S
         columns.push(sluice_job::Column { name: field.name().clone(), data, valid });
     }
     Ok(Table { num_rows, columns })
-}
-
-/// One Arrow record batch as a host table (see [`from_record_batches`]).
-pub fn from_record_batch(batch: &RecordBatch) -> Result<Table, String> {
-    from_record_batches(&batch.schema(), std::slice::from_ref(batch))
 }
 
 /// A host table as an Arrow record batch (nulls from the validity masks).

@@ -47,6 +47,8 @@ impl TableFormat {
 pub enum TabularError {
     #[error("the tabular input holds no readable table (CSV, Parquet or JSON Lines file): {0}")]
     NoSchema(String),
+    #[error("partition_keys: the values of [{keys}] cannot be compared: {message}")]
+    KeyValues { keys: String, message: String },
     #[error("partition_keys: column `{key}` is not in the input's columns ({columns})")]
     UnknownKey { key: String, columns: String },
 }
@@ -338,7 +340,7 @@ fn plan_partitions(items: Vec<InputItem>, keys: &[String], input: &TabularInput)
     let mut bad: Vec<Vec<Segment>> = Vec::new();
     let mut index: HashMap<Vec<Option<String>>, usize> = HashMap::new();
     for (file, item) in items.iter().enumerate() {
-        let batch = match read_whole(item, input) {
+        let batch = match read_segment(item, &RowSpan::All, input) {
             Ok(b) => b,
             Err(_) => {
                 bad.push(vec![Segment { file, rows: RowSpan::All }]);
@@ -351,7 +353,7 @@ fn plan_partitions(items: Vec<InputItem>, keys: &[String], input: &TabularInput)
             .iter()
             .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &fmt))
             .collect::<Result<_, _>>()
-            .map_err(|e| TabularError::NoSchema(e.to_string()))?;
+            .map_err(|e| TabularError::KeyValues { keys: keys.join(", "), message: e.to_string() })?;
         let mut per_group: Vec<(usize, Vec<u64>)> = Vec::new();
         let mut local: HashMap<usize, usize> = HashMap::new();
         for row in 0..batch.num_rows() {
@@ -396,11 +398,6 @@ fn check_item(item: &InputItem, input: &TabularInput) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A whole file in the job's schema.
-fn read_whole(item: &InputItem, input: &TabularInput) -> Result<RecordBatch, String> {
-    read_segment(item, &RowSpan::All, input)
 }
 
 /// Reads the rows of one segment, in the job's schema.
