@@ -80,6 +80,7 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
         log: Arc::new(NoLog),
         instance_id: 0,
         models: None,
+        log_budget: None,
     };
 
     // Warm the pool's slots first.

@@ -6,6 +6,7 @@ mod helpers;
 mod adversarial;
 mod cli;
 mod engine;
+mod hostile;
 mod inputs;
 mod jobs;
 mod onnx;

@@ -104,6 +104,9 @@ impl OutputStore for FullDisk {
     fn has_part(&self, index: usize) -> bool {
         self.inner.has_part(index)
     }
+    fn discard_parts(&self) -> std::io::Result<()> {
+        self.inner.discard_parts()
+    }
     fn assemble(&self, _indexes: &[usize], _header: &[u8]) -> std::io::Result<std::path::PathBuf> {
         Err(std::io::Error::other("No space left on device"))
     }
@@ -126,16 +129,18 @@ fn an_output_that_cannot_be_written_fails_the_job_with_a_report_and_keeps_the_pa
     let opts = RunOptions { cache_dir: Some(cache_dir()), ..RunOptions::new(job.job_dir()) };
     let r = sluice_runtime::run_job_with_output(&job.spec(), &opts, Some(Box::new(store))).unwrap();
     assert_eq!(r.status, JobStatus::Failed);
-    assert!(r.reason.as_deref().unwrap().contains("No space left on device"), "{:?}", r.reason);
-    // The mini-batch whose part could not be staged failed with the reason.
-    assert_eq!(r.mini_batches.failed, 1);
-    assert!(r.first_errors[0].message.contains("cannot stage the output: No space left"), "{:?}", r.first_errors);
+    let reason = r.reason.as_deref().unwrap();
+    assert!(reason.contains("cannot stage the output") && reason.contains("No space left on device"), "{reason}");
+    // A disk that cannot take the output is the job's fault, not the
+    // scorer's: the job stops at once, the mini-batch whose part could not
+    // be staged stays uncommitted (not failed), nothing after it runs.
+    assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed, r.mini_batches.not_run), (2, 0, 3));
     assert_eq!(job.result_json()["status"], "failed");
-    // Nothing done is lost: a resume (with a working disk) runs only the
-    // failed mini-batch and assembles all five rows.
+    // Nothing done is lost: a resume (with a working disk) runs only what
+    // was not committed and assembles all five rows.
     let r = job.run();
     assert_eq!(r.status, JobStatus::Completed);
-    assert_eq!(r.mini_batches.resumed, 4, "only the failed mini-batch ran again");
+    assert_eq!(r.mini_batches.resumed, 2, "only the uncommitted mini-batches ran again");
     let (_, rows) = job.csv_rows();
     assert_eq!(
         rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),

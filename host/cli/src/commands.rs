@@ -135,18 +135,23 @@ pub fn jobs(c: JobsCommand) -> Result<ExitCode, Failure> {
         JobsCommand::List { dirs, limit } => {
             let jobs = dirs.index().list();
             if jobs.is_empty() {
-                println!("no jobs yet in {}", data_dir(dirs.data_dir.as_deref()).display());
+                out!("no jobs yet in {}", data_dir(dirs.data_dir.as_deref()).display());
                 return Ok(ExitCode::SUCCESS);
             }
             let shown = &jobs[..jobs.len().min(limit)];
             let w = shown.iter().map(|j| j.dir.file_name().unwrap_or_default().len()).max().unwrap_or(3).max(3);
-            println!(
+            out!(
                 "{:<w$} {:<22} {:<20} {:>14} {:>8} {:>9}",
-                "JOB", "STATUS", "STARTED", "MINI-BATCHES", "FAILED", "DURATION"
+                "JOB",
+                "STATUS",
+                "STARTED",
+                "MINI-BATCHES",
+                "FAILED",
+                "DURATION"
             );
             for j in shown {
                 let dir = j.dir.file_name().unwrap_or_default().to_string_lossy();
-                println!(
+                out!(
                     "{:<w$} {:<22} {:<20} {:>14} {:>8} {:>8.1}s",
                     dir,
                     j.status,
@@ -173,25 +178,34 @@ pub fn jobs(c: JobsCommand) -> Result<ExitCode, Failure> {
 
 fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
     let info = job_info(dir).ok_or_else(|| Failure::Usage(anyhow!("{}: no job there yet", dir.display())))?;
-    println!("job {} ({})", info.name, dir.display());
-    println!("  status:        {}", info.status);
-    println!("  started:       {}  ({:.1}s)", info.started_at, info.duration_s);
+    out!("job {} ({})", info.name, dir.display());
+    out!("  status:        {}", info.status);
+    out!("  started:       {}  ({:.1}s)", info.started_at, info.duration_s);
     if let Some(r) = read_result(dir) {
         if let Some(reason) = &r.reason {
-            println!("  reason:        {reason}");
+            out!("  reason:        {reason}");
         }
         let m = &r.mini_batches;
-        println!(
+        out!(
             "  mini-batches:  {} total, {} succeeded, {} failed, {} retried, {} not run, {} resumed ({} tries)",
-            m.total, m.succeeded, m.failed, m.retried, m.not_run, m.resumed, m.tries
+            m.total,
+            m.succeeded,
+            m.failed,
+            m.retried,
+            m.not_run,
+            m.resumed,
+            m.tries
         );
         let i = &r.items;
-        println!(
+        out!(
             "  items:         {} total, {} succeeded, {} failed, {} not run",
-            i.total, i.succeeded, i.failed, i.not_run
+            i.total,
+            i.succeeded,
+            i.failed,
+            i.not_run
         );
         let t = &r.thresholds;
-        println!(
+        out!(
             "  thresholds:    error_threshold {}, mini_batch_error_threshold {}, allowed_failed_percent {}{}",
             t.error_threshold,
             t.mini_batch_error_threshold,
@@ -199,16 +213,20 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
             r.crossed.as_ref().map(|c| format!(" (crossed: {c:?})")).unwrap_or_default()
         );
         if let Some(out) = &r.output {
-            println!("  output:        {out} ({} rows)", r.output_rows);
+            out!("  output:        {out} ({} rows)", r.output_rows);
         }
     } else if let Some(p) = read_progress(dir) {
-        println!(
+        out!(
             "  progress:      {}/{} mini-batches, {} failed, {} items (updated {})",
-            p.mini_batches_done, p.mini_batches_total, p.mini_batches_failed, p.items_done, p.updated_at
+            p.mini_batches_done,
+            p.mini_batches_total,
+            p.mini_batches_failed,
+            p.items_done,
+            p.updated_at
         );
     }
     if let Some((peak, mean, max, n)) = resource_summary(dir) {
-        println!(
+        out!(
             "  resources:     peak RSS {peak:.1} MiB; CPU {mean:.0}% mean, {max:.0}% max ({n} samples, 100% = one core)"
         );
     }
@@ -225,10 +243,15 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
             return Err(Failure::Job(anyhow!("{}: unexpected columns", pmb.display())));
         };
         let item_errors = col("item_errors");
-        println!();
-        println!(
+        out!();
+        out!(
             "{:<17} {:<10} {:>5} {:>7} {:>8}  {:<36} REASON",
-            "MINI-BATCH", "STATUS", "TRIES", "ITEMERR", "SECONDS", "INPUTS"
+            "MINI-BATCH",
+            "STATUS",
+            "TRIES",
+            "ITEMERR",
+            "SECONDS",
+            "INPUTS"
         );
         for rec in r.records().flatten() {
             let errs = item_errors.and_then(|i| rec.get(i)).unwrap_or("0");
@@ -241,9 +264,15 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
             }
             let why =
                 if rec[reason].is_empty() { String::new() } else { format!("{}: {}", &rec[reason], &rec[message]) };
-            println!(
+            out!(
                 "{:<17} {:<10} {:>5} {:>7} {:>8}  {:<36} {}",
-                &rec[id], &rec[status], &rec[tries], errs, &rec[dur], &rec[inputs], why
+                &rec[id],
+                &rec[status],
+                &rec[tries],
+                errs,
+                &rec[dur],
+                &rec[inputs],
+                why
             );
         }
     }
@@ -253,19 +282,19 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
     let lines: Vec<serde_json::Value> = errors.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     if !lines.is_empty() {
         let limit = if only_failed { lines.len() } else { 10 };
-        println!();
-        println!("failed items ({} in errors.jsonl):", lines.len());
+        out!();
+        out!("failed items ({} in errors.jsonl):", lines.len());
         for e in lines.iter().take(limit) {
-            println!("  {}", error_line(e, true));
+            out!("  {}", error_line(e, true));
         }
         if lines.len() > limit {
-            println!("  ... {} more: `sluice jobs show {key} --failed`", lines.len() - limit);
+            out!("  ... {} more: `sluice jobs show {key} --failed`", lines.len() - limit);
         }
     }
     if let Some(first) = failed_ids.first() {
-        println!();
-        println!("next: `sluice jobs logs {key} --mini-batch {first}` for its guest log,");
-        println!("      `sluice replay {key} {first}` to run it again alone");
+        out!();
+        out!("next: `sluice jobs logs {key} --mini-batch {first}` for its guest log,");
+        out!("      `sluice replay {key} {first}` to run it again alone");
     }
     Ok(())
 }
@@ -320,7 +349,7 @@ fn logs(dir: &Path, mini_batch: Option<&str>, follow: bool) -> Result<(), Failur
         // Lines start with an RFC 3339 time stamp: sorting merges instances.
         new_lines.sort();
         for l in &new_lines {
-            println!("{l}");
+            out!("{l}");
         }
         printed_any |= !new_lines.is_empty();
         let running = read_progress(dir).is_some_and(|p| p.status == "running" && alive(p.pid));
@@ -331,8 +360,8 @@ fn logs(dir: &Path, mini_batch: Option<&str>, follow: bool) -> Result<(), Failur
     }
     if !printed_any && !follow {
         match mini_batch {
-            Some(m) => eprintln!("no guest log lines for mini-batch {m} in {}", log_dir.display()),
-            None => eprintln!("no guest log lines in {}", log_dir.display()),
+            Some(m) => err_out!("no guest log lines for mini-batch {m} in {}", log_dir.display()),
+            None => err_out!("no guest log lines in {}", log_dir.display()),
         }
     }
     Ok(())
@@ -350,7 +379,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
     match &r.record {
         Some((h, v)) => {
             let get = |name: &str| h.iter().position(|c| c == name).map_or("", |i| v[i].as_str());
-            println!(
+            out!(
                 "mini-batch {} (#{}; inputs {}) of job {}: {status}",
                 get("id"),
                 get("index"),
@@ -358,29 +387,31 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
                 spec.name
             );
             if !get("reason").is_empty() {
-                println!("  {}: {}", get("reason"), get("message"));
+                out!("  {}: {}", get("reason"), get("message"));
             }
         }
-        None => println!("mini-batch {} of job {}: {status}", a.mini_batch, spec.name),
+        None => out!("mini-batch {} of job {}: {status}", a.mini_batch, spec.name),
     }
-    println!();
+    out!();
     if r.rows_csv.is_empty() {
-        println!("rows: none");
+        out!("rows: none");
     } else {
-        println!("rows ({}):", r.result.output_rows);
-        print!("{}", String::from_utf8_lossy(&r.rows_csv));
-    }
-    if !r.errors.is_empty() {
-        println!();
-        println!("errors ({}):", r.errors.len());
-        for e in &r.errors {
-            println!("  {}", error_line(e, false));
+        out!("rows ({}):", r.result.output_rows);
+        for line in String::from_utf8_lossy(&r.rows_csv).lines() {
+            out!("{line}");
         }
     }
-    println!();
-    println!("guest log ({} lines):", r.logs.len());
+    if !r.errors.is_empty() {
+        out!();
+        out!("errors ({}):", r.errors.len());
+        for e in &r.errors {
+            out!("  {}", error_line(e, false));
+        }
+    }
+    out!();
+    out!("guest log ({} lines):", r.logs.len());
     for l in &r.logs {
-        println!("  {l}");
+        out!("  {l}");
     }
     Ok(if r.result.mini_batches.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -388,25 +419,25 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
 pub fn validate(a: ValidateArgs) -> Result<ExitCode, Failure> {
     let engine = sluice_engine::ScorerEngine::new(&sluice_job::Limits::default(), 1).map_err(job_error)?;
     let v = engine.validate(&a.scorer).map_err(|e| Failure::Job(e.into()))?;
-    println!("{} (sha256 {})", a.scorer.display(), &v.hash[..16]);
-    println!("imports:");
+    out!("{} (sha256 {})", a.scorer.display(), &v.hash[..16]);
+    out!("imports:");
     for (name, why) in &v.imports {
         match why {
-            None => println!("  ok       {name}"),
-            Some(w) => println!("  MISSING  {name}: {w}"),
+            None => out!("  ok       {name}"),
+            Some(w) => out!("  MISSING  {name}: {w}"),
         }
     }
-    println!("exports:");
+    out!("exports:");
     for (name, what) in &v.exports {
-        println!("  {name}: {what}");
+        out!("  {name}: {what}");
     }
     if v.problems.is_empty() {
-        println!("fits the sluice:scorer world: ready to run");
+        out!("fits the sluice:scorer world: ready to run");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("does NOT fit the sluice:scorer world:");
+        out!("does NOT fit the sluice:scorer world:");
         for p in &v.problems {
-            println!("  - {p}");
+            out!("  - {p}");
         }
         Ok(ExitCode::from(1))
     }
@@ -419,9 +450,9 @@ pub fn compile(a: CompileArgs) -> Result<ExitCode, Failure> {
     let started = std::time::Instant::now();
     let c = engine.load(&a.scorer, Some(&cache)).map_err(|e| Failure::Job(e.into()))?;
     if c.from_cache {
-        println!("{} ({}) is already compiled in {}", a.scorer.display(), &c.hash[..12], cache.display());
+        out!("{} ({}) is already compiled in {}", a.scorer.display(), &c.hash[..12], cache.display());
     } else {
-        println!(
+        out!(
             "compiled {} ({}) in {:.2}s into {}",
             a.scorer.display(),
             &c.hash[..12],

@@ -12,6 +12,26 @@ use sluice_job::spec::{Override, SpecSource};
 use sluice_runtime::jobs::JobIndex;
 use sluice_runtime::{JobResult, JobStatus, ProgressMode, RunOptions};
 
+/// `println!` for anything that may hold text a guest or an input file
+/// name controls: control characters (newlines, ESC/OSC sequences, bidi
+/// overrides) are escaped, so nothing printed can redraw the terminal or
+/// forge a line (a fake "completed" summary).
+macro_rules! out {
+    () => {
+        println!()
+    };
+    ($($t:tt)*) => {
+        println!("{}", sluice_job::text::escape_controls(&format!($($t)*)))
+    };
+}
+
+/// `eprintln!` with the same escaping as [`out!`].
+macro_rules! err_out {
+    ($($t:tt)*) => {
+        eprintln!("{}", sluice_job::text::escape_controls(&format!($($t)*)))
+    };
+}
+
 mod commands;
 
 /// Batch scoring with sandboxed WebAssembly scorers (Azure ML parallel-job
@@ -167,11 +187,11 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            eprintln!("error: {e:#}");
+            err_out!("error: {e:#}");
             ExitCode::from(2)
         }
         Err(Failure::Job(e)) => {
-            eprintln!("error: {e:#}");
+            err_out!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -371,12 +391,12 @@ pub(crate) fn print_summary(r: &JobResult) {
     };
     let m = &r.mini_batches;
     let i = &r.items;
-    println!();
-    println!("job {}: {status}", r.job);
+    out!();
+    out!("job {}: {status}", r.job);
     if let Some(reason) = &r.reason {
-        println!("  reason:        {reason}");
+        out!("  reason:        {reason}");
     }
-    println!(
+    out!(
         "  mini-batches:  {} total, {} succeeded, {} failed, {} retried, {} not run ({} tries){}",
         m.total,
         m.succeeded,
@@ -386,26 +406,26 @@ pub(crate) fn print_summary(r: &JobResult) {
         m.tries,
         if m.resumed > 0 { format!("; {} committed by an earlier run", m.resumed) } else { String::new() }
     );
-    println!(
-        "  items:         {} total, {} succeeded, {} failed, {} not run",
-        i.total, i.succeeded, i.failed, i.not_run
-    );
+    out!("  items:         {} total, {} succeeded, {} failed, {} not run", i.total, i.succeeded, i.failed, i.not_run);
     let t = &r.timings;
     let rate = (i.succeeded + i.failed) as f64 / t.run_s.max(1e-6);
-    println!(
+    out!(
         "  time:          {:.2}s (plan {:.2}s, compile {:.2}s, run {:.2}s; {rate:.0} items/s)",
-        t.total_s, t.plan_s, t.compile_s, t.run_s
+        t.total_s,
+        t.plan_s,
+        t.compile_s,
+        t.run_s
     );
     if let Some(out) = &r.output {
-        println!("  output:        {out} ({} rows)", r.output_rows);
+        out!("  output:        {out} ({} rows)", r.output_rows);
     }
-    println!("  job directory: {}", r.job_dir);
-    println!("  result:        {}/job_result.json", r.job_dir);
+    out!("  job directory: {}", r.job_dir);
+    out!("  result:        {}/job_result.json", r.job_dir);
     for e in r.first_errors.iter().take(5) {
         let item = e.item.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
-        println!("  error: [{}] mini-batch {}{item}: {}", e.code, e.mini_batch, e.message);
+        out!("  error: [{}] mini-batch {}{item}: {}", e.code, e.mini_batch, e.message);
     }
     if r.first_errors.len() > 5 {
-        println!("  ... more errors in {}/job_result.json and processed_mini_batches.csv", r.job_dir);
+        out!("  ... more errors in {}/job_result.json and processed_mini_batches.csv", r.job_dir);
     }
 }

@@ -14,25 +14,44 @@ pub(crate) struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
-    /// Set when a memory growth was refused: a trap after it is an `OOM`.
-    pub(crate) oom: bool,
+    /// What happened during the current call, for classifying its trap;
+    /// reset before every call into the guest.
+    pub(crate) diag: Diagnostics,
     /// The memory cap, for messages (`StoreLimits` does not expose it).
     pub(crate) memory_cap: u64,
     pub(crate) logger: Arc<Logger>,
-    /// The guest's last panic message (from the SDK's panic hook).
-    pub(crate) panic: Option<String>,
     /// The models the job grants (shared by the node's instances).
     pub(crate) models: Option<Arc<sluice_onnx::ModelRegistry>>,
     /// The tabular mini-batch being run, for column sources.
     pub(crate) rows: Option<Arc<crate::onnx_host::HostRows>>,
     /// Columns `run` receives (`batch.deliver-columns`); `None` = all.
-    pub(crate) deliver: Option<Vec<String>>,
+    pub(crate) deliver: Option<std::collections::HashSet<String>>,
     /// When the current call must end: ONNX runs are terminated there.
     pub(crate) deadline: Option<std::time::Instant>,
-    /// Set when the watchdog terminated an ONNX run: the trap is a `TIMEOUT`.
+    /// Set when the watchdog terminated an ONNX run (or host-side work for
+    /// one passed the deadline): the trap is a `TIMEOUT`.
     pub(crate) onnx_timed_out: bool,
-    /// `limits.max_tensor_mb`.
+    /// `limits.max_tensor_mb`: all inputs of one `onnx.run` together.
     pub(crate) max_tensor_bytes: u64,
+    /// `limits.max_output_mb`: what one `onnx.run` turns into columns and
+    /// tensors for the guest.
+    pub(crate) max_output_bytes: u64,
+}
+
+/// The events of one guest call that explain a trap after them. Only the
+/// latest matters: an allocation failure the guest handled, followed by a
+/// panic, is a panic.
+#[derive(Debug, Default)]
+pub(crate) struct Diagnostics {
+    pub(crate) last: Option<Event>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A memory growth was refused (the cap in `memory_cap`).
+    Oom,
+    /// The SDK's panic hook reported this text (bounded and escaped).
+    Panic(String),
 }
 
 impl WasiView for HostState {
@@ -45,7 +64,7 @@ impl ResourceLimiter for HostState {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = self.limits.memory_growing(current, desired, maximum)?;
         if !ok {
-            self.oom = true;
+            self.diag.last = Some(Event::Oom);
         }
         Ok(ok)
     }
@@ -81,11 +100,11 @@ impl wit_log::Host for HostState {
     }
 
     fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
-        self.logger.log(Level::Error, &format!("panicked: {message}"));
-        // Keep the message bounded: it ends up in reports.
-        let mut m = message;
-        m.truncate(4096);
-        self.panic = Some(m);
+        // Bounded (on a character boundary) and escaped: it ends up in
+        // reports, logs and on the terminal.
+        let m = sluice_job::text::guest_text(&message, sluice_job::text::MAX_MESSAGE_BYTES);
+        self.logger.log(Level::Error, &format!("panicked: {m}"));
+        self.diag.last = Some(Event::Panic(m));
         Ok(())
     }
 }

@@ -12,12 +12,12 @@ use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::bindings::{Scorer, wit};
 use crate::engine::{EPOCH_TICK, ScorerComponent};
-use crate::host_state::HostState;
-use crate::logs::{GuestLog, GuestStream, Logger};
+use crate::host_state::{Event, HostState};
+use crate::logs::{GuestLog, GuestStream, LogBudget, Logger};
 use crate::onnx_host::HostRows;
 
 /// Host-side resource handles one instance may hold at once.
-const MAX_HOST_HANDLES: usize = 10_000;
+pub(crate) const MAX_HOST_HANDLES: usize = 10_000;
 
 /// What an instance is made with.
 #[derive(Clone)]
@@ -32,6 +32,10 @@ pub struct InstanceSettings {
     pub instance_id: usize,
     /// The models the job grants; `None` when it grants none.
     pub models: Option<Arc<sluice_onnx::ModelRegistry>>,
+    /// What `init()` logs draws on: the budget of the mini-batch the
+    /// instance is made for (so retries share one cap); `None` gives the
+    /// instance its own `limits.max_log_kb`.
+    pub log_budget: Option<Arc<LogBudget>>,
 }
 
 impl std::fmt::Debug for InstanceSettings {
@@ -59,7 +63,8 @@ impl ScorerComponent {
     /// Instantiates a fresh sandbox and runs `init(config)` in it, under the
     /// same fuel and wall-clock limits as `run()`.
     pub async fn instantiate(&self, settings: InstanceSettings) -> Result<ScorerInstance, Failure> {
-        let logger = Logger::new(settings.log.clone(), settings.instance_id, settings.limits.max_log_bytes);
+        let budget = settings.log_budget.clone().unwrap_or_else(|| LogBudget::new(settings.limits.max_log_bytes));
+        let logger = Logger::new(settings.log.clone(), settings.instance_id, budget);
         let mut wasi = WasiCtx::builder();
         // No network (the default), no environment, no args, no inherited
         // stdio: stdout/stderr become log lines.
@@ -90,16 +95,16 @@ impl ScorerComponent {
             wasi: wasi.build(),
             table,
             limits,
-            oom: false,
+            diag: Default::default(),
             memory_cap: settings.limits.memory_bytes,
             logger,
-            panic: None,
             models: settings.models.clone(),
             rows: None,
             deliver: None,
             deadline: None,
             onnx_timed_out: false,
             max_tensor_bytes: settings.limits.max_tensor_bytes,
+            max_output_bytes: settings.limits.max_output_bytes,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
@@ -108,10 +113,10 @@ impl ScorerComponent {
 
         let instance = bounded(&settings, self.pre.instance_pre().instantiate_async(&mut store))
             .await
-            .and_then(|r| r.map_err(|e| classify(&e, store.data())))
+            .and_then(|r| r.map_err(|e| classify(&e, store.data(), &settings.limits)))
             .map_err(|f| prefix(f, "instantiate"))?;
-        let bindings =
-            Scorer::new(&mut store, &instance).map_err(|e| Failure::new(ReasonCode::Trap, format!("{e:#}")))?;
+        let bindings = Scorer::new(&mut store, &instance)
+            .map_err(|e| Failure::new(ReasonCode::Trap, bounded_text(&format!("{e:#}"))))?;
         let shutdown = if let Some(lifecycle) = &self.lifecycle {
             instance
                 .get_export_index(&mut store, None, lifecycle)
@@ -130,9 +135,9 @@ impl ScorerComponent {
         let r = bounded(&settings, bindings.call_init(&mut store, &config)).await;
         match r {
             Err(f) => return Err(prefix(f, "init")),
-            Ok(Err(trap)) => return Err(prefix(classify(&trap, store.data()), "init")),
+            Ok(Err(trap)) => return Err(prefix(classify(&trap, store.data(), &settings.limits), "init")),
             Ok(Ok(Err(e))) => {
-                return Err(Failure::new(ReasonCode::UserError, format!("init: {}", e.message)));
+                return Err(Failure::new(ReasonCode::UserError, format!("init: {}", bounded_text(&e.message))));
             }
             Ok(Ok(Ok(()))) => {}
         }
@@ -140,13 +145,34 @@ impl ScorerComponent {
     }
 }
 
-/// Resets fuel and the epoch deadline before a call into the guest.
+/// Resets fuel, the epoch deadline and what explains a trap before a call
+/// into the guest (so an earlier call's allocation failure or panic text is
+/// never blamed for this one's trap).
 fn arm(store: &mut Store<HostState>, s: &InstanceSettings) {
     // Fuel is enabled on every engine we build, so this cannot fail.
     let _ = store.set_fuel(s.limits.fuel);
     let ticks = s.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
     store.set_epoch_deadline(ticks);
-    store.data_mut().deadline = Some(std::time::Instant::now() + s.timeout);
+    store.set_hostcall_fuel(hostcall_fuel(&s.limits));
+    let data = store.data_mut();
+    data.deadline = Some(std::time::Instant::now() + s.timeout);
+    data.diag = Default::default();
+    data.onnx_timed_out = false;
+}
+
+/// The most bytes one host call (or one returned result) may copy out of
+/// the guest into host memory: wasmtime lifts no more than this "hostcall
+/// fuel" (its default, 128 MiB, would cap `limits.max_output_mb` below
+/// what the spec allows). The largest legitimate copies are a `run()`
+/// result (`limits.max_output_mb`) and an ONNX tensor (`limits.max_tensor_mb`),
+/// plus 1 MiB for names and small fields.
+pub(crate) fn hostcall_fuel(l: &Limits) -> usize {
+    (l.max_output_bytes.max(l.max_tensor_bytes) + (1 << 20)).min(usize::MAX as u64) as usize
+}
+
+/// Guest text for a mini-batch failure: escaped and bounded.
+fn bounded_text(s: &str) -> String {
+    sluice_job::text::guest_text(s, sluice_job::text::MAX_MESSAGE_BYTES)
 }
 
 /// Runs a guest call under the wall-clock deadline. Epoch interruption stops
@@ -165,8 +191,12 @@ fn prefix(f: Failure, what: &str) -> Failure {
     Failure { code: f.code, message: format!("{what}: {}", f.message) }
 }
 
-/// Maps a wasmtime error out of a guest call to a reason code.
-fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
+/// Maps a wasmtime error out of a guest call to a reason code and a
+/// message that names the root cause (the exit code, the full handle
+/// table, the forged handle, the limit), never just "error while
+/// executing".
+fn classify(e: &wasmtime::Error, state: &HostState, limits: &Limits) -> Failure {
+    use wasmtime::component::ResourceTableError as Table;
     if state.onnx_timed_out {
         return Failure::new(
             ReasonCode::Timeout,
@@ -185,16 +215,72 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> Failure {
         }
         _ => {}
     }
-    if state.oom {
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return Failure::new(
-            ReasonCode::Oom,
-            format!("out of memory: the guest hit limits.memory_mb ({} MiB)", state.memory_cap >> 20),
+            ReasonCode::Trap,
+            format!(
+                "the scorer exited (exit status {}) instead of returning from init()/run(); a scorer must not \
+                 call exit",
+                exit.0
+            ),
         );
     }
-    let trap = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"));
-    match &state.panic {
-        Some(p) => Failure::new(ReasonCode::Trap, format!("panicked: {p}")),
-        None => Failure::new(ReasonCode::Trap, trap),
+    if let Some(t) = e.downcast_ref::<Table>() {
+        let why = match t {
+            Table::Full => format!(
+                "the scorer holds {MAX_HOST_HANDLES} host handles (files, streams, models) at once, the most \
+                 an instance may"
+            ),
+            Table::NotPresent | Table::WrongType => {
+                "the scorer used a host handle it was never given or had already dropped".to_string()
+            }
+            Table::HasChildren => "the scorer dropped a host handle that other handles still depend on".to_string(),
+        };
+        return Failure::new(ReasonCode::Trap, why);
+    }
+    let root = e.root_cause().to_string();
+    if root.contains("fuel allocated for hostcalls") {
+        let in_call = e.downcast_ref::<wasmtime::WasmBacktrace>().is_some_and(|b| !b.frames().is_empty());
+        let fuel = hostcall_fuel(limits);
+        return if in_call {
+            Failure::new(
+                ReasonCode::Trap,
+                format!(
+                    "the scorer passed more than {fuel} bytes to one host call (the most is \
+                     max(limits.max_output_mb, limits.max_tensor_mb) + 1 MiB)"
+                ),
+            )
+        } else {
+            Failure::new(
+                ReasonCode::InvalidOutput,
+                format!(
+                    "returned more than {fuel} bytes, over limits.max_output_mb = {} MiB",
+                    limits.max_output_bytes >> 20
+                ),
+            )
+        };
+    }
+    match &state.diag.last {
+        Some(Event::Oom) => Failure::new(
+            ReasonCode::Oom,
+            format!("out of memory: the guest hit limits.memory_mb ({} MiB)", state.memory_cap >> 20),
+        ),
+        Some(Event::Panic(p)) => Failure::new(ReasonCode::Trap, format!("panicked: {p}")),
+        None => {
+            let what = match e.downcast_ref::<Trap>() {
+                Some(t) => t.to_string(),
+                None if root.starts_with("unknown handle index") => {
+                    format!("{root}: the scorer passed a resource handle it does not hold")
+                }
+                None => root,
+            };
+            let at = e
+                .downcast_ref::<wasmtime::WasmBacktrace>()
+                .and_then(|b| b.frames().iter().find_map(|f| f.func_name().map(str::to_string)))
+                .map(|f| format!(" (in {})", sluice_job::text::prefix(&f, 200)))
+                .unwrap_or_default();
+            Failure::new(ReasonCode::Trap, bounded_text(&format!("{what}{at}")))
+        }
     }
 }
 
@@ -206,6 +292,8 @@ pub struct PreparedBatch {
     id: String,
     data: Prepared,
     items: usize,
+    /// The guest log volume of this mini-batch, shared by all its tries.
+    log_budget: Option<Arc<LogBudget>>,
 }
 
 enum Prepared {
@@ -231,6 +319,7 @@ impl PreparedBatch {
                 id: id.clone(),
                 data: Prepared::Files(to_wit(MiniBatchInput { id, items: files })),
                 items,
+                log_budget: None,
             },
         }
     }
@@ -238,11 +327,18 @@ impl PreparedBatch {
     /// Tabular rows with their provenance.
     pub fn rows(id: String, rows: HostRows) -> PreparedBatch {
         let items = rows.table.num_rows;
-        PreparedBatch { id, data: Prepared::Rows(Arc::new(rows)), items }
+        PreparedBatch { id, data: Prepared::Rows(Arc::new(rows)), items, log_budget: None }
+    }
+
+    /// Charges the guest log lines of every try of this mini-batch to
+    /// `budget` (instead of the running instance's own).
+    pub fn with_log_budget(mut self, budget: Arc<LogBudget>) -> PreparedBatch {
+        self.log_budget = Some(budget);
+        self
     }
 
     /// The WIT form for an instance that wants `deliver` columns.
-    fn wit(&self, deliver: Option<&[String]>) -> std::borrow::Cow<'_, wit::MiniBatch> {
+    fn wit(&self, deliver: Option<&std::collections::HashSet<String>>) -> std::borrow::Cow<'_, wit::MiniBatch> {
         match &self.data {
             Prepared::Files(w) => std::borrow::Cow::Borrowed(w),
             Prepared::Rows(r) => {
@@ -275,8 +371,8 @@ impl ScorerInstance {
     /// instance must be dropped.
     pub async fn run(&mut self, batch: &PreparedBatch) -> Result<BatchOutput, Failure> {
         let items = batch.items;
-        self.store.data().logger.set_mini_batch(Some(&batch.id));
-        let wit = batch.wit(self.store.data().deliver.as_deref());
+        self.store.data().logger.set_mini_batch(Some(&batch.id), batch.log_budget.clone());
+        let wit = batch.wit(self.store.data().deliver.as_ref());
         self.store.data_mut().rows = match &batch.data {
             Prepared::Rows(r) => Some(r.clone()),
             Prepared::Files(_) => None,
@@ -286,11 +382,11 @@ impl ScorerInstance {
         self.store.data_mut().rows = None;
         let out = match r {
             Err(f) => Err(f),
-            Ok(Err(trap)) => Err(classify(&trap, self.store.data())),
-            Ok(Ok(Err(e))) => Err(Failure::new(ReasonCode::UserError, e.message)),
+            Ok(Err(trap)) => Err(classify(&trap, self.store.data(), &self.settings.limits)),
+            Ok(Ok(Err(e))) => Err(Failure::new(ReasonCode::UserError, bounded_text(&e.message))),
             Ok(Ok(Ok(result))) => self.check(result, items),
         };
-        self.store.data().logger.set_mini_batch(None);
+        self.store.data().logger.set_mini_batch(None, None);
         out
     }
 
@@ -318,8 +414,8 @@ impl ScorerInstance {
         };
         arm(&mut self.store, &self.settings);
         match bounded(&self.settings, f.call_async(&mut self.store, ())).await? {
-            Err(trap) => Err(classify(&trap, self.store.data())),
-            Ok((Err(e),)) => Err(Failure::new(ReasonCode::UserError, e.message)),
+            Err(trap) => Err(classify(&trap, self.store.data(), &self.settings.limits)),
+            Ok((Err(e),)) => Err(Failure::new(ReasonCode::UserError, bounded_text(&e.message))),
             Ok((Ok(()),)) => Ok(()),
         }
     }
@@ -384,6 +480,14 @@ fn from_wit(r: wit::BatchResult) -> BatchOutput {
                 .collect(),
         },
         row_items: r.row_items.into_iter().map(|i| i as usize).collect(),
-        errors: r.errors.into_iter().map(|e| ItemError { item: e.item as usize, message: e.message }).collect(),
+        // Item errors are guest text: bounded and escaped on the way in.
+        errors: r
+            .errors
+            .into_iter()
+            .map(|e| ItemError {
+                item: e.item as usize,
+                message: sluice_job::text::guest_text(&e.message, sluice_job::text::MAX_ITEM_ERROR_BYTES),
+            })
+            .collect(),
     }
 }

@@ -18,6 +18,6 @@ mod onnx_host;
 
 pub use engine::{EngineError, ScorerComponent, ScorerEngine, Validation};
 pub use instance::{InstanceSettings, PreparedBatch, ScorerInstance};
-pub use logs::{GuestLog, Level};
+pub use logs::{GuestLog, LINE_COST, Level, LogBudget};
 pub use onnx_host::HostRows;
 pub use sluice_onnx::{ModelRegistry, OnnxError, RegistryOptions};

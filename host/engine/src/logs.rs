@@ -34,6 +34,43 @@ pub trait GuestLog: Send + Sync {
     fn line(&self, instance: usize, mini_batch: Option<&str>, level: Level, message: &str);
 }
 
+/// What one guest log line costs against `limits.max_log_kb` beyond its
+/// text: about what the host adds to it in the log file (time, level, job,
+/// mini-batch and instance tags). So a flood of empty lines is capped as
+/// surely as a few long ones.
+pub const LINE_COST: u64 = 64;
+
+/// A volume of guest log lines (`limits.max_log_kb`) that several
+/// instances may draw on: a mini-batch's budget is shared by every try of
+/// it (a retry does not get a fresh cap), and an instance's `init()` draws
+/// on the budget of the mini-batch it was made for.
+#[derive(Debug)]
+pub struct LogBudget {
+    cap: u64,
+    state: Mutex<(u64, bool)>,
+}
+
+impl LogBudget {
+    pub fn new(cap: u64) -> Arc<LogBudget> {
+        Arc::new(LogBudget { cap, state: Mutex::new((0, false)) })
+    }
+
+    /// Charges `cost`; `Some(true)` for the first line refused (which gets
+    /// the notice), `Some(false)` for the later ones, `None` when it fits.
+    fn charge(&self, cost: u64) -> Option<bool> {
+        let mut st = self.state.lock().expect("log budget lock");
+        if st.1 {
+            return Some(false);
+        }
+        st.0 = st.0.saturating_add(cost);
+        if st.0 > self.cap {
+            st.1 = true;
+            return Some(true);
+        }
+        None
+    }
+}
+
 /// Per-instance log state shared by the `log` import and the stdio streams.
 pub(crate) struct Logger {
     sink: Arc<dyn GuestLog>,
@@ -43,63 +80,61 @@ pub(crate) struct Logger {
 
 struct LoggerState {
     mini_batch: Option<String>,
-    used: u64,
-    cap: u64,
-    capped: bool,
+    budget: Arc<LogBudget>,
     /// Partial lines written to stdout (0) and stderr (1).
     partial: [Vec<u8>; 2],
 }
 
 impl Logger {
-    pub(crate) fn new(sink: Arc<dyn GuestLog>, instance: usize, cap: u64) -> Arc<Logger> {
+    pub(crate) fn new(sink: Arc<dyn GuestLog>, instance: usize, budget: Arc<LogBudget>) -> Arc<Logger> {
         Arc::new(Logger {
             sink,
             instance,
-            state: Mutex::new(LoggerState {
-                mini_batch: None,
-                used: 0,
-                cap,
-                capped: false,
-                partial: [Vec::new(), Vec::new()],
-            }),
+            state: Mutex::new(LoggerState { mini_batch: None, budget, partial: [Vec::new(), Vec::new()] }),
         })
     }
 
-    pub(crate) fn set_mini_batch(&self, id: Option<&str>) {
+    /// Lines from now on belong to mini-batch `id` and draw on `budget`.
+    pub(crate) fn set_mini_batch(&self, id: Option<&str>, budget: Option<Arc<LogBudget>>) {
         self.flush_partial();
-        self.state.lock().expect("log lock").mini_batch = id.map(str::to_string);
+        let mut st = self.state.lock().expect("log lock");
+        st.mini_batch = id.map(str::to_string);
+        if let Some(b) = budget {
+            st.budget = b;
+        }
     }
 
-    /// Logs one line unless the instance's volume cap is spent; the first
-    /// line over the cap is replaced by one notice.
+    /// Logs one line unless the budget is spent; the first line over it is
+    /// replaced by one notice. The text is guest-controlled: escaped (a
+    /// newline cannot forge another line, an escape sequence cannot reach
+    /// a terminal) and cut to `MAX_LOG_LINE_BYTES`.
     pub(crate) fn log(&self, level: Level, message: &str) {
-        let mut st = self.state.lock().expect("log lock");
-        if st.capped {
-            return;
+        let st = self.state.lock().expect("log lock");
+        let text = sluice_job::text::guest_text(message, sluice_job::text::MAX_LOG_LINE_BYTES);
+        match st.budget.charge(text.len() as u64 + LINE_COST) {
+            None => self.sink.line(self.instance, st.mini_batch.as_deref(), level, &text),
+            Some(true) => {
+                let notice = format!(
+                    "guest log volume reached limits.max_log_kb = {} KiB (counting {LINE_COST} bytes per line); \
+                     further lines of this mini-batch are dropped",
+                    st.budget.cap / 1024
+                );
+                self.sink.line(self.instance, st.mini_batch.as_deref(), Level::Warn, &notice);
+            }
+            Some(false) => {}
         }
-        st.used += message.len() as u64 + 1;
-        if st.used > st.cap {
-            st.capped = true;
-            let notice = format!(
-                "guest log volume reached limits.max_log_kb = {} KiB; further lines of this instance are dropped",
-                st.cap / 1024
-            );
-            self.sink.line(self.instance, st.mini_batch.as_deref(), Level::Warn, &notice);
-            return;
-        }
-        self.sink.line(self.instance, st.mini_batch.as_deref(), level, message);
     }
 
     fn write_stream(&self, which: usize, bytes: &[u8]) {
         let lines: Vec<String> = {
             let mut st = self.state.lock().expect("log lock");
-            if st.capped {
+            if st.budget.state.lock().expect("log budget lock").1 {
                 return;
             }
             let buf = &mut st.partial[which];
             buf.extend_from_slice(bytes);
             let mut lines = Vec::new();
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            while let Some(pos) = memchr_newline(buf) {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
                 lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
             }
@@ -125,6 +160,10 @@ impl Logger {
             }
         }
     }
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
 }
 
 /// The guest's stdout or stderr: lines become log lines.

@@ -107,77 +107,131 @@ fn elem_size(t: &ElementType) -> u64 {
     }
 }
 
-/// Stacks columns of the current mini-batch into a `[rows, columns]`
-/// tensor of `elem` (or `[rows]` when the model input has rank 1).
-fn stack_columns(
-    rows: &HostRows,
-    source: &wit_onnx::ColumnSource,
+/// Why stacking stopped: a typed error for the guest, or the `run()`
+/// deadline passed while the host was still copying (a `TIMEOUT` trap).
+enum Stop {
+    Error(wit_onnx::Error),
+    Deadline,
+}
+
+impl From<wit_onnx::Error> for Stop {
+    fn from(e: wit_onnx::Error) -> Stop {
+        Stop::Error(e)
+    }
+}
+
+/// A column source checked against the mini-batch and the model input it
+/// fills: everything is known (and refused) before anything is allocated.
+struct CheckedSource<'a> {
+    cols: Vec<&'a sluice_job::Column>,
+    /// `None`: every row.
+    rows: Option<&'a [u32]>,
+    n: usize,
+    bytes: u64,
+}
+
+/// Checks a column source: the columns exist and hold numbers, the rows
+/// are in range, no picked cell is null, and the input takes a numeric
+/// type. Allocates nothing beyond the list of column references.
+fn check_source<'a>(
+    rows: &'a HostRows,
+    source: &'a wit_onnx::ColumnSource,
     input: &sluice_onnx::TensorInfo,
-    max_bytes: u64,
-) -> Result<Tensor, wit_onnx::Error> {
+) -> Result<CheckedSource<'a>, wit_onnx::Error> {
     use wit_onnx::ErrorCode as C;
     let table = &rows.table;
-    let mut cols = Vec::with_capacity(source.columns.len());
-    for name in &source.columns {
-        let c = table.columns.iter().find(|c| &c.name == name).ok_or_else(|| {
-            let have: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-            err(C::UnknownName, format!("no column `{name}` in this mini-batch (columns: {})", have.join(", ")))
-        })?;
-        cols.push(c);
+    if source.columns.is_empty() {
+        return Err(err(C::InvalidInput, format!("the column source of input `{}` names no columns", input.name)));
     }
-    let picked: Vec<usize> = match &source.rows {
-        None => (0..table.num_rows).collect(),
-        Some(r) => {
-            if let Some(&bad) = r.iter().find(|&&i| i as usize >= table.num_rows) {
-                return Err(err(
-                    C::InvalidInput,
-                    format!("row {bad} is out of range: the mini-batch has {} rows", table.num_rows),
-                ));
-            }
-            r.iter().map(|&i| i as usize).collect()
-        }
-    };
-    let (n, k) = (picked.len(), cols.len());
-    let bytes = (n as u64) * (k as u64) * elem_size(&input.element_type);
-    if bytes > max_bytes {
+    if !matches!(
+        input.element_type,
+        ElementType::F32 | ElementType::F64 | ElementType::I64 | ElementType::I32 | ElementType::U8
+    ) {
         return Err(err(
-            C::TooLarge,
+            C::TypeMismatch,
             format!(
-                "input `{}` would be {bytes} bytes ({n} rows x {k} columns), over limits.max_tensor_mb = {} MiB",
-                input.name,
-                max_bytes >> 20
+                "input `{}` takes {}: a column source can fill only numeric inputs",
+                input.name, input.element_type
             ),
         ));
     }
-    for c in &cols {
-        if let Some(valid) = &c.valid
-            && let Some(&row) = picked.iter().find(|&&r| !valid[r])
-        {
-            return Err(err(
-                C::InvalidInput,
-                format!("column `{}` is null at row {row} ({})", c.name, rows.where_is(row)),
-            ));
-        }
+    let mut cols = Vec::with_capacity(source.columns.len().min(table.columns.len().max(1) * 4));
+    for name in &source.columns {
+        let c = table.columns.iter().find(|c| &c.name == name).ok_or_else(|| {
+            let have: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+            err(
+                C::UnknownName,
+                format!(
+                    "no column `{}` in this mini-batch (columns: {})",
+                    sluice_job::text::guest_text(name, 256),
+                    have.join(", ")
+                ),
+            )
+        })?;
         if let ColumnData::String(_) = c.data {
             return Err(err(
                 C::TypeMismatch,
                 format!("column `{}` holds text; a column source needs numbers or booleans", c.name),
             ));
         }
+        cols.push(c);
     }
+    let picked = source.rows.as_deref();
+    if let Some(r) = picked
+        && let Some(&bad) = r.iter().find(|&&i| i as usize >= table.num_rows)
+    {
+        return Err(err(
+            C::InvalidInput,
+            format!("row {bad} is out of range: the mini-batch has {} rows", table.num_rows),
+        ));
+    }
+    let n = picked.map_or(table.num_rows, <[u32]>::len);
+    let bytes = (n as u64).saturating_mul(cols.len() as u64).saturating_mul(elem_size(&input.element_type));
+    for c in &cols {
+        if let Some(valid) = &c.valid {
+            let null = match picked {
+                None => valid.iter().position(|v| !v),
+                Some(r) => r.iter().map(|&i| i as usize).find(|&i| !valid[i]),
+            };
+            if let Some(row) = null {
+                return Err(err(
+                    C::InvalidInput,
+                    format!("column `{}` is null at row {row} ({})", c.name, rows.where_is(row)),
+                ));
+            }
+        }
+    }
+    Ok(CheckedSource { cols, rows: picked, n, bytes })
+}
+
+/// Stacks checked columns into a `[rows, columns]` tensor of the input's
+/// element type (or `[rows]` when the model input has rank 1), stopping
+/// at `deadline` between columns.
+fn stack_columns(
+    src: &CheckedSource<'_>,
+    input: &sluice_onnx::TensorInfo,
+    deadline: Option<std::time::Instant>,
+) -> Result<Tensor, Stop> {
+    let (n, k) = (src.n, src.cols.len());
+    let picked = |r: usize| src.rows.map_or(r, |rows| rows[r] as usize);
+    let past = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
     // Row-major [n, k]: element (r, j) = column j at picked row r. Filled
-    // column by column, so each inner loop is one typed, branch-free pass.
+    // column by column, so each inner loop is one typed, branch-free pass
+    // (and an empty selection is an empty tensor, never an index panic).
     macro_rules! stack {
         ($t:ty, $variant:ident) => {{
             let mut out: Vec<$t> = vec![<$t>::default(); n * k];
-            for (j, c) in cols.iter().enumerate() {
-                let dst = out[j..].iter_mut().step_by(k.max(1));
+            for (j, c) in src.cols.iter().enumerate() {
+                if past() {
+                    return Err(Stop::Deadline);
+                }
+                let dst = out.iter_mut().skip(j).step_by(k);
                 match &c.data {
-                    ColumnData::F32(v) => dst.zip(&picked).for_each(|(d, &r)| *d = v[r] as $t),
-                    ColumnData::F64(v) => dst.zip(&picked).for_each(|(d, &r)| *d = v[r] as $t),
-                    ColumnData::S64(v) => dst.zip(&picked).for_each(|(d, &r)| *d = v[r] as $t),
-                    ColumnData::Bool(v) => dst.zip(&picked).for_each(|(d, &r)| *d = u8::from(v[r]) as $t),
-                    ColumnData::String(_) => unreachable!("text columns are refused above"),
+                    ColumnData::F32(v) => dst.enumerate().for_each(|(r, d)| *d = v[picked(r)] as $t),
+                    ColumnData::F64(v) => dst.enumerate().for_each(|(r, d)| *d = v[picked(r)] as $t),
+                    ColumnData::S64(v) => dst.enumerate().for_each(|(r, d)| *d = v[picked(r)] as $t),
+                    ColumnData::Bool(v) => dst.enumerate().for_each(|(r, d)| *d = u8::from(v[picked(r)]) as $t),
+                    ColumnData::String(_) => unreachable!("text columns are refused by check_source"),
                 }
             }
             TensorData::$variant(out)
@@ -189,19 +243,14 @@ fn stack_columns(
         ElementType::I64 => stack!(i64, I64),
         ElementType::I32 => stack!(i32, I32),
         ElementType::U8 => stack!(u8, U8),
-        other => {
-            return Err(err(
-                C::TypeMismatch,
-                format!("input `{}` takes {other}: a column source can fill only numeric inputs", input.name),
-            ));
-        }
+        _ => unreachable!("non-numeric inputs are refused by check_source"),
     };
     let shape = if input.shape.len() == 1 && k == 1 { vec![n] } else { vec![n, k] };
     Ok(Tensor { shape, data })
 }
 
-/// One output turned into a column of `rows` values.
-fn select_column(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<wit::Column, wit_onnx::Error> {
+/// `(rows, values per row)` of an output that `to-columns` can read.
+fn columns_shape(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<(usize, usize), wit_onnx::Error> {
     use wit_onnx::ErrorCode as C;
     let (rows, width) = match t.shape.as_slice() {
         [r] => (*r, 1),
@@ -213,7 +262,7 @@ fn select_column(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<wit::Column,
             ));
         }
     };
-    if width == 0 || t.data.len() != rows * width {
+    if width == 0 || rows.checked_mul(width) != Some(t.data.len()) {
         return Err(err(
             C::InvalidInput,
             format!(
@@ -224,17 +273,31 @@ fn select_column(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<wit::Column,
             ),
         ));
     }
-    let at = |f: &dyn Fn(usize) -> f64| -> Vec<f64> { (0..rows * width).map(f).collect() };
-    let values: Vec<f64> = match &t.data {
-        TensorData::F32(v) => at(&|i| v[i] as f64),
-        TensorData::F64(v) => v.clone(),
-        TensorData::I64(v) => at(&|i| v[i] as f64),
-        TensorData::I32(v) => at(&|i| v[i] as f64),
-        TensorData::U8(v) => at(&|i| v[i] as f64),
-    };
-    let row = |r: usize| &values[r * width..(r + 1) * width];
+    Ok((rows, width))
+}
+
+/// Element `i` as f64, for comparisons (argmax, max).
+fn value_at(d: &TensorData, i: usize) -> f64 {
+    match d {
+        TensorData::F32(v) => v[i] as f64,
+        TensorData::F64(v) => v[i],
+        TensorData::I64(v) => v[i] as f64,
+        TensorData::I32(v) => v[i] as f64,
+        TensorData::U8(v) => v[i] as f64,
+    }
+}
+
+/// One output turned into a column of `rows` values, reading the tensor
+/// in place (no converted copy of it per column).
+fn select_column(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<wit::Column, wit_onnx::Error> {
+    use wit_onnx::ErrorCode as C;
+    let (rows, width) = columns_shape(t, oc)?;
     let argmax = |r: usize| {
-        row(r).iter().enumerate().fold((0usize, f64::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
+        (0..width)
+            .map(|i| value_at(&t.data, r * width + i))
+            .enumerate()
+            .fold((0usize, f64::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b })
+            .0
     };
     let data = match oc.select {
         wit_onnx::OutputSelect::Whole => {
@@ -244,7 +307,7 @@ fn select_column(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<wit::Column,
                     format!("output `{}` has {width} values per row; use index, max or argmax", oc.output),
                 ));
             }
-            same_type(&t.data, (0..rows).collect())
+            same_type(&t.data, rows, |r| r)
         }
         wit_onnx::OutputSelect::Index(k) => {
             let k = k as usize;
@@ -254,24 +317,30 @@ fn select_column(t: &Tensor, oc: &wit_onnx::OutputColumn) -> Result<wit::Column,
                     format!("index {k} is out of range for output `{}` with {width} values per row", oc.output),
                 ));
             }
-            same_type(&t.data, (0..rows).map(|r| r * width + k).collect())
+            same_type(&t.data, rows, |r| r * width + k)
         }
-        wit_onnx::OutputSelect::Max => same_type(&t.data, (0..rows).map(|r| r * width + argmax(r)).collect()),
+        wit_onnx::OutputSelect::Max => same_type(&t.data, rows, |r| r * width + argmax(r)),
         wit_onnx::OutputSelect::Argmax => wit::ColumnData::S64((0..rows).map(|r| argmax(r) as i64).collect()),
     };
     Ok(wit::Column { name: oc.column.clone(), data, valid: None })
 }
 
-/// The elements at `idx` as a column of the tensor's own type (integers
-/// as `s64`).
-fn same_type(d: &TensorData, idx: Vec<usize>) -> wit::ColumnData {
+/// The elements at `at(0..rows)` as a column of the tensor's own type
+/// (integers as `s64`).
+fn same_type(d: &TensorData, rows: usize, at: impl Fn(usize) -> usize) -> wit::ColumnData {
     match d {
-        TensorData::F32(v) => wit::ColumnData::F32(idx.into_iter().map(|i| v[i]).collect()),
-        TensorData::F64(v) => wit::ColumnData::F64(idx.into_iter().map(|i| v[i]).collect()),
-        TensorData::I64(v) => wit::ColumnData::S64(idx.into_iter().map(|i| v[i]).collect()),
-        TensorData::I32(v) => wit::ColumnData::S64(idx.into_iter().map(|i| v[i] as i64).collect()),
-        TensorData::U8(v) => wit::ColumnData::S64(idx.into_iter().map(|i| v[i] as i64).collect()),
+        TensorData::F32(v) => wit::ColumnData::F32((0..rows).map(|r| v[at(r)]).collect()),
+        TensorData::F64(v) => wit::ColumnData::F64((0..rows).map(|r| v[at(r)]).collect()),
+        TensorData::I64(v) => wit::ColumnData::S64((0..rows).map(|r| v[at(r)]).collect()),
+        TensorData::I32(v) => wit::ColumnData::S64((0..rows).map(|r| v[at(r)] as i64).collect()),
+        TensorData::U8(v) => wit::ColumnData::S64((0..rows).map(|r| v[at(r)] as i64).collect()),
     }
+}
+
+/// Bytes one `to-columns` entry makes for `rows` rows (8 per value: `f64`
+/// or `s64`, the widest a column of it can be).
+fn column_bytes(rows: usize) -> u64 {
+    rows as u64 * 8
 }
 
 impl HostState {
@@ -279,6 +348,12 @@ impl HostState {
         self.models.as_ref()
     }
 
+    /// Runs a model for the guest. Every argument is checked before the
+    /// host allocates anything for it (names, duplicates, columns, rows,
+    /// nulls, and the bytes of all inputs together against
+    /// `limits.max_tensor_mb`); the outputs it turns into columns are
+    /// bounded by `limits.max_output_mb` before they are made; stacking
+    /// stops at the `run()` deadline.
     fn run_model(
         &mut self,
         model: &Arc<Model>,
@@ -286,60 +361,151 @@ impl HostState {
     ) -> wasmtime::Result<Result<wit_onnx::RunResult, wit_onnx::Error>> {
         use wit_onnx::ErrorCode as C;
         let info = model.info();
-        let mut inputs = Vec::with_capacity(req.inputs.len());
-        for input in req.inputs {
-            let tensor = match input.source {
-                wit_onnx::TensorSource::Data(t) => tensor_from_wit(t),
+        let rows = self.rows.clone();
+        let mut seen = std::collections::HashSet::with_capacity(req.inputs.len());
+        let mut total: u64 = 0;
+        let mut checked = Vec::with_capacity(req.inputs.len());
+        for input in &req.inputs {
+            let Some(spec) = info.inputs.iter().find(|i| i.name == input.name) else {
+                let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
+                return Ok(Err(err(
+                    C::UnknownName,
+                    format!(
+                        "model `{}` has no input `{}` (inputs: {})",
+                        model.name(),
+                        sluice_job::text::guest_text(&input.name, 256),
+                        names.join(", ")
+                    ),
+                )));
+            };
+            if !seen.insert(input.name.as_str()) {
+                return Ok(Err(err(C::InvalidInput, format!("input `{}` is given twice", input.name))));
+            }
+            let bytes = match &input.source {
+                wit_onnx::TensorSource::Data(t) => {
+                    checked.push(None);
+                    tensor_bytes(&t.data)
+                }
                 wit_onnx::TensorSource::Columns(src) => {
-                    let Some(spec) = info.inputs.iter().find(|i| i.name == input.name) else {
-                        let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
-                        return Ok(Err(err(
-                            C::UnknownName,
-                            format!(
-                                "model `{}` has no input `{}` (inputs: {})",
-                                model.name(),
-                                input.name,
-                                names.join(", ")
-                            ),
-                        )));
-                    };
-                    let Some(rows) = self.rows.clone() else {
+                    let Some(rows) = rows.as_deref() else {
                         return Ok(Err(err(
                             C::InvalidInput,
                             "column sources need a tabular mini-batch (type: mltable input) being run",
                         )));
                     };
-                    match stack_columns(&rows, &src, spec, self.max_tensor_bytes) {
-                        Ok(t) => t,
+                    match check_source(rows, src, spec) {
+                        Ok(c) => {
+                            let b = c.bytes;
+                            checked.push(Some((c, spec)));
+                            b
+                        }
                         Err(e) => return Ok(Err(e)),
                     }
                 }
             };
-            inputs.push((input.name, tensor));
-        }
-        let mut wanted: Vec<String> = req.fetch.clone();
-        for oc in &req.to_columns {
-            if !wanted.contains(&oc.output) {
-                wanted.push(oc.output.clone());
+            total = total.saturating_add(bytes);
+            if total > self.max_tensor_bytes {
+                return Ok(Err(err(
+                    C::TooLarge,
+                    format!(
+                        "the inputs of this run would be {total} bytes or more (input `{}` is {bytes}), over \
+                         limits.max_tensor_mb = {} MiB for all inputs of one run together",
+                        input.name,
+                        self.max_tensor_bytes >> 20
+                    ),
+                )));
             }
+        }
+        let mut wanted: Vec<String> = Vec::with_capacity(req.fetch.len() + 1);
+        for name in req.fetch.iter().chain(req.to_columns.iter().map(|oc| &oc.output)) {
+            if !info.outputs.iter().any(|o| &o.name == name) {
+                let names: Vec<&str> = info.outputs.iter().map(|o| o.name.as_str()).collect();
+                return Ok(Err(err(
+                    C::UnknownName,
+                    format!(
+                        "model `{}` has no output `{}` (outputs: {})",
+                        model.name(),
+                        sluice_job::text::guest_text(name, 256),
+                        names.join(", ")
+                    ),
+                )));
+            }
+            if !wanted.contains(name) {
+                wanted.push(name.clone());
+            }
+        }
+        let mut columns_seen = std::collections::HashSet::with_capacity(req.to_columns.len());
+        for oc in &req.to_columns {
+            if !columns_seen.insert(oc.column.as_str()) {
+                return Ok(Err(err(C::InvalidInput, format!("to-columns names column `{}` twice", oc.column))));
+            }
+        }
+
+        // Checked: now stack the column sources, then take the guest's own
+        // tensors as they are (no copy), in request order.
+        let mut stacked: Vec<Option<Tensor>> = Vec::with_capacity(checked.len());
+        for c in &checked {
+            stacked.push(match c {
+                None => None,
+                Some((c, spec)) => match stack_columns(c, spec, self.deadline) {
+                    Ok(t) => Some(t),
+                    Err(Stop::Error(e)) => return Ok(Err(e)),
+                    Err(Stop::Deadline) => return Err(self.deadline_passed()),
+                },
+            });
+        }
+        drop(checked);
+        let mut inputs = Vec::with_capacity(req.inputs.len());
+        for (input, s) in req.inputs.into_iter().zip(stacked) {
+            let tensor = match (input.source, s) {
+                (_, Some(t)) => t,
+                (wit_onnx::TensorSource::Data(t), None) => tensor_from_wit(t),
+                (wit_onnx::TensorSource::Columns(_), None) => unreachable!("every column source was stacked"),
+            };
+            inputs.push((input.name, tensor));
         }
         let outputs = match model.run(inputs, &wanted, self.deadline) {
             Ok(o) => o,
-            Err(OnnxError::Timeout { .. }) => {
-                self.onnx_timed_out = true;
-                return Err(wasmtime::Error::msg("ONNX inference passed the run() deadline and was terminated"));
-            }
+            Err(OnnxError::Timeout { .. }) => return Err(self.deadline_passed()),
             Err(e) => return Ok(Err(from_onnx(&e))),
         };
+        let fetch_all = req.fetch.is_empty() && req.to_columns.is_empty();
+        // What goes back to the guest, bounded before it is made: the
+        // to-columns values and the fetched tensors.
+        let mut back: u64 = 0;
+        for oc in &req.to_columns {
+            let t = &outputs.iter().find(|(n, _)| n == &oc.output).expect("requested output present").1;
+            match columns_shape(t, oc) {
+                Ok((rows, _)) => back = back.saturating_add(column_bytes(rows)),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        for (name, t) in &outputs {
+            if fetch_all || req.fetch.contains(name) {
+                back = back.saturating_add(tensor_bytes_host(&t.data));
+            }
+        }
+        if back > self.max_output_bytes {
+            return Ok(Err(err(
+                C::TooLarge,
+                format!(
+                    "the results of this run (its to-columns and fetched tensors) would be {back} bytes, over \
+                     limits.max_output_mb = {} MiB",
+                    self.max_output_bytes >> 20
+                ),
+            )));
+        }
         let mut columns = Vec::with_capacity(req.to_columns.len());
         for oc in &req.to_columns {
+            if self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Err(self.deadline_passed());
+            }
             let t = &outputs.iter().find(|(n, _)| n == &oc.output).expect("requested output present").1;
             match select_column(t, oc) {
                 Ok(c) => columns.push(c),
                 Err(e) => return Ok(Err(e)),
             }
         }
-        let fetch_all = req.fetch.is_empty() && req.to_columns.is_empty();
         let tensors = outputs
             .into_iter()
             .filter(|(n, _)| fetch_all || req.fetch.contains(n))
@@ -347,6 +513,28 @@ impl HostState {
             .collect();
         Ok(Ok(wit_onnx::RunResult { tensors, columns }))
     }
+
+    /// The trap for host-side work past the `run()` deadline (a `TIMEOUT`).
+    fn deadline_passed(&mut self) -> wasmtime::Error {
+        self.onnx_timed_out = true;
+        wasmtime::Error::msg("ONNX inference passed the run() deadline and was terminated")
+    }
+}
+
+/// Bytes of a tensor the guest sent.
+fn tensor_bytes(d: &wit_onnx::TensorData) -> u64 {
+    match d {
+        wit_onnx::TensorData::F32(v) => v.len() as u64 * 4,
+        wit_onnx::TensorData::F64(v) => v.len() as u64 * 8,
+        wit_onnx::TensorData::S64(v) => v.len() as u64 * 8,
+        wit_onnx::TensorData::S32(v) => v.len() as u64 * 4,
+        wit_onnx::TensorData::U8(v) => v.len() as u64,
+    }
+}
+
+/// Bytes of a tensor the host holds.
+fn tensor_bytes_host(d: &TensorData) -> u64 {
+    d.byte_size()
 }
 
 impl wit_onnx::Host for HostState {
@@ -358,7 +546,18 @@ impl wit_onnx::Host for HostState {
             )));
         };
         match reg.get(&name) {
-            Ok(model) => Ok(Ok(self.table.push(ModelHandle { model })?)),
+            Ok(model) => match self.table.push(ModelHandle { model }) {
+                Ok(handle) => Ok(Ok(handle)),
+                Err(wasmtime::component::ResourceTableError::Full) => Ok(Err(err(
+                    wit_onnx::ErrorCode::TooLarge,
+                    format!(
+                        "this instance already holds {} host handles, the most it may; drop models it no \
+                         longer uses",
+                        crate::instance::MAX_HOST_HANDLES
+                    ),
+                ))),
+                Err(e) => Err(e.into()),
+            },
             Err(e) => Ok(Err(from_onnx(&e))),
         }
     }
@@ -404,7 +603,9 @@ impl wit_onnx::HostModel for HostState {
 
 impl wit_batch::Host for HostState {
     fn deliver_columns(&mut self, names: Vec<String>) -> wasmtime::Result<()> {
-        self.deliver = Some(names);
+        // A set: the filter per mini-batch is then one lookup per column,
+        // however many (repeated) names the guest sent.
+        self.deliver = Some(names.into_iter().collect());
         Ok(())
     }
 
@@ -421,11 +622,16 @@ impl wit_batch::Host for HostState {
             return Ok(Err(err(wit_onnx::ErrorCode::InvalidInput, "no tabular mini-batch is being run")));
         };
         let mut null = vec![false; rows.table.num_rows];
+        let mut done = std::collections::HashSet::with_capacity(rows.table.columns.len());
         for name in &columns {
+            // A name given again costs nothing: the work stays columns x rows.
+            if !done.insert(name.as_str()) {
+                continue;
+            }
             let Some(c) = rows.table.columns.iter().find(|c| &c.name == name) else {
                 return Ok(Err(err(
                     wit_onnx::ErrorCode::UnknownName,
-                    format!("no column `{name}` in this mini-batch"),
+                    format!("no column `{}` in this mini-batch", sluice_job::text::guest_text(name, 256)),
                 )));
             };
             if let Some(valid) = &c.valid {

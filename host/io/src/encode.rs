@@ -28,7 +28,9 @@ impl Encode for OutputFormat {
                 w.write(&batch).map_err(|e| e.to_string())?;
             }
             OutputFormat::JsonLines => {
-                let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
+                let mut w = arrow_json::WriterBuilder::new()
+                    .with_encoder_factory(Arc::new(NonFiniteAsText))
+                    .build::<_, arrow_json::writer::LineDelimited>(&mut out);
                 w.write(&batch).map_err(|e| e.to_string())?;
                 w.finish().map_err(|e| e.to_string())?;
             }
@@ -63,6 +65,69 @@ impl Encode for OutputFormat {
                 drop(w);
                 Ok(out)
             }
+        }
+    }
+}
+
+/// JSON has no NaN or infinities, and arrow-json writes them as `null`,
+/// which loses them (CSV and Parquet keep them). This writes them as the
+/// strings `"NaN"`, `"Infinity"` and `"-Infinity"` (what pandas and
+/// Python's `float()` read back); columns without such values keep
+/// arrow-json's own encoder.
+#[derive(Debug)]
+struct NonFiniteAsText;
+
+/// arrow-json's options without our factory, for the wrapped encoder.
+static PLAIN_JSON: std::sync::LazyLock<arrow_json::writer::EncoderOptions> =
+    std::sync::LazyLock::new(arrow_json::writer::EncoderOptions::default);
+
+impl arrow_json::writer::EncoderFactory for NonFiniteAsText {
+    fn make_default_encoder<'a>(
+        &self,
+        field: &'a arrow_schema::FieldRef,
+        array: &'a dyn Array,
+        _options: &'a arrow_json::writer::EncoderOptions,
+    ) -> Result<Option<arrow_json::writer::NullableEncoder<'a>>, arrow_schema::ArrowError> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Float32Type, Float64Type};
+        let value: Box<dyn Fn(usize) -> f64 + 'a> = match array.data_type() {
+            DataType::Float64 => {
+                let v = array.as_primitive::<Float64Type>().values();
+                if v.iter().all(|x| x.is_finite()) {
+                    return Ok(None);
+                }
+                Box::new(move |i| v[i])
+            }
+            DataType::Float32 => {
+                let v = array.as_primitive::<Float32Type>().values();
+                if v.iter().all(|x| x.is_finite()) {
+                    return Ok(None);
+                }
+                Box::new(move |i| v[i] as f64)
+            }
+            _ => return Ok(None),
+        };
+        let inner = arrow_json::writer::make_encoder(field, array, &PLAIN_JSON)?;
+        Ok(Some(arrow_json::writer::NullableEncoder::new(Box::new(NonFinite { value, inner }), array.nulls().cloned())))
+    }
+}
+
+struct NonFinite<'a> {
+    value: Box<dyn Fn(usize) -> f64 + 'a>,
+    inner: arrow_json::writer::NullableEncoder<'a>,
+}
+
+impl arrow_json::writer::Encoder for NonFinite<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let v = (self.value)(idx);
+        if v.is_nan() {
+            out.extend_from_slice(b"\"NaN\"");
+        } else if v == f64::INFINITY {
+            out.extend_from_slice(b"\"Infinity\"");
+        } else if v == f64::NEG_INFINITY {
+            out.extend_from_slice(b"\"-Infinity\"");
+        } else {
+            arrow_json::writer::Encoder::encode(&mut self.inner, idx, out);
         }
     }
 }
@@ -187,4 +252,40 @@ pub fn to_record_batch(table: &Table) -> Result<RecordBatch, String> {
     }
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(table.num_rows));
     RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_keep_nan_and_infinities() {
+        let t = Table {
+            num_rows: 4,
+            columns: vec![
+                sluice_job::Column {
+                    name: "x".into(),
+                    data: ColumnData::F64(vec![0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY]),
+                    valid: None,
+                },
+                sluice_job::Column {
+                    name: "y".into(),
+                    data: ColumnData::F32(vec![f32::NAN, 1.0, 2.0, 3.0]),
+                    valid: Some(vec![true, true, false, true]),
+                },
+                sluice_job::Column { name: "z".into(), data: ColumnData::F64(vec![1.0; 4]), valid: None },
+            ],
+        };
+        let out = String::from_utf8(OutputFormat::JsonLines.encode(&t).unwrap()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"x":0.5,"y":"NaN","z":1.0}"#,
+                r#"{"x":"NaN","y":1.0,"z":1.0}"#,
+                r#"{"x":"Infinity","z":1.0}"#,
+                r#"{"x":"-Infinity","y":3.0,"z":1.0}"#
+            ]
+        );
+    }
 }

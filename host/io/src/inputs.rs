@@ -57,11 +57,22 @@ fn list_folder(root: &Path) -> Result<Vec<InputItem>, InputError> {
                     Some(format!("symlink leaves the input folder (points to {})", target.display()))
                 }
                 Ok(target) if target.is_dir() => Some("symlinked folders are not followed".to_string()),
-                Ok(_) => None,
+                Ok(target) => match std::fs::metadata(&target) {
+                    Ok(m) if !m.is_file() => Some(format!(
+                        "symlink to {}, not a regular file ({})",
+                        file_kind(&m.file_type()),
+                        target.display()
+                    )),
+                    _ => None,
+                },
             };
             items.push(item(name, path, refused));
         } else if ft.is_file() {
             items.push(item(name, path, None));
+        } else {
+            // A FIFO, socket or device: reported, never read (a read could
+            // block forever).
+            items.push(item(name, path, Some(format!("not a regular file ({})", file_kind(&ft)))));
         }
     }
     // Folder by folder, names in byte order: with `/` as the lowest byte a
@@ -113,6 +124,48 @@ pub fn unchanged(item: &InputItem) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens a file for reading only if it is a regular file. The open never
+/// blocks (`O_NONBLOCK`: a FIFO or a device would otherwise hang the
+/// host thread until someone writes to it) and the type is checked on the
+/// opened file itself, so a swap after listing cannot slip one in.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    let m = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !m.is_file() {
+        return Err(format!("not a regular file ({}); only regular files are read", file_kind(&m.file_type())));
+    }
+    Ok(f)
+}
+
+/// Reads a whole regular file (see [`open_regular`]).
+pub fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    let mut f = open_regular(path)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
+    Ok(buf)
+}
+
+/// What a file that is not a regular file is, in words.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_dir() {
+        "a folder"
+    } else {
+        "not a file"
+    }
+}
+
 /// Reads an item's bytes for the scorer. Object storage would implement
 /// this too.
 pub trait ItemSource: Send + Sync {
@@ -138,7 +191,7 @@ impl ItemSource for FsItemSource {
             return Err(too_big(item.size));
         }
         unchanged(item)?;
-        let f = std::fs::File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+        let f = open_regular(&item.path)?;
         let mut buf = Vec::with_capacity(item.size as usize);
         // Read at most one byte past the cap: the file may have grown since
         // it was listed.

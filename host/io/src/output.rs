@@ -19,6 +19,8 @@ pub trait OutputStore: Send + Sync {
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()>;
     /// Whether mini-batch `index` has a staged part.
     fn has_part(&self, index: usize) -> bool;
+    /// Forgets every staged part (a job started over with `--restart`).
+    fn discard_parts(&self) -> io::Result<()>;
     /// Writes the output from the staged parts of `indexes`, in that order,
     /// after `header`, and publishes it. Returns where it is.
     fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf>;
@@ -151,6 +153,16 @@ impl OutputStore for LocalOutput {
 
     fn has_part(&self, index: usize) -> bool {
         self.part(index).is_file()
+    }
+
+    fn discard_parts(&self) -> io::Result<()> {
+        for e in fs::read_dir(&self.staging)? {
+            let e = e?;
+            if e.file_name().to_string_lossy().ends_with(".part") {
+                fs::remove_file(e.path())?;
+            }
+        }
+        Ok(())
     }
 
     fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf> {

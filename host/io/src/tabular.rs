@@ -13,7 +13,6 @@
 //! `limits.max_file_mb`) fails only the rows it holds, as item errors.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -166,7 +165,7 @@ fn normalise_type(t: &DataType) -> DataType {
 /// A file's own columns (CSV: header names with types inferred from the
 /// first 1,000 rows).
 fn file_schema(item: &InputItem, format: TableFormat) -> Result<Schema, String> {
-    let f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+    let f = crate::inputs::open_regular(&item.path)?;
     match format {
         TableFormat::Csv => {
             // Infer from the header and the first 1,000 rows that are text:
@@ -269,7 +268,7 @@ fn scan_file(item: &InputItem, input: &TabularInput) -> Result<Vec<(u64, u64)>, 
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     match format {
         TableFormat::Parquet => {
-            let f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+            let f = crate::inputs::open_regular(&item.path)?;
             let b =
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())?;
             let n = b.metadata().file_metadata().num_rows().max(0) as u64;
@@ -277,7 +276,7 @@ fn scan_file(item: &InputItem, input: &TabularInput) -> Result<Vec<(u64, u64)>, 
             Ok((0..n).map(|i| (i, per_row)).collect())
         }
         TableFormat::Csv | TableFormat::JsonLines => {
-            let data = std::fs::read(&item.path).map_err(|e| format!("cannot read: {e}"))?;
+            let data = crate::inputs::read_regular(&item.path)?;
             let quotes = format == TableFormat::Csv;
             let mut rows = line_spans(&data, quotes);
             if format == TableFormat::Csv && !rows.is_empty() {
@@ -412,7 +411,7 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
     check_item(item, input)?;
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     let schema = input.schema.clone();
-    let mut f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut f = crate::inputs::open_regular(&item.path)?;
     // Rows to read from `first` on, and which of them to keep.
     let (first, count, keep): (u64, Option<u64>, Option<Vec<u32>>) = match rows {
         RowSpan::All => (0, None, None),
@@ -687,11 +686,11 @@ fn read_row_by_row(
     if format == TableFormat::Parquet {
         return Err("Parquet is read whole".into());
     }
-    let mut f = File::open(&item.path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut f = crate::inputs::open_regular(&item.path)?;
     if format == TableFormat::Csv {
         check_header(&mut f, &input.schema, item)?;
     }
-    let data = std::fs::read(&item.path).map_err(|e| format!("cannot read: {e}"))?;
+    let data = crate::inputs::read_regular(&item.path)?;
     let mut spans = line_spans(&data, format == TableFormat::Csv);
     if format == TableFormat::Csv && !spans.is_empty() {
         spans.remove(0);

@@ -84,6 +84,12 @@ impl Table {
     /// Checks that every column (and validity mask) has `num_rows` entries
     /// and that names are unique; the message names the offending column.
     pub fn validate(&self) -> Result<(), String> {
+        // Rows without columns would fix the job's output to no columns
+        // (and a CSV to one empty-named column): every later mini-batch
+        // with real columns would then fail.
+        if self.columns.is_empty() && self.num_rows > 0 {
+            return Err(format!("the result has {} rows but no columns", self.num_rows));
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.columns {
             if c.name.is_empty() {
@@ -220,6 +226,15 @@ mod tests {
     fn accounting_rejects_row_and_error_for_one_item() {
         let e = out(1, vec![0], vec![0]).check_accounting(1).unwrap_err();
         assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn rows_without_columns_are_refused() {
+        let mut o = out(2, vec![0, 1], vec![]);
+        o.rows.columns.clear();
+        assert_eq!(o.check_accounting(2).unwrap_err(), "the result has 2 rows but no columns");
+        // No rows and no columns (every item an error) is fine.
+        assert!(out(0, vec![], vec![0]).check_accounting(1).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod result;
 pub mod size;
 pub mod spec;
+pub mod text;
 pub mod thresholds;
 
 pub use data::{BatchOutput, Column, ColumnData, ItemError, Table};

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::thresholds::{Crossed, Tally, Thresholds};
 
-/// Reason codes. The first five fail a whole mini-batch (DESIGN §4); the
-/// last two mark a single item.
+/// Reason codes. `TIMEOUT`, `OOM`, `TRAP`, `USER_ERROR`, `INVALID_OUTPUT`
+/// and `HOST_FAULT` fail a whole mini-batch (DESIGN §4); `ITEM_ERROR` and
+/// `INPUT_ERROR` mark a single item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReasonCode {
@@ -24,6 +25,10 @@ pub enum ReasonCode {
     ItemError,
     /// The host could not read this item (too large, escaping symlink...).
     InputError,
+    /// sluice itself failed (a bug: a panic in host code) while running
+    /// this mini-batch; the message says where. The mini-batch failed,
+    /// the job went on.
+    HostFault,
 }
 
 impl ReasonCode {
@@ -36,6 +41,7 @@ impl ReasonCode {
             ReasonCode::InvalidOutput => "INVALID_OUTPUT",
             ReasonCode::ItemError => "ITEM_ERROR",
             ReasonCode::InputError => "INPUT_ERROR",
+            ReasonCode::HostFault => "HOST_FAULT",
         }
     }
 }
@@ -118,6 +124,10 @@ pub struct Timings {
     pub compile_s: f64,
     pub run_s: f64,
     pub total_s: f64,
+    /// The sluice process's peak resident memory when the job finished, in
+    /// MiB (the whole process: with several jobs in one process, theirs).
+    #[serde(default)]
+    pub peak_rss_mb: f64,
 }
 
 /// `job_result.json`.

@@ -112,14 +112,17 @@ pub struct Limits {
     /// Cap on one mini-batch's returned output (`limits.max_output_mb`,
     /// default 64); more fails the mini-batch as `INVALID_OUTPUT`.
     pub max_output_bytes: u64,
-    /// Cap on guest log volume per instance (`limits.max_log_kb`, default
-    /// 1024); further lines are dropped with one notice.
+    /// Cap on guest log volume per mini-batch, all its tries (and the
+    /// `init()` of instances made for it) together (`limits.max_log_kb`,
+    /// default 1024); each line counts its text plus 64 bytes for the tags
+    /// the host adds. Further lines are dropped with one notice.
     pub max_log_bytes: u64,
     /// Cap on one input file (`limits.max_file_mb`, default 64); a larger file
     /// is an item error naming the cap.
     pub max_file_bytes: u64,
-    /// Cap on one ONNX tensor crossing into or out of the host runtime
-    /// (`limits.max_tensor_mb`, default 256); more is a `too-large` error.
+    /// Cap on the inputs of one ONNX run together, and on each output
+    /// (`limits.max_tensor_mb`, default 256), checked before the host
+    /// stacks or copies anything; more is a `too-large` error.
     pub max_tensor_bytes: u64,
 }
 
@@ -352,11 +355,18 @@ impl SpecSource {
             None => ("command line".to_string(), "{}".to_string(), PathBuf::from(".")),
             Some(path) => {
                 let origin = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+                let cannot = |e: std::io::Error| SpecError {
                     origin: origin.clone(),
                     path: String::new(),
                     message: format!("cannot read the job spec: {e}"),
-                })?;
+                };
+                // At most one byte past the cap: the shape check names it.
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(std::fs::File::open(path).map_err(cannot)?, MAX_SPEC_BYTES as u64 + 1),
+                    &mut text,
+                )
+                .map_err(cannot)?;
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
                 (origin, text, base)
@@ -383,6 +393,71 @@ impl SpecSource {
     }
 }
 
+/// The largest job spec sluice parses: real specs are a few KiB.
+pub const MAX_SPEC_BYTES: usize = 1 << 20;
+
+/// The deepest nesting of flow collections (`[`, `{`) or of block
+/// sequences opened on one line (`- - -`) a spec may have: real specs nest
+/// a handful of levels, and the YAML parser's cost grows faster than the
+/// depth (100,000 nested `[` took 43 s to refuse).
+pub const MAX_SPEC_DEPTH: usize = 64;
+
+/// Refuses, before parsing, a spec too large or nested too deep (a quick
+/// scan that skips quoted text and comments).
+fn check_spec_shape(text: &str) -> Result<(), String> {
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(format!("the spec is {} bytes; the most sluice reads is {} KiB", text.len(), MAX_SPEC_BYTES >> 10));
+    }
+    let deep = |line: usize| format!("line {line}: nested deeper than {MAX_SPEC_DEPTH} levels; a job spec needs a few");
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<u8> = None;
+    let mut prev = b'\n';
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            line += 1;
+        }
+        match quote {
+            Some(q) => {
+                if c == b'\\' && q == b'"' {
+                    i += 1;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                b'"' | b'\'' if !prev.is_ascii_alphanumeric() => quote = Some(c),
+                b'#' if prev.is_ascii_whitespace() => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_SPEC_DEPTH {
+                        return Err(deep(line));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+        i += 1;
+    }
+    // Block sequences opened on one line: `- - - x`.
+    for (n, l) in text.lines().enumerate() {
+        let dashes = l.split(' ').take_while(|t| t.is_empty() || *t == "-").filter(|t| *t == "-").count();
+        if dashes > MAX_SPEC_DEPTH {
+            return Err(deep(n + 1));
+        }
+    }
+    Ok(())
+}
+
 impl JobSpec {
     /// Reads and validates a spec file; relative paths in it are relative to
     /// the file's folder. `overrides` (CLI flags) win over the file.
@@ -401,6 +476,7 @@ impl JobSpec {
     pub fn from_yaml(text: &str, origin: &str, base: &Path, overrides: &[Override]) -> Result<JobSpec, SpecError> {
         let err =
             |path: &str, message: String| SpecError { origin: origin.to_string(), path: path.to_string(), message };
+        check_spec_shape(text).map_err(|m| err("", m))?;
         let mut root: Value = serde_yaml_ng::from_str(text).map_err(|e| err("", format!("not valid YAML: {e}")))?;
         if root.is_null() {
             root = Value::Mapping(Mapping::new());
@@ -857,6 +933,22 @@ task:
 
     fn parse(dir: &tempfile_lite::Dir, extra: &str) -> Result<JobSpec, SpecError> {
         JobSpec::from_yaml(&format!("{BASE}{extra}"), "job.yaml", &dir.0, &[])
+    }
+
+    #[test]
+    fn deep_or_huge_specs_are_refused_before_parsing() {
+        let started = std::time::Instant::now();
+        for text in ["[".repeat(100_000), "{a: ".repeat(100_000), format!("x:\n{}- 1\n", "- ".repeat(10_000))] {
+            let e = JobSpec::from_yaml(&text, "deep.yaml", Path::new("."), &[]).unwrap_err();
+            assert!(e.to_string().contains("nested deeper than 64 levels"), "{e}");
+        }
+        let e = JobSpec::from_yaml(&"#".repeat(2 << 20), "big.yaml", Path::new("."), &[]).unwrap_err();
+        assert!(e.to_string().contains("the most sluice reads is 1024 KiB"), "{e}");
+        assert!(started.elapsed().as_secs() < 5, "refusing took {:?}", started.elapsed());
+        // Brackets in quoted text and comments are not nesting.
+        let quoted = format!("name: \"{}\"  # {}\n", "[".repeat(100), "{".repeat(100));
+        let e = JobSpec::from_yaml(&quoted, "q.yaml", Path::new("."), &[]).unwrap_err();
+        assert!(!e.to_string().contains("nested deeper"), "{e}");
     }
 
     #[test]

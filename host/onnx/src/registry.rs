@@ -213,6 +213,11 @@ impl Model {
     fn load(grant: &ModelGrant, opts: &RegistryOptions) -> Result<Model, OnnxError> {
         let path = resolve_model_file(&grant.path)?;
         let err = |message: String| OnnxError::ModelLoad { path: path.clone(), message };
+        // A FIFO or device would block the read forever: only regular files.
+        match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => return Err(err("not a regular file; a model must be an .onnx file".into())),
+            _ => {}
+        }
         let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let settings = SessionSettings { intra_op_threads: opts.intra_op_threads, prepacked: PrepackedWeights::new() };

@@ -190,12 +190,12 @@ impl Journal {
             let path = path.to_path_buf();
             move |source| JournalError::Io { path, source }
         };
+        // Staged parts belong to the output store, which discards its own
+        // on a restart (removing its folder here broke every later stage).
         if restart {
-            for d in [dir.clone(), job_dir.join("staged")] {
-                match std::fs::remove_dir_all(&d) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io(&d)(e)),
-                    _ => {}
-                }
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io(&dir)(e)),
+                _ => {}
             }
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -216,6 +216,11 @@ impl Journal {
         }
         let committer = Committer::start(dir.clone()).map_err(io(&dir))?;
         Ok(Journal { dir, committer })
+    }
+
+    /// The journal's folder (`JOB_DIR/journal`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn entry(&self, index: usize) -> PathBuf {

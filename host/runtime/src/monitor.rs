@@ -54,6 +54,17 @@ fn sample() -> Option<Sample> {
     Some(Sample { cpu_ticks, rss_kib })
 }
 
+/// The process's peak resident memory so far (`VmHWM`), in bytes.
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())?;
+    Some(kib * 1024)
+}
+
 /// Clock ticks per second of /proc CPU times (USER_HZ: 100 on Linux).
 const TICKS_PER_S: f64 = 100.0;
 

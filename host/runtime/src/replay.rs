@@ -44,6 +44,11 @@ impl OutputStore for Capture {
         self.parts.lock().expect("capture").contains_key(&index)
     }
 
+    fn discard_parts(&self) -> std::io::Result<()> {
+        self.parts.lock().expect("capture").clear();
+        Ok(())
+    }
+
     fn assemble(&self, indexes: &[usize], header: &[u8]) -> std::io::Result<PathBuf> {
         let parts = self.parts.lock().expect("capture");
         let mut out = header.to_vec();

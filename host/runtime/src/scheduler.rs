@@ -1,13 +1,14 @@
 //! The single-node scheduler.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use sluice_engine::{
-    HostRows, InstanceSettings, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent, ScorerEngine,
-    ScorerInstance,
+    HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
+    ScorerEngine, ScorerInstance,
 };
 use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, TabularInput, WorkQueue};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
@@ -78,6 +79,8 @@ pub enum RunError {
     Models(#[from] sluice_engine::OnnxError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error("{what}; choose another path (a job never writes over what it reads)")]
+    Overlap { what: String },
     #[error("no mini-batch `{id}` in this job (its first ids: {known}); see processed_mini_batches.csv")]
     NoSuchMiniBatch { id: String, known: String },
 }
@@ -112,6 +115,8 @@ struct Shared {
     records: Vec<Option<BatchRecord>>,
     first_errors: Vec<ErrorEntry>,
     output_rows: u64,
+    /// Why the job itself failed (not one of its mini-batches).
+    fault: Option<String>,
 }
 
 impl Shared {
@@ -126,6 +131,7 @@ impl Shared {
 /// job cannot run at all (bad scorer, unreadable input folder, output folder
 /// that cannot be made).
 pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError> {
+    check_paths(spec, &opts.job_dir)?;
     let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
         Some(o) => Some(Box::new(
             LocalOutput::with_format(&o.path, &opts.job_dir.join("staged"), o.format)
@@ -144,6 +150,7 @@ pub fn run_job_with_output(
     opts: &RunOptions,
     output: Option<Box<dyn OutputStore>>,
 ) -> Result<JobResult, RunError> {
+    check_paths(spec, &opts.job_dir)?;
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let dir = &opts.job_dir;
@@ -222,6 +229,11 @@ pub fn run_job_with_output(
     let mut plan = plan;
     plan.salt(&manifest.fingerprint());
     let journal = Journal::open(dir, &manifest, opts.restart)?;
+    if opts.restart
+        && let Some(store) = &output
+    {
+        store.discard_parts().map_err(|source| RunError::Output { path: dir.join("staged"), source })?;
+    }
 
     let log = Arc::new(
         FileGuestLog::new(&spec.name, dir.join("logs"))
@@ -257,6 +269,7 @@ pub fn run_job_with_output(
     let schema = journal.schema().map(|s| {
         (s.columns.into_iter().map(|(n, t)| (n, sluice_job::data::type_name(&t))).collect::<Schema>(), s.header)
     });
+    install_panic_location_hook();
     let job = Job {
         spec,
         queue: InProcessQueue::of(todo),
@@ -320,39 +333,103 @@ pub fn run_job_with_output(
     let run_s = run_start.elapsed().as_secs_f64();
     log.flush();
 
-    finish(job, opts, started_at, Timings { plan_s, compile_s, run_s, total_s: 0.0 }, started)
+    finish(job, opts, started_at, Timings { plan_s, compile_s, run_s, total_s: 0.0, peak_rss_mb: 0.0 }, started)
+}
+
+/// `p` with symlinks resolved as far as it exists (a file not made yet is
+/// its resolved folder plus its name), so two spellings of one place
+/// compare equal.
+fn resolved(p: &std::path::Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolved(parent).join(name),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    }
+}
+
+/// Refuses a job that would write over what it reads: the output file in
+/// (or as) the input, the scorer or a granted model, and a job directory
+/// inside the input folder (its files would become input).
+fn check_paths(spec: &JobSpec, job_dir: &std::path::Path) -> Result<(), RunError> {
+    let input = resolved(&spec.input.path);
+    let inside = |p: &std::path::Path, root: &std::path::Path| p == root || (root.is_dir() && p.starts_with(root));
+    if let Some(o) = &spec.append_row_to {
+        let out = resolved(&o.path);
+        let mut reads = vec![("the input", input.clone()), ("the scorer (task.code)", resolved(&spec.scorer))];
+        reads.extend(spec.models.iter().map(|m| ("a granted model", resolved(&m.path))));
+        for (what, path) in reads {
+            if inside(&out, &path) {
+                return Err(RunError::Overlap {
+                    what: format!(
+                        "the output task.append_row_to = {} is {} {}",
+                        out.display(),
+                        if out == path { "the same file as" } else { "inside" },
+                        format_args!("{what} ({})", path.display())
+                    ),
+                });
+            }
+        }
+    }
+    let jd = resolved(job_dir);
+    if input.is_dir() && jd.starts_with(&input) {
+        return Err(RunError::Overlap {
+            what: format!(
+                "the job directory {} is inside the input folder {}: its files would become input",
+                jd.display(),
+                input.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// One worker: a thread with its own single-threaded async runtime (so a
 /// guest computing on it never starves another) holding at most one live
 /// instance at a time.
 fn worker(job: &Job<'_>) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+    let mut rt = match worker_runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!("cannot start a worker runtime: {e}");
+            job.fault(format!("cannot start a worker runtime: {e}"));
             return;
         }
     };
-    rt.block_on(async {
-        let mut instance: Option<ScorerInstance> = None;
-        while !job.stop.load(Ordering::Acquire) {
-            let Some(index) = job.queue.pop() else { break };
-            let record = run_mini_batch(job, index, &mut instance).await;
+    let mut instance: Option<ScorerInstance> = None;
+    while !job.stop.load(Ordering::Acquire) {
+        let Some(index) = job.queue.pop() else { break };
+        if let Some(record) = run_mini_batch(job, &mut rt, index, &mut instance) {
             job.finalize(index, record);
         }
-        if let Some(inst) = instance {
-            let id = inst.id();
-            if let Err(f) = inst.shutdown().await {
-                tracing::warn!(instance = id, "shutdown failed: {f}");
-            }
+    }
+    if let Some(inst) = instance {
+        let id = inst.id();
+        let r = catch_unwind(AssertUnwindSafe(|| rt.block_on(inst.shutdown())));
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(f)) => tracing::warn!(instance = id, "shutdown failed: {f}"),
+            Err(p) => tracing::error!(instance = id, "shutdown: {}", host_fault(&p).message),
         }
-    });
+    }
+}
+
+fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_time().build()
 }
 
 /// Runs one mini-batch with its retries; each retry after a failure runs on
-/// a fresh instance (the failed one is dropped).
-async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<ScorerInstance>) -> BatchRecord {
+/// a fresh instance (the failed one is dropped). A panic in host code on
+/// the mini-batch's behalf (reading its input, a host import, checking
+/// its result) fails that try as `HOST_FAULT` naming the bug, never the
+/// worker or the job. `None`: the job has a fault of its own (its output
+/// or journal cannot be written) and the mini-batch stays uncommitted.
+fn run_mini_batch(
+    job: &Job<'_>,
+    rt: &mut tokio::runtime::Runtime,
+    index: usize,
+    instance: &mut Option<ScorerInstance>,
+) -> Option<BatchRecord> {
     let mb = &job.plan.mini_batches[index];
     let items = job.plan.items_of(mb);
     let start = Instant::now();
@@ -360,8 +437,12 @@ async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<Score
 
     // Read the items; the ones the host cannot read are item errors now and
     // never reach the scorer.
-    let (batch, guest_index, mut input_errors) = match &job.tabular {
-        Some(tab) => read_rows(job, mb, tab, &mut record),
+    let read = catch_unwind(AssertUnwindSafe(|| match &job.tabular {
+        Some(tab) => {
+            let mut r = BatchRecord::new(mb, items);
+            let (batch, guest_index, errors) = read_rows(job, mb, tab, &mut r);
+            (batch, guest_index, errors, Some(r))
+        }
         None => {
             let mut inputs = Vec::with_capacity(items.len());
             let mut guest_index = Vec::with_capacity(items.len());
@@ -376,13 +457,29 @@ async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<Score
                 }
             }
             let batch = PreparedBatch::new(MiniBatchInput { id: mb.id.clone(), items: Items::Files(inputs) });
-            (batch, guest_index, input_errors)
+            (batch, guest_index, input_errors, None)
+        }
+    }));
+    let (batch, guest_index, mut input_errors) = match read {
+        Ok((batch, guest_index, errors, tabular_record)) => {
+            if let Some(r) = tabular_record {
+                record = r;
+            }
+            (batch, guest_index, errors)
+        }
+        Err(panic) => {
+            record.tries = 1;
+            record.finish_failed(prefix_failure(host_fault(&panic), "reading the input"), start.elapsed());
+            return Some(record);
         }
     };
     if guest_index.is_empty() {
         record.finish_ok(input_errors, 0, None, start.elapsed());
         return job.commit(record);
     }
+    // One guest log budget for every try of this mini-batch.
+    let budget = LogBudget::new(job.spec.limits.max_log_bytes);
+    let batch = batch.with_log_budget(budget.clone());
 
     let max_tries = job.spec.max_retries + 1;
     let mut last_failure = None;
@@ -391,33 +488,56 @@ async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<Score
             break;
         }
         record.tries += 1;
-        let inst = match instance {
-            Some(i) => i,
-            None => match job.component.instantiate(job.instance_settings()).await {
-                Ok(i) => instance.insert(i),
-                Err(f) => {
-                    tracing::warn!(mini_batch = %mb.id, "try {} failed: {f}", record.tries);
-                    last_failure = Some(f);
-                    continue;
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            rt.block_on(async {
+                let inst = match instance {
+                    Some(i) => i,
+                    None => {
+                        let i = job.component.instantiate(job.instance_settings(Some(budget.clone()))).await?;
+                        instance.insert(i)
+                    }
+                };
+                let id = inst.id();
+                let out = inst.run(&batch).await.map_err(|f| (f, Some(id)))?;
+                let mut enc = job.encode(out, &guest_index).map_err(|f| (f, Some(id)))?;
+                if let Some(part) = enc.part.take()
+                    && let Err(e) = job.stage(index, &part)
+                {
+                    return Err(Attempt::Fault(format!("cannot stage the output of mini-batch {}: {e}", mb.id)));
                 }
-            },
-        };
-        record.instance = Some(inst.id());
-        let outcome = inst.run(&batch).await.and_then(|out| job.encode(out, &guest_index)).and_then(|mut enc| {
-            if let Some(part) = enc.part.take() {
-                job.stage(index, &part)?;
+                Ok::<_, Attempt>((enc, id))
+            })
+        }));
+        let outcome = match attempt {
+            Ok(Ok((enc, id))) => Ok((enc, id)),
+            Ok(Err(Attempt::Failed(f, id))) => Err((f, id)),
+            Ok(Err(Attempt::Fault(why))) => {
+                job.fault(why);
+                return None;
             }
-            Ok(enc)
-        });
+            Err(panic) => {
+                // The instance's store may be mid-call: never reuse it, nor
+                // the runtime the panic went through.
+                *instance = None;
+                if let Ok(fresh) = worker_runtime() {
+                    *rt = fresh;
+                }
+                Err((host_fault(&panic), record.instance))
+            }
+        };
         match outcome {
-            Ok(enc) => {
+            Ok((enc, id)) => {
+                record.instance = Some(id);
                 input_errors.extend(enc.errors);
                 input_errors.sort_by_key(|e| e.0);
                 record.finish_ok(input_errors, enc.rows, last_failure.take(), start.elapsed());
                 return job.commit(record);
             }
-            Err(f) => {
-                tracing::warn!(mini_batch = %mb.id, instance = inst.id(), "try {} failed: {f}", record.tries);
+            Err((f, id)) => {
+                if id.is_some() {
+                    record.instance = id;
+                }
+                tracing::warn!(mini_batch = %mb.id, instance = ?id, "try {} failed: {f}", record.tries);
                 *instance = None;
                 last_failure = Some(f);
             }
@@ -425,7 +545,70 @@ async fn run_mini_batch(job: &Job<'_>, index: usize, instance: &mut Option<Score
     }
     let failure = last_failure.unwrap_or_else(|| Failure::new(ReasonCode::UserError, "not run: the job stopped"));
     record.finish_failed(failure, start.elapsed());
-    record
+    Some(record)
+}
+
+/// How one try ended short of success: its failure and the instance it
+/// ran on (none when instantiation failed).
+enum Attempt {
+    Failed(Failure, Option<usize>),
+    /// The job's own fault (its output cannot be staged): it stops.
+    Fault(String),
+}
+
+impl From<Failure> for Attempt {
+    fn from(f: Failure) -> Attempt {
+        Attempt::Failed(f, None)
+    }
+}
+
+impl From<(Failure, Option<usize>)> for Attempt {
+    fn from((f, id): (Failure, Option<usize>)) -> Attempt {
+        Attempt::Failed(f, id)
+    }
+}
+
+fn prefix_failure(f: Failure, what: &str) -> Failure {
+    Failure { code: f.code, message: format!("{what}: {}", f.message) }
+}
+
+/// A panic caught in host code, as the mini-batch's failure: the panic's
+/// text and where it happened (recorded by [`install_panic_location_hook`]).
+fn host_fault(panic: &Box<dyn std::any::Any + Send>) -> Failure {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    let at = PANIC_AT.with(|l| l.borrow_mut().take()).map(|l| format!(" at {l}")).unwrap_or_default();
+    Failure::new(
+        ReasonCode::HostFault,
+        sluice_job::text::guest_text(
+            &format!("sluice failed while running this mini-batch (a bug in sluice; please report it): {text}{at}"),
+            sluice_job::text::MAX_MESSAGE_BYTES,
+        ),
+    )
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened, for [`host_fault`].
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Chains a panic hook that records each panic's location for the
+/// mini-batch report (the default hook still prints it).
+fn install_panic_location_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(l) = info.location() {
+                let at = format!("{}:{}:{}", l.file(), l.line(), l.column());
+                PANIC_AT.with(|p| *p.borrow_mut() = Some(at));
+            }
+            previous(info);
+        }));
+    });
 }
 
 /// Reads a tabular mini-batch's rows. Rows the host cannot read become
@@ -495,7 +678,7 @@ struct Encoded {
 }
 
 impl Job<'_> {
-    fn instance_settings(&self) -> InstanceSettings {
+    fn instance_settings(&self, log_budget: Option<Arc<LogBudget>>) -> InstanceSettings {
         InstanceSettings {
             limits: self.spec.limits.clone(),
             timeout: self.spec.timeout,
@@ -504,7 +687,19 @@ impl Job<'_> {
             log: self.log.clone(),
             instance_id: self.next_instance.fetch_add(1, Ordering::Relaxed),
             models: self.models.clone(),
+            log_budget,
         }
+    }
+
+    /// Records a fault of the job itself (its output or journal cannot be
+    /// written, a worker cannot start): the job stops and fails with it as
+    /// the reason; what is committed stays, and a resume runs the rest.
+    fn fault(&self, why: String) {
+        tracing::error!("stopping the job: {why}");
+        let mut st = self.state.lock().expect("job lock");
+        st.fault.get_or_insert(why);
+        self.stop.store(true, Ordering::Release);
+        self.queue.close();
     }
 
     /// Checks a successful result against the job's output schema and
@@ -554,26 +749,27 @@ impl Job<'_> {
     }
 
     /// Makes a finished mini-batch's rows durable (its staged part).
-    fn stage(&self, index: usize, part: &[u8]) -> Result<(), Failure> {
-        let Some(store) = &self.output else {
-            return Ok(());
-        };
-        store
-            .stage(index, part)
-            .map_err(|e| Failure::new(ReasonCode::InvalidOutput, format!("cannot stage the output: {e}")))
+    fn stage(&self, index: usize, part: &[u8]) -> std::io::Result<()> {
+        match &self.output {
+            Some(store) => store.stage(index, part),
+            None => Ok(()),
+        }
     }
 
     /// Journals a succeeded mini-batch (after its part is staged): from
-    /// here on a resumed job skips it. A journal that cannot be written
-    /// fails the mini-batch (its rows would not survive a resume).
-    fn commit(&self, mut record: BatchRecord) -> BatchRecord {
+    /// here on a resumed job skips it. A journal that cannot be written is
+    /// a fault of the job (no mini-batch would survive a resume): it stops,
+    /// and this mini-batch stays uncommitted.
+    fn commit(&self, record: BatchRecord) -> Option<BatchRecord> {
         if let Err(e) = self.journal.commit(&record) {
-            let f = Failure::new(ReasonCode::InvalidOutput, format!("cannot write the journal: {e}"));
-            tracing::error!(mini_batch = %record.id, "{f}");
-            let d = record.duration;
-            record.finish_failed(f, d);
+            self.fault(format!("cannot write the journal ({}): {e}", self.journal_dir().display()));
+            return None;
         }
-        record
+        Some(record)
+    }
+
+    fn journal_dir(&self) -> &std::path::Path {
+        self.journal.dir()
     }
 
     /// Records a mini-batch's final outcome, updates the tally and checks
@@ -640,6 +836,8 @@ fn finish(
         None => None,
     };
     timings.total_s = started.elapsed().as_secs_f64();
+    timings.peak_rss_mb = crate::monitor::peak_rss_bytes().map_or(0.0, |b| b as f64 / (1 << 20) as f64);
+    let fault = st.fault.take();
     let mut result = report::assemble(report::Assemble {
         spec,
         plan: &plan,
@@ -654,6 +852,24 @@ fn finish(
         started_at,
         timings,
     });
+    if let Some(why) = fault {
+        result.status = JobStatus::Failed;
+        result.reason = Some(why);
+    }
+    // The invariant: a job whose mini-batches did not all run is never
+    // completed. Without a threshold or fault to explain it (a worker that
+    // died, a bug), it fails and says so; `replay` runs one on purpose.
+    let m = &result.mini_batches;
+    if result.status != JobStatus::Failed && m.not_run > 0 && opts.only.is_none() {
+        let why = format!(
+            "{} of {} mini-batches did not run although no threshold stopped the job; the job is not \
+             complete (`sluice resume` runs the rest)",
+            m.not_run, m.total
+        );
+        tracing::error!("{why}");
+        result.status = JobStatus::Failed;
+        result.reason = Some(why);
+    }
     if let Some(e) = write_error {
         let path = spec.append_row_to.as_ref().map(|o| o.path.display().to_string()).unwrap_or_default();
         tracing::error!("cannot write the output {path}: {e}");
