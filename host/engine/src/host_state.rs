@@ -102,7 +102,8 @@ impl wit_log::Host for HostState {
     fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
         // Bounded (on a character boundary) and escaped: it ends up in
         // reports, logs and on the terminal.
-        let m = sluice_job::text::guest_text(&message, sluice_job::text::MAX_MESSAGE_BYTES);
+        // Room for the "init: panicked: " its report adds.
+        let m = sluice_job::text::guest_text(&message, sluice_job::text::MAX_MESSAGE_BYTES - 32);
         self.logger.log(Level::Error, &format!("panicked: {m}"));
         self.diag.last = Some(Event::Panic(m));
         Ok(())

@@ -170,9 +170,10 @@ pub(crate) fn hostcall_fuel(l: &Limits) -> usize {
     (l.max_output_bytes.max(l.max_tensor_bytes) + (1 << 20)).min(usize::MAX as u64) as usize
 }
 
-/// Guest text for a mini-batch failure: escaped and bounded.
+/// Guest text for a mini-batch failure: escaped and bounded (as every
+/// [`Failure`] message is; this bounds it before it is quoted in another).
 fn bounded_text(s: &str) -> String {
-    sluice_job::text::guest_text(s, sluice_job::text::MAX_MESSAGE_BYTES)
+    sluice_job::text::guest_text(s, sluice_job::text::MAX_MESSAGE_BYTES - 32)
 }
 
 /// Runs a guest call under the wall-clock deadline. Epoch interruption stops
@@ -188,7 +189,7 @@ async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output 
 }
 
 fn prefix(f: Failure, what: &str) -> Failure {
-    Failure { code: f.code, message: format!("{what}: {}", f.message) }
+    Failure::new(f.code, format!("{what}: {}", f.message))
 }
 
 /// Maps a wasmtime error out of a guest call to a reason code and a
@@ -458,6 +459,31 @@ fn table_to_wit(t: Table) -> wit::Table {
     }
 }
 
+/// The most bytes of item error text one mini-batch keeps: the job holds
+/// every mini-batch's item errors until it writes `errors.jsonl`.
+pub const MAX_ITEM_ERROR_TEXT_PER_BATCH: usize = 1 << 20;
+
+/// Item errors are guest text: each bounded and escaped on the way in, and
+/// past [`MAX_ITEM_ERROR_TEXT_PER_BATCH`] of text in one mini-batch, the
+/// rest keep only a note (the items still count as failed).
+fn item_errors(errors: Vec<wit::ItemError>) -> Vec<ItemError> {
+    use sluice_job::text::{MAX_ITEM_ERROR_BYTES, guest_text};
+    let mut used = 0usize;
+    errors
+        .into_iter()
+        .map(|e| {
+            let message = if used < MAX_ITEM_ERROR_TEXT_PER_BATCH {
+                let m = guest_text(&e.message, MAX_ITEM_ERROR_BYTES);
+                used += m.len();
+                m
+            } else {
+                "(text dropped: this mini-batch's item errors passed 1 MiB of text)".to_string()
+            };
+            ItemError { item: e.item as usize, message }
+        })
+        .collect()
+}
+
 fn from_wit(r: wit::BatchResult) -> BatchOutput {
     BatchOutput {
         rows: Table {
@@ -480,14 +506,6 @@ fn from_wit(r: wit::BatchResult) -> BatchOutput {
                 .collect(),
         },
         row_items: r.row_items.into_iter().map(|i| i as usize).collect(),
-        // Item errors are guest text: bounded and escaped on the way in.
-        errors: r
-            .errors
-            .into_iter()
-            .map(|e| ItemError {
-                item: e.item as usize,
-                message: sluice_job::text::guest_text(&e.message, sluice_job::text::MAX_ITEM_ERROR_BYTES),
-            })
-            .collect(),
+        errors: item_errors(r.errors),
     }
 }

@@ -60,8 +60,14 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure whose message is bounded to
+    /// [`MAX_MESSAGE_BYTES`](crate::text::MAX_MESSAGE_BYTES) and escaped:
+    /// messages often quote what a guest returned (column names, error
+    /// text) and end up in every report and on the terminal.
     pub fn new(code: ReasonCode, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        let message = message.into();
+        let message = crate::text::guest_text(&message, crate::text::MAX_MESSAGE_BYTES);
+        Failure { code, message }
     }
 }
 

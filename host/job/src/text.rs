@@ -65,9 +65,13 @@ pub fn prefix(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Room kept for the note that says how much was cut.
+const NOTE_ROOM: usize = 56;
+
 /// Guest text as the host keeps it: control characters escaped, then cut
-/// to `max` bytes (on a character boundary, never inside an escape) with a
-/// note saying how much was cut.
+/// (on a character boundary, never inside an escape) so that with a note
+/// saying how much was cut it is at most `max` bytes. Applying it again
+/// changes nothing.
 pub fn guest_text(s: &str, max: usize) -> String {
     // Escape only what can be kept: a 100 MB message costs no 100 MB copy.
     let head = prefix(s, max);
@@ -76,7 +80,7 @@ pub fn guest_text(s: &str, max: usize) -> String {
     if cut_input == 0 && escaped.len() <= max {
         return escaped.into_owned();
     }
-    let kept = cut_escaped(&escaped, max);
+    let kept = cut_escaped(&escaped, max.saturating_sub(NOTE_ROOM));
     let dropped = s.len() - unescaped_len(head, kept.len());
     format!("{kept}... [{dropped} more bytes cut by the host]")
 }
@@ -126,13 +130,24 @@ fn unescaped_len(raw: &str, escaped_len: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// The kept text and the number in its note.
+    fn split(t: &str) -> (&str, usize) {
+        let (kept, note) = t.rsplit_once("... [").unwrap();
+        (kept, note.split(' ').next().unwrap().parse().unwrap())
+    }
+
     #[test]
     fn cuts_on_a_char_boundary_and_says_how_much() {
         let s = "é".repeat(5000); // 10,000 bytes, 2 per char
         let t = guest_text(&s, 4095);
-        assert!(t.starts_with(&"é".repeat(2047)), "{}", &t[..10]);
-        assert!(t.ends_with("... [5906 more bytes cut by the host]"), "{}", &t[t.len() - 60..]);
+        assert!(t.len() <= 4095, "{}", t.len());
+        assert!(t.ends_with(" more bytes cut by the host]"), "{}", &t[t.len() - 60..]);
+        let (kept, dropped) = split(&t);
+        assert!(kept.chars().all(|c| c == 'é') && kept.len() > 4000);
+        assert_eq!(kept.len() + dropped, 10_000);
         assert_eq!(guest_text("short", 10), "short");
+        // Idempotent: bounding twice is bounding once.
+        assert_eq!(guest_text(&t, 4095), t);
     }
 
     #[test]
@@ -144,11 +159,13 @@ mod tests {
 
     #[test]
     fn never_cuts_inside_an_escape() {
-        let s = format!("{}\x1bxyz", "a".repeat(10));
-        let t = guest_text(&s, 13);
+        // 10 + 1 + 60 bytes; 13 bytes of room would end inside `\u{1b}`.
+        let s = format!("{}\x1b{}", "a".repeat(10), "z".repeat(60));
+        let t = guest_text(&s, NOTE_ROOM + 13);
         assert!(t.starts_with("aaaaaaaaaa..."), "{t}");
-        let t = guest_text(&"\n".repeat(10), 5);
+        assert_eq!(split(&t).1, 61);
+        let t = guest_text(&"\n".repeat(40), NOTE_ROOM + 5);
         assert!(t.starts_with("\\n\\n..."), "{t}");
-        assert!(t.ends_with("[8 more bytes cut by the host]"), "{t}");
+        assert!(t.ends_with("[38 more bytes cut by the host]"), "{t}");
     }
 }

@@ -569,7 +569,7 @@ impl From<(Failure, Option<usize>)> for Attempt {
 }
 
 fn prefix_failure(f: Failure, what: &str) -> Failure {
-    Failure { code: f.code, message: format!("{what}: {}", f.message) }
+    Failure::new(f.code, format!("{what}: {}", f.message))
 }
 
 /// A panic caught in host code, as the mini-batch's failure: the panic's
@@ -873,8 +873,13 @@ fn finish(
     if let Some(e) = write_error {
         let path = spec.append_row_to.as_ref().map(|o| o.path.display().to_string()).unwrap_or_default();
         tracing::error!("cannot write the output {path}: {e}");
+        let why = format!("cannot write the output {path}: {e}");
+        // A fault that stopped the job came first: keep it, add this.
+        result.reason = Some(match (result.status, result.reason.take()) {
+            (JobStatus::Failed, Some(first)) => format!("{first}; then {why}"),
+            _ => why,
+        });
         result.status = JobStatus::Failed;
-        result.reason = Some(format!("cannot write the output {path}: {e}"));
     }
     report::write_job_dir(&opts.job_dir, &result, &plan, &st.records)
         .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
