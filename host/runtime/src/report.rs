@@ -233,6 +233,24 @@ pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
     }
 }
 
+/// The invariant checked at the finish: a job whose mini-batches did not
+/// all run is never completed. Without a threshold or fault to explain it
+/// (a worker that died, a bug), it fails and says so; `expected` is set
+/// by `replay`, which runs one mini-batch on purpose.
+pub(crate) fn never_complete_with_unrun(result: &mut JobResult, expected: bool) {
+    let m = &result.mini_batches;
+    if result.status != JobStatus::Failed && m.not_run > 0 && !expected {
+        let why = format!(
+            "{} of {} mini-batches did not run although no threshold stopped the job; the job is not \
+             complete (`sluice resume` runs the rest)",
+            m.not_run, m.total
+        );
+        tracing::error!("{why}");
+        result.status = JobStatus::Failed;
+        result.reason = Some(why);
+    }
+}
+
 pub(crate) fn write_job_dir(
     dir: &Path,
     result: &JobResult,
@@ -354,4 +372,48 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: JobStatus, not_run: u64) -> JobResult {
+        let mut spec_result: JobResult = serde_json::from_value(serde_json::json!({
+            "job": "j", "status": "completed", "reason": null, "crossed": null,
+            "thresholds": {"error_threshold": -1, "mini_batch_error_threshold": -1, "allowed_failed_percent": 100},
+            "tally": {"failed_items": 0, "failed_mini_batches": 0},
+            "mini_batches": {"total": 3, "succeeded": 3 - not_run, "failed": 0, "retried": 0, "tries": 3 - not_run,
+                             "not_run": not_run, "resumed": 0},
+            "items": {"total": 3, "succeeded": 3 - not_run, "failed": 0, "not_run": not_run},
+            "output": null, "output_rows": 0, "job_dir": "d", "processed_mini_batches": "p", "errors": "e",
+            "logs": "l", "started_at": "t", "timings": {"plan_s": 0.0, "compile_s": 0.0, "run_s": 0.0, "total_s": 0.0},
+            "first_errors": [], "notes": []
+        }))
+        .unwrap();
+        spec_result.status = status;
+        spec_result
+    }
+
+    #[test]
+    fn a_job_with_unrun_mini_batches_is_never_completed() {
+        for status in [JobStatus::Completed, JobStatus::CompletedWithErrors] {
+            let mut r = result(status, 1);
+            never_complete_with_unrun(&mut r, false);
+            assert_eq!(r.status, JobStatus::Failed);
+            assert!(r.reason.unwrap().starts_with("1 of 3 mini-batches did not run"));
+        }
+        // All ran; or replay ran one on purpose; or a threshold already
+        // failed it (its reason stays).
+        let mut r = result(JobStatus::Completed, 0);
+        never_complete_with_unrun(&mut r, false);
+        assert_eq!(r.status, JobStatus::Completed);
+        let mut r = result(JobStatus::Completed, 2);
+        never_complete_with_unrun(&mut r, true);
+        assert_eq!(r.status, JobStatus::Completed);
+        let mut r = result(JobStatus::Failed, 2);
+        r.reason = Some("threshold".into());
+        never_complete_with_unrun(&mut r, false);
+        assert_eq!(r.reason.as_deref(), Some("threshold"));
+    }
 }

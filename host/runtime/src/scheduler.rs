@@ -831,7 +831,14 @@ fn finish(
                 .filter(|r| r.status == BatchStatus::Succeeded && r.rows > 0)
                 .map(|r| r.index)
                 .collect();
-            store.assemble(&indexes, &st.header()).map_err(|e| write_error = Some(e)).ok()
+            // A store with a bug must not take the job's report with it.
+            match catch_unwind(AssertUnwindSafe(|| store.assemble(&indexes, &st.header()))) {
+                Ok(r) => r.map_err(|e| write_error = Some(e)).ok(),
+                Err(p) => {
+                    write_error = Some(std::io::Error::other(host_fault(&p).message));
+                    None
+                }
+            }
         }
         None => None,
     };
@@ -856,20 +863,7 @@ fn finish(
         result.status = JobStatus::Failed;
         result.reason = Some(why);
     }
-    // The invariant: a job whose mini-batches did not all run is never
-    // completed. Without a threshold or fault to explain it (a worker that
-    // died, a bug), it fails and says so; `replay` runs one on purpose.
-    let m = &result.mini_batches;
-    if result.status != JobStatus::Failed && m.not_run > 0 && opts.only.is_none() {
-        let why = format!(
-            "{} of {} mini-batches did not run although no threshold stopped the job; the job is not \
-             complete (`sluice resume` runs the rest)",
-            m.not_run, m.total
-        );
-        tracing::error!("{why}");
-        result.status = JobStatus::Failed;
-        result.reason = Some(why);
-    }
+    report::never_complete_with_unrun(&mut result, opts.only.is_some());
     if let Some(e) = write_error {
         let path = spec.append_row_to.as_ref().map(|o| o.path.display().to_string()).unwrap_or_default();
         tracing::error!("cannot write the output {path}: {e}");
