@@ -121,6 +121,22 @@ pub struct Limits {
     /// Cap on one ONNX tensor crossing into or out of the host runtime
     /// (`limits.max_tensor_mb`, default 256); more is a `too-large` error.
     pub max_tensor_bytes: u64,
+    /// Cap on the scorer `.wasm` file (`limits.max_scorer_mb`, default 256:
+    /// componentize-py guests are 12-20 MiB). A larger file, or one that
+    /// is not a regular file, is refused from its metadata before it is
+    /// read; the job cannot run.
+    pub max_scorer_bytes: u64,
+    /// Memory (`RLIMIT_DATA`) of the child process that compiles the
+    /// scorer (`limits.compile_memory_mb`, default 4096: meant to be reached
+    /// only by a pathological component, e.g. hundreds of thousands of
+    /// functions). Past it the compile stops, nothing is cached and the job
+    /// cannot run.
+    pub compile_memory_bytes: u64,
+    /// Wall clock for compiling the scorer (`limits.compile_timeout_s`,
+    /// default 300; a large componentize-py guest takes ~30 s). Past it the
+    /// compiler child is killed, nothing is cached and the job cannot run.
+    /// Its CPU time is capped at this many seconds per core.
+    pub compile_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -133,6 +149,9 @@ impl Default for Limits {
             max_log_bytes: 1 << 20,
             max_file_bytes: 64 << 20,
             max_tensor_bytes: 256 << 20,
+            max_scorer_bytes: 256 << 20,
+            compile_memory_bytes: 4096 << 20,
+            compile_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -305,6 +324,9 @@ struct RawLimits {
     max_log_kb: Option<i64>,
     max_file_mb: Option<i64>,
     max_tensor_mb: Option<i64>,
+    max_scorer_mb: Option<i64>,
+    compile_memory_mb: Option<i64>,
+    compile_timeout_s: Option<i64>,
 }
 
 // ---- loading -------------------------------------------------------------
@@ -672,8 +694,13 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
             ),
         ));
     }
-    if !scorer.is_file() {
-        return Err(err(scorer_key, format!("{}: no such file", scorer.display())));
+    match std::fs::metadata(&scorer) {
+        Err(_) => return Err(err(scorer_key, format!("{}: no such file", scorer.display()))),
+        // A FIFO or device would block or never end when read.
+        Ok(m) if !m.is_file() => {
+            return Err(err(scorer_key, format!("{}: not a regular file", scorer.display())));
+        }
+        Ok(_) => {}
     }
     let append_row_to = match &task.append_row_to {
         None => None,
@@ -750,6 +777,18 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         if let Some(n) = l.max_tensor_mb {
             limits.max_tensor_bytes =
                 in_range(n, 1, 16384).map_err(|m| err("limits.max_tensor_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.max_scorer_mb {
+            limits.max_scorer_bytes =
+                in_range(n, 1, 4096).map_err(|m| err("limits.max_scorer_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.compile_memory_mb {
+            limits.compile_memory_bytes =
+                in_range(n, 64, 1 << 20).map_err(|m| err("limits.compile_memory_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.compile_timeout_s {
+            limits.compile_timeout =
+                Duration::from_secs(in_range(n, 1, 24 * 3600).map_err(|m| err("limits.compile_timeout_s", m))? as u64);
         }
     }
 
