@@ -922,6 +922,30 @@ task:
     }
 
     #[test]
+    fn compile_limits_have_defaults_ranges_and_hints() {
+        let d = setup();
+        let l = parse(&d, "").unwrap().limits;
+        assert_eq!(
+            (l.max_scorer_bytes, l.compile_memory_bytes, l.compile_timeout),
+            (256 << 20, 4096 << 20, Duration::from_secs(300))
+        );
+        let l = parse(&d, "limits:\n  max_scorer_mb: 20\n  compile_memory_mb: 512\n  compile_timeout_s: 30\n")
+            .unwrap()
+            .limits;
+        assert_eq!(
+            (l.max_scorer_bytes, l.compile_memory_bytes, l.compile_timeout),
+            (20 << 20, 512 << 20, Duration::from_secs(30))
+        );
+        let e = parse(&d, "limits:\n  compile_memory_mb: 8\n").unwrap_err();
+        assert_eq!(e.path, "limits.compile_memory_mb");
+        assert!(e.message.contains("between 64 and"), "{e}");
+        let e = parse(&d, "limits:\n  max_scorer_mb: 0\n").unwrap_err();
+        assert_eq!(e.path, "limits.max_scorer_mb");
+        let e = parse(&d, "limits:\n  compile_timeout: 8\n").unwrap_err();
+        assert!(e.message.contains("did you mean `compile_timeout_s`"), "{e}");
+    }
+
+    #[test]
     fn partition_keys_need_tabular_input() {
         let d = setup();
         let e = parse(&d, "partition_keys: [region]\n").unwrap_err();
