@@ -70,7 +70,8 @@ fn main() -> anyhow::Result<()> {
 /// Pooled instantiate (+ `init()`) and an empty `run()` of a small Rust scorer.
 async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
     let limits = Limits::default();
-    let engine = ScorerEngine::new(&limits, 4)?;
+    // The bench's own guests are trusted: compile them in this process.
+    let engine = ScorerEngine::new(&limits, 4)?.with_compiler(sluice_engine::Compiler::InProcess);
     let component = engine.load(echo, None)?;
     let settings = InstanceSettings {
         limits,
@@ -179,8 +180,13 @@ fn files_per_second(
     let mut phases = Vec::new();
     let mut native = Vec::new();
     for round in 0..rounds {
-        let opts =
-            RunOptions { cache_dir: Some(cache.clone()), ..RunOptions::new(dir.path().join(format!("job{round}"))) };
+        // The bench's own guests are trusted (and their compile is cached
+        // after the first round): compile them in this process.
+        let opts = RunOptions {
+            cache_dir: Some(cache.clone()),
+            compiler: sluice_runtime::Compiler::InProcess,
+            ..RunOptions::new(dir.path().join(format!("job{round}")))
+        };
         let start = Instant::now();
         let r = sluice_runtime::run_job(&spec, &opts)?;
         let s = start.elapsed().as_secs_f64();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_job::JobSpec;
 use sluice_job::spec::Override;
-use sluice_runtime::{JobResult, RunOptions};
+use sluice_runtime::{Compiler, JobResult, RunOptions};
 
 pub const ADVERSARY: &str = env!("SLUICE_GUEST_ADVERSARY");
 pub const ECHO: &str = env!("SLUICE_GUEST_ECHO");
@@ -101,8 +101,13 @@ impl Job {
     }
 
     pub fn run(&self) -> JobResult {
-        let opts = RunOptions { cache_dir: Some(cache_dir()), ..RunOptions::new(self.job_dir()) };
-        sluice_runtime::run_job(&self.spec(), &opts).unwrap()
+        sluice_runtime::run_job(&self.spec(), &self.options()).unwrap()
+    }
+
+    /// How [`Job::run`] runs it: the shared compile cache, the test CLI as
+    /// the compiler child.
+    pub fn options(&self) -> RunOptions {
+        RunOptions { cache_dir: Some(cache_dir()), compiler: compiler(), ..RunOptions::new(self.job_dir()) }
     }
 
     /// `processed_mini_batches.csv`, keyed by the first input of each
@@ -133,6 +138,12 @@ impl Job {
         let rows = r.records().map(|x| x.unwrap().iter().map(str::to_string).collect()).collect();
         (h, rows)
     }
+}
+
+/// The compiler child the tests use: the CLI built in this package, which
+/// answers `__compile-component` like the `sluice` binary.
+pub fn compiler() -> Compiler {
+    Compiler::Process(PathBuf::from(env!("CARGO_BIN_EXE_sluice-test-cli")))
 }
 
 pub fn cache_dir() -> PathBuf {

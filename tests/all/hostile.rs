@@ -315,8 +315,7 @@ fn a_panic_in_host_code_fails_only_its_mini_batch_as_host_fault() {
     }
     let job = adversary(&["a.txt", "b.txt", "c.txt"]).output("csv").set("retry_settings.max_retries", "1");
     let store = Buggy(LocalOutput::new(&job.out_path("csv"), &job.job_dir().join("staged")).unwrap());
-    let opts =
-        sluice_runtime::RunOptions { cache_dir: Some(cache_dir()), ..sluice_runtime::RunOptions::new(job.job_dir()) };
+    let opts = job.options();
     let r = sluice_runtime::run_job_with_output(&job.spec(), &opts, Some(Box::new(store))).unwrap();
     let records = job.records();
     let b = &records["b.txt"];
@@ -329,8 +328,7 @@ fn a_panic_in_host_code_fails_only_its_mini_batch_as_host_fault() {
     // With a threshold of 0 the same fault fails the job.
     let job = adversary(&["a.txt", "b.txt", "c.txt"]).output("csv").set("mini_batch_error_threshold", "0");
     let store = Buggy(LocalOutput::new(&job.out_path("csv"), &job.job_dir().join("staged")).unwrap());
-    let opts =
-        sluice_runtime::RunOptions { cache_dir: Some(cache_dir()), ..sluice_runtime::RunOptions::new(job.job_dir()) };
+    let opts = job.options();
     let r = sluice_runtime::run_job_with_output(&job.spec(), &opts, Some(Box::new(store))).unwrap();
     assert_eq!(r.status, JobStatus::Failed);
 }
@@ -348,14 +346,14 @@ fn the_output_may_not_overwrite_what_the_job_reads() {
         let mut s = spec.clone();
         s.append_row_to =
             Some(sluice_job::spec::OutputSpec { path: out.clone(), format: sluice_job::spec::OutputFormat::Csv });
-        let opts = sluice_runtime::RunOptions::new(job.job_dir());
+        let opts = job.options();
         let e = sluice_runtime::run_job(&s, &opts).unwrap_err().to_string();
         assert!(e.contains(words) && e.contains("task.append_row_to"), "{}: {e}", out.display());
     }
     assert_eq!(std::fs::read_to_string(&input_file).unwrap(), "x", "the input is untouched");
     assert!(!job.job_dir().exists(), "nothing was written");
     // A job directory inside the input folder.
-    let opts = sluice_runtime::RunOptions::new(job.input().join("job"));
+    let opts = sluice_runtime::RunOptions { job_dir: job.input().join("job"), ..job.options() };
     let e = sluice_runtime::run_job(&spec, &opts).unwrap_err().to_string();
     assert!(e.contains("inside the input folder"), "{e}");
 
@@ -378,11 +376,7 @@ fn the_output_may_not_overwrite_what_the_job_reads() {
 fn restart_with_an_output_starts_over_and_writes_it() {
     let job = adversary(&["a.txt", "b.txt"]).output("csv");
     assert_eq!(job.run().status, JobStatus::Completed);
-    let opts = sluice_runtime::RunOptions {
-        cache_dir: Some(cache_dir()),
-        restart: true,
-        ..sluice_runtime::RunOptions::new(job.job_dir())
-    };
+    let opts = sluice_runtime::RunOptions { restart: true, ..job.options() };
     let r = sluice_runtime::run_job(&job.spec(), &opts).unwrap();
     assert_eq!(r.status, JobStatus::Completed, "{:?}", r.first_errors);
     assert_eq!((r.mini_batches.succeeded, r.mini_batches.resumed), (2, 0), "everything ran again");

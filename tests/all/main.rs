@@ -5,6 +5,7 @@ mod helpers;
 
 mod adversarial;
 mod cli;
+mod compile;
 mod engine;
 mod hostile;
 mod inputs;

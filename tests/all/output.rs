@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sluice_io::{LocalOutput, OutputStore};
 use sluice_job::result::JobStatus;
-use sluice_runtime::RunOptions;
 
 use crate::helpers::*;
 
@@ -126,7 +125,7 @@ fn an_output_that_cannot_be_written_fails_the_job_with_a_report_and_keeps_the_pa
         inner: LocalOutput::new(&job.out_path("csv"), &job.job_dir().join("staged")).unwrap(),
         commits: AtomicUsize::new(0),
     };
-    let opts = RunOptions { cache_dir: Some(cache_dir()), ..RunOptions::new(job.job_dir()) };
+    let opts = job.options();
     let r = sluice_runtime::run_job_with_output(&job.spec(), &opts, Some(Box::new(store))).unwrap();
     assert_eq!(r.status, JobStatus::Failed);
     let reason = r.reason.as_deref().unwrap();

@@ -120,7 +120,7 @@ fn partition_keys_make_one_mini_batch_per_key() {
     assert_eq!(seq, want.iter().map(|(k, n)| (*k, n.as_str())).collect::<Vec<_>>());
 
     let bad = Job::tabular(PASSTHROUGH).file("p.csv", "a,b\n1,2\n").set("partition_keys", "[nope]");
-    let e = sluice_runtime::run_job(&bad.spec(), &sluice_runtime::RunOptions::new(bad.job_dir())).unwrap_err();
+    let e = sluice_runtime::run_job(&bad.spec(), &bad.options()).unwrap_err();
     assert!(e.to_string().contains("partition_keys: column `nope` is not in the input's columns (a, b)"), "{e}");
 }
 
@@ -243,8 +243,7 @@ fn a_file_deleted_or_changed_mid_job_is_an_item_error() {
         std::fs::remove_file(input.join("z.txt")).unwrap();
         std::fs::write(input.join("y.txt"), "longer now").unwrap();
     });
-    let opts =
-        sluice_runtime::RunOptions { cache_dir: Some(cache_dir()), ..sluice_runtime::RunOptions::new(job.job_dir()) };
+    let opts = job.options();
     let r = sluice_runtime::run_job(&spec, &opts).unwrap();
     meddler.join().unwrap();
     let errs: Vec<(String, String)> =

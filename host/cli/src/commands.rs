@@ -94,6 +94,8 @@ pub struct ReplayArgs {
 pub struct ValidateArgs {
     /// The scorer component.
     scorer: PathBuf,
+    #[command(flatten)]
+    limits: CompileLimitArgs,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +105,39 @@ pub struct CompileArgs {
     /// The compiled-component cache (env SLUICE_CACHE_DIR).
     #[arg(long, env = "SLUICE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: CompileLimitArgs,
+}
+
+/// The bounds of reading and compiling a scorer, as `run` takes them
+/// (same keys and ranges as the spec's `limits.*`).
+#[derive(Args, Debug)]
+pub struct CompileLimitArgs {
+    /// Scorer file size cap, MiB (limits.max_scorer_mb; default 256).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_scorer_mb: Option<u64>,
+    /// Memory of the process compiling the scorer, MiB (limits.compile_memory_mb; default 4096).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(64..=1 << 20))]
+    compile_memory_mb: Option<u64>,
+    /// Seconds to compile the scorer (limits.compile_timeout_s; default 300).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=24 * 3600))]
+    compile_timeout: Option<u64>,
+}
+
+impl CompileLimitArgs {
+    fn limits(&self) -> sluice_job::Limits {
+        let mut l = sluice_job::Limits::default();
+        if let Some(n) = self.max_scorer_mb {
+            l.max_scorer_bytes = n << 20;
+        }
+        if let Some(n) = self.compile_memory_mb {
+            l.compile_memory_bytes = n << 20;
+        }
+        if let Some(n) = self.compile_timeout {
+            l.compile_timeout = Duration::from_secs(n);
+        }
+        l
+    }
 }
 
 fn job_error(e: impl Into<anyhow::Error>) -> Failure {
@@ -416,8 +451,11 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
     Ok(if r.result.mini_batches.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+/// The name check first (no compile), each import `ok` or `MISSING` with
+/// the reason; the compile (in the compiler child) and wasmtime's link
+/// check only when the names fit.
 pub fn validate(a: ValidateArgs) -> Result<ExitCode, Failure> {
-    let engine = sluice_engine::ScorerEngine::new(&sluice_job::Limits::default(), 1).map_err(job_error)?;
+    let engine = sluice_engine::ScorerEngine::new(&a.limits.limits(), 1).map_err(job_error)?;
     let v = engine.validate(&a.scorer).map_err(|e| Failure::Job(e.into()))?;
     out!("{} (sha256 {})", a.scorer.display(), &v.hash[..16]);
     out!("imports:");
@@ -446,7 +484,7 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode, Failure> {
 pub fn compile(a: CompileArgs) -> Result<ExitCode, Failure> {
     let cache = cache_dir(a.cache_dir.as_deref(), false)
         .ok_or_else(|| Failure::Usage(anyhow!("no cache folder: set --cache-dir or SLUICE_CACHE_DIR")))?;
-    let engine = sluice_engine::ScorerEngine::new(&sluice_job::Limits::default(), 1).map_err(job_error)?;
+    let engine = sluice_engine::ScorerEngine::new(&a.limits.limits(), 1).map_err(job_error)?;
     let started = std::time::Instant::now();
     let c = engine.load(&a.scorer, Some(&cache)).map_err(|e| Failure::Job(e.into()))?;
     if c.from_cache {

@@ -61,6 +61,15 @@ enum Command {
     Validate(commands::ValidateArgs),
     /// Precompile a scorer into the compiled-component cache.
     Compile(commands::CompileArgs),
+    /// Internal: compile the component on stdin to a precompiled artifact
+    /// on stdout. sluice runs itself this way, in a child process with the
+    /// compile limits (limits.compile_memory_mb, limits.compile_timeout_s).
+    #[command(name = "__compile-component", hide = true)]
+    CompileComponent {
+        /// The job engine's wasm stack cap, bytes (limits.max_wasm_stack_kb).
+        #[arg(long)]
+        max_wasm_stack: usize,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +156,15 @@ struct RunArgs {
     /// Wasm stack cap, KiB (limits.max_wasm_stack_kb).
     #[arg(long, allow_negative_numbers = true)]
     max_wasm_stack_kb: Option<i64>,
+    /// Scorer file size cap, MiB (limits.max_scorer_mb).
+    #[arg(long, allow_negative_numbers = true)]
+    max_scorer_mb: Option<i64>,
+    /// Memory of the process compiling the scorer, MiB (limits.compile_memory_mb).
+    #[arg(long, allow_negative_numbers = true)]
+    compile_memory_mb: Option<i64>,
+    /// Seconds to compile the scorer (limits.compile_timeout_s).
+    #[arg(long, allow_negative_numbers = true)]
+    compile_timeout: Option<i64>,
     /// Any spec key by its YAML path, e.g. --set retry_settings.timeout=30.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -176,7 +194,12 @@ struct RunArgs {
 /// error).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Scorers are compiled by this same binary in a child process.
+    if let Ok(exe) = std::env::current_exe() {
+        sluice_engine::set_default_compiler(exe);
+    }
     let outcome = match cli.command {
+        Command::CompileComponent { max_wasm_stack } => return sluice_engine::compiler_child_main(max_wasm_stack),
         Command::Run(args) => run(*args).map(|r| exit_for(&r)),
         Command::Resume(a) => commands::resume(a),
         Command::Jobs(c) => commands::jobs(c),
@@ -269,6 +292,9 @@ fn overrides(a: &RunArgs) -> anyhow::Result<Vec<Override>> {
         ("limits.max_log_kb", a.max_log_kb),
         ("limits.max_file_mb", a.max_file_mb),
         ("limits.max_wasm_stack_kb", a.max_wasm_stack_kb),
+        ("limits.max_scorer_mb", a.max_scorer_mb),
+        ("limits.compile_memory_mb", a.compile_memory_mb),
+        ("limits.compile_timeout_s", a.compile_timeout),
         ("onnx.intra_op_threads", a.onnx_threads),
     ];
     for (key, v) in ints {
@@ -330,8 +356,14 @@ pub(crate) fn run_spec(
     } else {
         ProgressMode::Lines
     };
-    let opts =
-        RunOptions { job_dir, cache_dir, progress, restart, source: Some(source), index: Some(index), only: None };
+    let opts = RunOptions {
+        progress,
+        restart,
+        source: Some(source),
+        index: Some(index),
+        cache_dir,
+        ..RunOptions::new(job_dir)
+    };
     let result = sluice_runtime::run_job(spec, &opts)
         .map_err(|e| Failure::Job(anyhow::Error::new(e).context(format!("job `{}`", spec.name))))?;
     print_summary(&result);

@@ -10,12 +10,15 @@
 
 mod bindings;
 mod cache;
+mod compile;
 mod engine;
 mod host_state;
 mod instance;
 mod logs;
 mod onnx_host;
+mod world;
 
+pub use compile::{COMPILE_SUBCOMMAND, Compiler, compiler_child_main, set_default_compiler};
 pub use engine::{EngineError, ScorerComponent, ScorerEngine, Validation};
 pub use instance::{InstanceSettings, PreparedBatch, ScorerInstance};
 pub use logs::{GuestLog, LINE_COST, Level, LogBudget};

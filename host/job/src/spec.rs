@@ -124,6 +124,22 @@ pub struct Limits {
     /// (`limits.max_tensor_mb`, default 256), checked before the host
     /// stacks or copies anything; more is a `too-large` error.
     pub max_tensor_bytes: u64,
+    /// Cap on the scorer `.wasm` file (`limits.max_scorer_mb`, default 256:
+    /// componentize-py guests are 12-20 MiB). A larger file, or one that
+    /// is not a regular file, is refused from its metadata before it is
+    /// read; the job cannot run.
+    pub max_scorer_bytes: u64,
+    /// Memory (`RLIMIT_DATA`) of the child process that compiles the
+    /// scorer (`limits.compile_memory_mb`, default 4096: meant to be reached
+    /// only by a pathological component, e.g. hundreds of thousands of
+    /// functions). Past it the compile stops, nothing is cached and the job
+    /// cannot run.
+    pub compile_memory_bytes: u64,
+    /// Wall clock for compiling the scorer (`limits.compile_timeout_s`,
+    /// default 300; a large componentize-py guest takes ~30 s). Past it the
+    /// compiler child is killed, nothing is cached and the job cannot run.
+    /// Its CPU time is capped at this many seconds per core.
+    pub compile_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -136,6 +152,9 @@ impl Default for Limits {
             max_log_bytes: 1 << 20,
             max_file_bytes: 64 << 20,
             max_tensor_bytes: 256 << 20,
+            max_scorer_bytes: 256 << 20,
+            compile_memory_bytes: 4096 << 20,
+            compile_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -308,6 +327,9 @@ struct RawLimits {
     max_log_kb: Option<i64>,
     max_file_mb: Option<i64>,
     max_tensor_mb: Option<i64>,
+    max_scorer_mb: Option<i64>,
+    compile_memory_mb: Option<i64>,
+    compile_timeout_s: Option<i64>,
 }
 
 // ---- loading -------------------------------------------------------------
@@ -748,8 +770,13 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
             ),
         ));
     }
-    if !scorer.is_file() {
-        return Err(err(scorer_key, format!("{}: no such file", scorer.display())));
+    match std::fs::metadata(&scorer) {
+        Err(_) => return Err(err(scorer_key, format!("{}: no such file", scorer.display()))),
+        // A FIFO or device would block or never end when read.
+        Ok(m) if !m.is_file() => {
+            return Err(err(scorer_key, format!("{}: not a regular file", scorer.display())));
+        }
+        Ok(_) => {}
     }
     let append_row_to = match &task.append_row_to {
         None => None,
@@ -826,6 +853,18 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         if let Some(n) = l.max_tensor_mb {
             limits.max_tensor_bytes =
                 in_range(n, 1, 16384).map_err(|m| err("limits.max_tensor_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.max_scorer_mb {
+            limits.max_scorer_bytes =
+                in_range(n, 1, 4096).map_err(|m| err("limits.max_scorer_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.compile_memory_mb {
+            limits.compile_memory_bytes =
+                in_range(n, 64, 1 << 20).map_err(|m| err("limits.compile_memory_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.compile_timeout_s {
+            limits.compile_timeout =
+                Duration::from_secs(in_range(n, 1, 24 * 3600).map_err(|m| err("limits.compile_timeout_s", m))? as u64);
         }
     }
 
@@ -972,6 +1011,30 @@ task:
         let e = parse(&d, "mini_batch_siz: 3\n").unwrap_err();
         assert!(e.message.contains("did you mean `mini_batch_size`"), "{e}");
         assert!(e.to_string().starts_with("job.yaml: "), "{e}");
+    }
+
+    #[test]
+    fn compile_limits_have_defaults_ranges_and_hints() {
+        let d = setup();
+        let l = parse(&d, "").unwrap().limits;
+        assert_eq!(
+            (l.max_scorer_bytes, l.compile_memory_bytes, l.compile_timeout),
+            (256 << 20, 4096 << 20, Duration::from_secs(300))
+        );
+        let l = parse(&d, "limits:\n  max_scorer_mb: 20\n  compile_memory_mb: 512\n  compile_timeout_s: 30\n")
+            .unwrap()
+            .limits;
+        assert_eq!(
+            (l.max_scorer_bytes, l.compile_memory_bytes, l.compile_timeout),
+            (20 << 20, 512 << 20, Duration::from_secs(30))
+        );
+        let e = parse(&d, "limits:\n  compile_memory_mb: 8\n").unwrap_err();
+        assert_eq!(e.path, "limits.compile_memory_mb");
+        assert!(e.message.contains("between 64 and"), "{e}");
+        let e = parse(&d, "limits:\n  max_scorer_mb: 0\n").unwrap_err();
+        assert_eq!(e.path, "limits.max_scorer_mb");
+        let e = parse(&d, "limits:\n  compile_timeout: 8\n").unwrap_err();
+        assert!(e.message.contains("did you mean `compile_timeout_s`"), "{e}");
     }
 
     #[test]

@@ -21,4 +21,5 @@ mod scheduler;
 pub use progress::{LogWriter, ProgressMode};
 pub use replay::{Replay, replay};
 pub use scheduler::{RunError, RunOptions, run_job, run_job_with_output};
+pub use sluice_engine::Compiler;
 pub use sluice_job::result::{JobResult, JobStatus};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use sluice_engine::{
-    HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
+    Compiler, HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
     ScorerEngine, ScorerInstance,
 };
 use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, TabularInput, WorkQueue};
@@ -41,6 +41,10 @@ pub struct RunOptions {
     pub index: Option<crate::jobs::JobIndex>,
     /// Run only the mini-batch with this id (or unique id prefix): `replay`.
     pub only: Option<String>,
+    /// Where the scorer is compiled: by default a child process with the
+    /// job's compile limits (`sluice __compile-component`, found as
+    /// [`Compiler::Discover`] says).
+    pub compiler: Compiler,
 }
 
 impl RunOptions {
@@ -55,6 +59,7 @@ impl RunOptions {
             source: None,
             index: None,
             only: None,
+            compiler: Compiler::Discover,
         }
     }
 }
@@ -215,7 +220,7 @@ pub fn run_job_with_output(
     };
 
     let compile_start = Instant::now();
-    let engine = ScorerEngine::new(&spec.limits, spec.max_concurrency as u32)?;
+    let engine = ScorerEngine::new(&spec.limits, spec.max_concurrency as u32)?.with_compiler(opts.compiler.clone());
     let component = engine.load(&spec.scorer, opts.cache_dir.as_deref())?;
     let compile_s = compile_start.elapsed().as_secs_f64();
     tracing::info!(
