@@ -206,16 +206,20 @@ fn spin_input(rows: usize) -> Vec<(String, Tensor)> {
     vec![("x".to_owned(), f32s(&[rows, 1024], vec![1.0; rows * 1024]))]
 }
 
-/// Seconds per row of an uncut spin run on this machine, measured once on
-/// 16 rows (small runs pay more per row: so the estimate for a larger run
-/// errs long, which the 10x margin absorbs).
+/// Seconds per row of an uncut spin run on this machine, measured once as
+/// the difference between a 40-row and an 8-row run (so the fixed cost of
+/// a run, which a large run pays once, does not inflate the estimate).
 fn spin_seconds_per_row() -> f64 {
     static MEASURED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *MEASURED.get_or_init(|| {
         let model = spin(RegistryOptions::default());
-        let started = Instant::now();
-        model.run(spin_input(16), &[], None).unwrap();
-        started.elapsed().as_secs_f64() / 16.0
+        let time = |rows| {
+            let started = Instant::now();
+            model.run(spin_input(rows), &[], None).unwrap();
+            started.elapsed().as_secs_f64()
+        };
+        let (small, large) = (time(8), time(40));
+        (large - small).max(0.0) / 32.0
     })
 }
 
