@@ -206,20 +206,30 @@ fn spin_input(rows: usize) -> Vec<(String, Tensor)> {
     vec![("x".to_owned(), f32s(&[rows, 1024], vec![1.0; rows * 1024]))]
 }
 
-/// Seconds per row of an uncut spin run on this machine, measured once as
-/// the difference between a 40-row and an 8-row run (so the fixed cost of
-/// a run, which a large run pays once, does not inflate the estimate).
+/// CPU time of the calling thread (Linux: the first field of
+/// /proc/thread-self/schedstat, in nanoseconds).
+fn thread_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    stat.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e9
+}
+
+/// Seconds per row of an uncut spin run on one idle core of this machine,
+/// measured once as the difference between a 40-row and an 8-row run (so
+/// the fixed cost of a run, which a large run pays once, does not inflate
+/// it) in CPU time of the thread running them (ONNX Runtime runs on the
+/// caller's thread with one intra-op thread), so other load on the machine
+/// neither inflates nor cancels it.
 fn spin_seconds_per_row() -> f64 {
     static MEASURED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *MEASURED.get_or_init(|| {
         let model = spin(RegistryOptions::default());
         let time = |rows| {
-            let started = Instant::now();
+            let started = thread_cpu_seconds();
             model.run(spin_input(rows), &[], None).unwrap();
-            started.elapsed().as_secs_f64()
+            thread_cpu_seconds() - started
         };
         let (small, large) = (time(8), time(40));
-        (large - small).max(0.0) / 32.0
+        (large - small) / 32.0
     })
 }
 
