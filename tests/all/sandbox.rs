@@ -57,7 +57,7 @@ fn the_guest_cannot_reach_a_listening_loopback_port() {
     let job = Job::new(FLAKY).file(&format!("net-{port}.txt"), "").set("retry_settings.max_retries", "0");
     job.run();
     let rec = &job.records()[&format!("net-{port}.txt")];
-    assert_eq!(rec["reason"], "USER_ERROR", "the guest connected: {rec:?}");
+    assert_eq!(rec["reason"], "USER_ERROR", "the guest's connect did not fail: {rec:?}");
     let m = &rec["message"];
     assert!(m.contains(&format!("cannot connect to 127.0.0.1:{port}")), "{m}");
     assert!(!m.contains("ConnectionRefused"), "the guest reached the port and was refused, not sandboxed: {m}");
