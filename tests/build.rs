@@ -47,6 +47,7 @@ fn main() {
         ("ONNX_PROBE", "onnx_probe.wasm"),
         ("LEGACY", "legacy.wasm"),
         ("HOST_ATTACK", "host_attack.wasm"),
+        ("FLAKY", "flaky.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

@@ -16,6 +16,7 @@ pub const PASSTHROUGH: &str = env!("SLUICE_GUEST_PASSTHROUGH");
 pub const ONNX_PROBE: &str = env!("SLUICE_GUEST_ONNX_PROBE");
 pub const LEGACY: &str = env!("SLUICE_GUEST_LEGACY");
 pub const HOST_ATTACK: &str = env!("SLUICE_GUEST_HOST_ATTACK");
+pub const FLAKY: &str = env!("SLUICE_GUEST_FLAKY");
 
 /// A path in the repository.
 pub fn repo(rel: &str) -> PathBuf {
@@ -110,6 +111,14 @@ impl Job {
         RunOptions { cache_dir: Some(cache_dir()), compiler: compiler(), ..RunOptions::new(self.job_dir()) }
     }
 
+    /// [`Job::run`] under a watchdog: panics if the job has not ended
+    /// within `secs` seconds (for jobs that only end because a deadline
+    /// works).
+    pub fn run_within(&self, secs: u64) -> JobResult {
+        let (spec, opts) = (self.spec(), self.options());
+        within(secs, "the job", move || sluice_runtime::run_job(&spec, &opts).unwrap())
+    }
+
     /// `processed_mini_batches.csv`, keyed by the first input of each
     /// mini-batch.
     pub fn records(&self) -> HashMap<String, HashMap<String, String>> {
@@ -148,4 +157,54 @@ pub fn compiler() -> Compiler {
 
 pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/sluice-test-cache")
+}
+
+/// Runs `f` on its own thread and returns its result, or panics naming
+/// `what` if it has not finished within `secs` seconds: a test that would
+/// hang if a deadline broke fails instead of holding CI until its timeout.
+/// (The stuck thread is left behind; the test binary exits with it.)
+pub fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(v) => {
+            worker.join().unwrap();
+            v
+        }
+        // The closure panicked: re-raise its panic.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(worker.join().unwrap_err()),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: {what} did not finish within {secs}s (a deadline that should have stopped it did not)")
+        }
+    }
+}
+
+/// Mini-batches committed in a job directory's journal (entries become
+/// visible only once their part is durable).
+pub fn journal_entries(job_dir: &Path) -> usize {
+    std::fs::read_dir(job_dir.join("journal"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.ends_with(".json") && name.starts_with('0')
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (polling) until `cond` holds; false if `secs` pass first.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
 }

@@ -93,11 +93,20 @@ fn the_job_directory_holds_every_file_a_person_needs() {
 fn jobs_list_show_and_logs_find_the_failure() {
     let data = tempfile::tempdir().unwrap();
     let _first = failing_job(data.path());
+    // Start times have a resolution of one second: let the clock pass to
+    // the next one, so the two jobs' start times differ. The newer job's
+    // name sorts before the older one's, so only ordering by start time
+    // (not by name, nor a tie broken by name) puts it first.
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let first_done = now();
+    while now() == first_done {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let second = Job::new(ECHO).file("x.txt", "x");
     let o = sluice(data.path())
         .args(["run", "-q", "--input"])
         .arg(second.input())
-        .args(["--scorer", ECHO, "--set", "name=second"])
+        .args(["--scorer", ECHO, "--set", "name=another"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -106,9 +115,26 @@ fn jobs_list_show_and_logs_find_the_failure() {
     let list = text(&o);
     let lines: Vec<&str> = list.lines().collect();
     assert!(lines[0].starts_with("JOB"), "{list}");
-    assert!(lines[1].starts_with("second-") && lines[1].contains("completed"), "newest first: {list}");
+    assert!(lines[1].starts_with("another-") && lines[1].contains("completed"), "newest first: {list}");
     assert!(lines[2].starts_with("jobdemo-") && lines[2].contains("completed_with_errors"), "{list}");
     assert!(lines[2].contains("3/3"), "{list}");
+
+    // Plain `jobs show`: every mini-batch, the good ones too, then the
+    // failed items and where to look next.
+    let o = sluice(data.path()).args(["jobs", "show", "jobdemo"]).output().unwrap();
+    let show = text(&o);
+    assert!(o.status.success(), "{show}");
+    assert!(show.contains("status:        completed_with_errors"), "{show}");
+    assert!(show.contains("mini-batches:  3 total, 2 succeeded, 1 failed"), "{show}");
+    assert!(show.contains("items:         3 total, 2 succeeded, 1 failed"), "{show}");
+    assert!(show.contains("thresholds:    error_threshold -1"), "{show}");
+    let table: Vec<&str> = show.lines().skip_while(|l| !l.starts_with("MINI-BATCH")).skip(1).take(3).collect();
+    assert!(table[0].contains("succeeded") && table[0].contains("a.txt"), "{show}");
+    assert!(table[1].contains("failed") && table[1].contains("panic.txt"), "{show}");
+    assert!(table[1].contains("TRAP: panicked: scorer bug on panic.txt"), "{show}");
+    assert!(table[2].contains("succeeded") && table[2].contains("z.txt"), "{show}");
+    assert!(show.contains("failed items (1 in errors.jsonl):\n  [TRAP] panic.txt"), "{show}");
+    assert!(show.contains("next: `sluice jobs logs jobdemo --mini-batch "), "{show}");
 
     let o = sluice(data.path()).args(["jobs", "show", "jobdemo", "--failed"]).output().unwrap();
     let show = text(&o);
@@ -156,11 +182,18 @@ fn jobs_logs_follow_streams_until_the_job_ends() {
     while !dir.join("progress.json").exists() && t.elapsed().as_secs() < 20 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let o = sluice(data.path()).args(["jobs", "logs", "--follow"]).arg(&dir).output().unwrap();
+    // The job runs for 2s more (sleep.txt until its timeout): it is still
+    // running when the follow starts.
+    assert!(run.try_wait().unwrap().is_none(), "the job ended before --follow started");
+    let data_dir = data.path().to_path_buf();
+    let o = within(60, "jobs logs --follow", move || {
+        sluice(&data_dir).args(["jobs", "logs", "--follow"]).arg(&dir).output().unwrap()
+    });
+    // Checked before waiting for the job: --follow itself waited for it.
+    assert!(job.job_dir().join("job_result.json").is_file(), "--follow returned before the job ended");
     assert!(run.wait().unwrap().success());
     let logs = String::from_utf8_lossy(&o.stdout);
     assert!(logs.contains("chatter line 0"), "{logs}");
-    assert!(dir.join("job_result.json").is_file(), "--follow returned only after the job ended");
 }
 
 #[test]
@@ -197,6 +230,75 @@ fn replay_reruns_one_mini_batch_and_resume_skips_what_is_done() {
         serde_json::from_slice(&std::fs::read(dir.join("job_result.json")).unwrap()).unwrap();
     assert_eq!(result["mini_batches"]["resumed"], 2);
     assert_eq!(result["mini_batches"]["tries"], 3, "2 earlier tries + 1 new");
+}
+
+/// Every file under `dirs`, with its bytes.
+fn snapshot(dirs: &[&std::path::Path]) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    fn walk(p: &std::path::Path, out: &mut std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>) {
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                walk(&e.unwrap().path(), out);
+            }
+        } else {
+            out.insert(p.to_path_buf(), std::fs::read(p).unwrap());
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for d in dirs {
+        walk(d, &mut out);
+    }
+    out
+}
+
+#[test]
+fn replay_uses_the_jobs_limits_and_leaves_the_job_untouched() {
+    // A job with its own fuel (far below the default) and timeout (1s
+    // against the default 60s), and retries.
+    let data = tempfile::tempdir().unwrap();
+    let job = Job::new(ADVERSARY).file("a.txt", "fine").file("loop.txt", "").file("sleep.txt", "");
+    let o = sluice(data.path())
+        .args(["run", "-q", "--input"])
+        .arg(job.input())
+        .args(["--scorer", ADVERSARY, "--mini-batch-size", "1", "--max-retries", "1", "--timeout", "1"])
+        .args(["--set", "limits.fuel=10000000", "--set", "name=limited", "--output"])
+        .arg(job.out_path("csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dir = only_job_dir(data.path());
+    let pmb = std::fs::read_to_string(dir.join("processed_mini_batches.csv")).unwrap();
+    let id_of = |input: &str| {
+        pmb.lines().find(|l| l.contains(&format!(",{input},"))).unwrap().split(',').next().unwrap().to_string()
+    };
+    let before = snapshot(&[data.path(), &job.out_path("csv")]);
+
+    let replay = |id: String| {
+        let data = data.path().to_path_buf();
+        within(30, "replay", move || {
+            let started = std::time::Instant::now();
+            let o = sluice(&data).args(["replay", "limited", &id]).output().unwrap();
+            (o, started.elapsed())
+        })
+    };
+    let (o, took) = replay(id_of("loop.txt"));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    // The default fuel would compute for many seconds before running out.
+    assert!(out.contains("TIMEOUT: ran out of fuel (limits.fuel)"), "the job's fuel: {out}");
+    assert!(took.as_secs() < 10, "the job's fuel, not the default: {took:?}");
+    let (o, took) = replay(id_of("sleep.txt"));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("TIMEOUT: exceeded retry_settings.timeout = 1s"), "the job's timeout: {out}");
+    assert!(took.as_secs() < 10, "the job's 1s timeout, not the default 60s: {took:?}");
+    let (o, _) = replay(id_of("a.txt"));
+    assert!(o.status.success(), "{}", text(&o));
+
+    let after = snapshot(&[data.path(), &job.out_path("csv")]);
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "replay added or removed files");
+    for (path, bytes) in &before {
+        assert!(after[path] == *bytes, "replay changed {}", path.display());
+    }
 }
 
 #[test]

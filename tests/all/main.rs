@@ -16,6 +16,7 @@ mod plugins;
 mod resume;
 mod retries;
 mod sandbox;
+mod settings;
 mod tabular;
 mod thresholds;
 mod timeouts;

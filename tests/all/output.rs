@@ -7,30 +7,52 @@ use sluice_job::result::JobStatus;
 
 use crate::helpers::*;
 
-fn many_files() -> Job {
-    let mut job = Job::new(ECHO);
-    // Sizes vary so instances finish out of order.
-    for i in 0..40 {
-        job = job.file(&format!("d{}/f{i:02}.txt", i % 3), "x".repeat((i * 7919) % 3000));
+/// 30 files in 10 mini-batches of 3 on 3 instances. The first mini-batch
+/// holds `a/wait.txt` (first in input order): it finishes only once the
+/// file `go` appears in `ctl` (granted at /ctl).
+fn many_files(ctl: &std::path::Path) -> Job {
+    let mut job = Job::new(FLAKY).file("a/wait.txt", "");
+    for i in 0..29 {
+        job = job.file(&format!("d{}/f{i:02}.txt", i % 3), "x".repeat(i));
     }
-    job.set("mini_batch_size", "3").set("max_concurrency_per_instance", "3")
+    job.set("mini_batch_size", "3")
+        .set("max_concurrency_per_instance", "3")
+        .set("task.mounts./ctl", &ctl.display().to_string())
+        .set("task.config.wait_for", "/ctl/go")
+        .output("csv")
 }
 
 #[test]
 fn output_follows_input_order_whatever_the_completion_order() {
-    let job = many_files().output("csv");
-    let result = job.run();
+    // The first mini-batch is held until the other nine are committed, so
+    // it completes last; the output is still in input order.
+    let ctl = tempfile::tempdir().unwrap();
+    let job = many_files(ctl.path());
+    let (dir, go) = (job.job_dir(), ctl.path().join("go"));
+    let release = std::thread::spawn(move || {
+        let others_first = wait_until(60, || journal_entries(&dir) == 9);
+        std::fs::write(go, "").unwrap();
+        others_first
+    });
+    let result = job.run_within(120);
+    assert!(release.join().unwrap(), "the other nine mini-batches were not committed before the first");
     let (_, rows) = job.csv_rows();
     let names: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
     let mut expected = names.clone();
     expected.sort();
     assert_eq!(names, expected, "sorted input order");
-    assert_eq!(names.len(), 40);
-    assert_eq!(result.output_rows, 40);
-    // Same bytes on a second run.
-    let first = std::fs::read(job.out_path("csv")).unwrap();
-    job.run();
-    assert_eq!(std::fs::read(job.out_path("csv")).unwrap(), first);
+    assert_eq!(names.len(), 30);
+    assert_eq!(result.output_rows, 30);
+
+    // The same bytes from a fresh job (its own job directory, nothing to
+    // resume) whose mini-batches complete in input order: one instance,
+    // the first mini-batch not held.
+    let ctl2 = tempfile::tempdir().unwrap();
+    std::fs::write(ctl2.path().join("go"), "").unwrap();
+    let in_order = many_files(ctl2.path()).set("max_concurrency_per_instance", "1");
+    let r = in_order.run_within(120);
+    assert_eq!((r.mini_batches.resumed, r.mini_batches.succeeded), (0, 10));
+    assert_eq!(std::fs::read(in_order.out_path("csv")).unwrap(), std::fs::read(job.out_path("csv")).unwrap());
 }
 
 #[test]

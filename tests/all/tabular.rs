@@ -252,3 +252,72 @@ fn a_file_deleted_or_changed_mid_job_is_an_item_error() {
     assert!(errs.iter().any(|(i, m)| i == "z.txt" && m.contains("deleted after the job was planned")), "{errs:?}");
     assert_eq!(r.mini_batches.failed, 1, "only the sleeper failed (TIMEOUT)");
 }
+
+#[test]
+fn ndjson_files_and_a_single_file_are_tabular_inputs() {
+    // `.ndjson` is read as JSON Lines, beside a `.jsonl` file.
+    let job = Job::tabular(PASSTHROUGH)
+        .file("a.ndjson", "{\"id\": 1, \"name\": \"ann\"}\n{\"id\": 2, \"name\": null}\n")
+        .file("b.jsonl", "{\"id\": 3, \"name\": \"cy\"}\n")
+        .output("csv");
+    let r = job.run();
+    assert_eq!((r.items.succeeded, r.items.failed), (3, 0), "{:?}", r.first_errors);
+    let (h, rows) = job.csv_rows();
+    let (id, name, src) = (0, 1, h.iter().position(|c| c == "source_file").unwrap());
+    let got: Vec<(&str, &str, &str)> = rows.iter().map(|r| (&*r[id], &*r[name], &*r[src])).collect();
+    assert_eq!(h[..2], ["id", "name"]);
+    assert_eq!(got, [("1", "ann", "a.ndjson"), ("2", "", "a.ndjson"), ("3", "cy", "b.jsonl")]);
+
+    // One file as the input: only its rows, whatever sits beside it.
+    for (file, content) in [
+        ("one.csv", "id,name\n1,ann\n2,bob\n"),
+        ("one.ndjson", "{\"id\":1,\"name\":\"ann\"}\n{\"id\":2,\"name\":\"bob\"}\n"),
+    ] {
+        let job = Job::tabular(PASSTHROUGH).file(file, content).file("other.csv", "id,name\n9,zed\n").output("csv");
+        let path = job.input().join(file).display().to_string();
+        let job = job.set("inputs.data.path", &path);
+        let r = job.run();
+        assert_eq!((r.items.succeeded, r.items.failed), (2, 0), "{file}: {:?}", r.first_errors);
+        let (_, rows) = job.csv_rows();
+        let got: Vec<(&str, &str)> = rows.iter().map(|r| (&*r[0], &*r[1])).collect();
+        assert_eq!(got, [("1", "ann"), ("2", "bob")], "{file}");
+    }
+}
+
+#[test]
+fn parquet_output_reads_back_with_the_parquet_record_reader() {
+    // sluice writes Parquet through arrow's ArrowWriter and reads it
+    // through arrow's reader; this reads it through the parquet crate's
+    // record API (its own column readers and schema, no arrow), the way a
+    // non-arrow consumer would. (pyarrow would be more independent still,
+    // but the test suite does not need Python.)
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+
+    let job = Job::tabular(PASSTHROUGH)
+        .file("a.csv", "id,x,name,flag\n1,0.5,ann,true\n2,,bob,false\n")
+        .file("b.csv", "id,x,name,flag\n3,2.25,,true\n")
+        .set("mini_batch_size", "2 rows")
+        .output("parquet");
+    assert_eq!(job.run().items.succeeded, 3);
+
+    let reader = SerializedFileReader::new(std::fs::File::open(job.out_path("parquet")).unwrap()).unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let names: Vec<&str> = schema.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["id", "x", "name", "flag", "source_file", "row_number"]);
+    let rows: Vec<Vec<Field>> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| r.unwrap().get_column_iter().map(|(_, f)| f.clone()).collect())
+        .collect();
+    let s = |v: &str| Field::Str(v.to_string());
+    assert_eq!(
+        rows,
+        [
+            vec![Field::Long(1), Field::Double(0.5), s("ann"), Field::Bool(true), s("a.csv"), Field::Long(0)],
+            vec![Field::Long(2), Field::Null, s("bob"), Field::Bool(false), s("a.csv"), Field::Long(1)],
+            vec![Field::Long(3), Field::Double(2.25), Field::Null, Field::Bool(true), s("b.csv"), Field::Long(0)],
+        ]
+    );
+}

@@ -12,7 +12,12 @@ Models:
 - int_plus.onnx:   ids s64 [N] -> out = ids + 1 s64 [N]; count s32 [] (Size of ids, cast to s32)
 - slow.onnx:       x f32 [N,512] -> y f32 [N,512] through LAYERS MatMuls with a 512x512 weight of 1/512
                    (built at run time by ConstantOfShape, so the file stays small); y == x when x's rows are
-                   constant. With N=256 it runs for seconds on one thread: long enough to be cut by a deadline.
+                   constant. Small enough to run uncut in tests (N=1024 takes about 0.65 s on one thread).
+- spin.onnx:       x f32 [N,1024] -> y f32 [N,1024] through SPIN_LAYERS MatMuls with a 1024x1024 weight of 1/1024,
+                   eight times slow.onnx's work per row (5-10 ms a row of one core's time), for the deadline tests,
+                   whose runs must take at least 10x the deadline that cuts them. The weight's shape is computed
+                   from x's at run time, so nothing is folded or pre-packed when a session loads (a constant weight
+                   made ONNX Runtime pre-pack it once per node: 1.5 s and 1.6 GB per session).
 - pairs.onnx:      x f32 [N,3] -> y = Reshape(x, [-1, 2]) f32 [M,2]: passes every check before the run, and
                    fails inside ONNX Runtime when N is odd (3N values cannot make pairs): a runtime failure.
 - mlflow_model/:   an MLflow model folder (MLmodel with an onnx flavor) holding a copy of double_sum.onnx.
@@ -28,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures")
 OPSET = [helper.make_opsetid("", 17)]
 LAYERS = 200
+SPIN_LAYERS = 400
 
 
 def save(graph, name):
@@ -75,12 +81,38 @@ def slow():
             value=helper.make_tensor("value", TensorProto.FLOAT, [1], [1.0 / 512]),
         )
     ]
-    prev = "x"
-    for i in range(LAYERS):
-        name = "y" if i == LAYERS - 1 else f"h{i}"
-        nodes.append(helper.make_node("MatMul", [prev, "w"], [name]))
-        prev = name
+    matmul_chain(nodes, LAYERS)
     save(helper.make_graph(nodes, "slow", [x], [y], [shape]), "slow.onnx")
+
+
+def spin():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1024])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1024])
+    one = helper.make_tensor("one", TensorProto.INT64, [1], [1])
+    two = helper.make_tensor("two", TensorProto.INT64, [1], [2])
+    nodes = [
+        # w_shape = [x.shape[1], x.shape[1]], known only at run time
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Slice", ["x_shape", "one", "two"], ["width"]),
+        helper.make_node("Concat", ["width", "width"], ["w_shape"], axis=0),
+        helper.make_node(
+            "ConstantOfShape",
+            ["w_shape"],
+            ["w"],
+            value=helper.make_tensor("value", TensorProto.FLOAT, [1], [1.0 / 1024]),
+        ),
+    ]
+    matmul_chain(nodes, SPIN_LAYERS)
+    save(helper.make_graph(nodes, "spin", [x], [y], [one, two]), "spin.onnx")
+
+
+def matmul_chain(nodes, layers):
+    """x -> h0 -> ... -> y, each step a MatMul by w."""
+    prev = "x"
+    for i in range(layers):
+        out = "y" if i == layers - 1 else f"h{i}"
+        nodes.append(helper.make_node("MatMul", [prev, "w"], [out]))
+        prev = out
 
 
 def pairs():
@@ -126,6 +158,7 @@ if __name__ == "__main__":
     int_plus()
     pairs()
     slow()
+    spin()
     mlflow_folder()
     for root, _, files in sorted(os.walk(OUT)):
         for f in sorted(files):

@@ -195,51 +195,123 @@ fn pool_runs_concurrently_within_its_size() {
     assert!(double.session_count() <= 2, "{}", double.session_count());
 }
 
+/// The spin fixture alone (eight times slow.onnx's work per row; loaded
+/// only where needed).
+fn spin(opts: RegistryOptions) -> Arc<sluice_onnx::Model> {
+    let grants = [ModelGrant { name: "spin".into(), path: fixture("spin.onnx") }];
+    ModelRegistry::load(&grants, opts).unwrap_or_else(|e| panic!("{e}")).get("spin").unwrap()
+}
+
+fn spin_input(rows: usize) -> Vec<(String, Tensor)> {
+    vec![("x".to_owned(), f32s(&[rows, 1024], vec![1.0; rows * 1024]))]
+}
+
+/// CPU time of the calling thread (Linux: the first field of
+/// /proc/thread-self/schedstat, in nanoseconds).
+fn thread_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    stat.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e9
+}
+
+/// Seconds per row of an uncut spin run on one idle core of this machine,
+/// measured once as the difference between a 40-row and an 8-row run (so
+/// the fixed cost of a run, which a large run pays once, does not inflate
+/// it) in CPU time of the thread running them (ONNX Runtime runs on the
+/// caller's thread with one intra-op thread), so other load on the machine
+/// neither inflates nor cancels it.
+fn spin_seconds_per_row() -> f64 {
+    static MEASURED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *MEASURED.get_or_init(|| {
+        let model = spin(RegistryOptions::default());
+        let time = |rows| {
+            let started = thread_cpu_seconds();
+            model.run(spin_input(rows), &[], None).unwrap();
+            thread_cpu_seconds() - started
+        };
+        let (small, large) = (time(8), time(40));
+        (large - small) / 32.0
+    })
+}
+
+/// Fails unless an uncut spin run of `rows` rows would take at least ten
+/// times `deadline`: a test of a deadline must not pass or fail on whether
+/// the run happens to finish first.
+fn assert_outlasts_tenfold(rows: usize, deadline: Duration) {
+    let uncut = spin_seconds_per_row() * rows as f64;
+    assert!(
+        uncut >= 10.0 * deadline.as_secs_f64(),
+        "spin.onnx on {rows} rows runs ~{uncut:.2}s uncut, under 10x the {deadline:?} deadline: make it slower"
+    );
+}
+
 #[test]
 fn deadline_stops_a_long_run() {
-    let reg = registry(RegistryOptions::default());
-    let slow = reg.get("slow").unwrap();
-    let input = || vec![("x".to_owned(), f32s(&[1024, 512], vec![1.0; 1024 * 512]))];
+    let slow = spin(RegistryOptions::default());
+    let deadline = Duration::from_millis(100);
+    assert_outlasts_tenfold(512, deadline);
 
     // already past: not even started
-    let (code, e) = code_of(slow.run(input(), &[], Some(Instant::now())));
+    let (code, e) = code_of(slow.run(spin_input(512), &[], Some(Instant::now())));
     assert_eq!(code, ErrorCode::Timeout, "{e}");
 
-    // the watchdog terminates it mid-run (the full run takes seconds)
+    // the watchdog terminates it mid-run (uncut, it takes 10x the deadline or more)
     let started = Instant::now();
-    let (code, e) = code_of(slow.run(input(), &[], Some(Instant::now() + Duration::from_millis(100))));
+    let (code, e) = code_of(slow.run(spin_input(512), &[], Some(Instant::now() + deadline)));
     let took = started.elapsed();
     assert_eq!(code, ErrorCode::Timeout, "{e}");
     assert!(took < Duration::from_secs(2), "terminate took {took:?}");
     assert!(matches!(e, OnnxError::Timeout { elapsed_ms, .. } if elapsed_ms >= 100), "{e:?}");
-    assert!(e.to_string().contains("`slow` ran past its deadline"), "{e}");
+    assert!(e.to_string().contains("`spin` ran past its deadline"), "{e}");
 
     // the session is fine afterwards
-    let out = slow.run(vec![("x".into(), f32s(&[1, 512], vec![1.0; 512]))], &[], None).unwrap();
-    assert_eq!(out[0].1.shape, [1, 512]);
+    let out = slow.run(spin_input(1), &[], None).unwrap();
+    assert_eq!(out[0].1.shape, [1, 1024]);
 }
 
 #[test]
 fn waiting_for_a_busy_session_respects_the_deadline() {
-    let reg = registry(RegistryOptions { pool_size: 1, ..Default::default() });
-    let slow = reg.get("slow").unwrap();
+    // One session, held by a run that its own deadline cuts after 1s (10x
+    // or more short of finishing); a second run, with a 200ms deadline,
+    // must give up after 200ms, long before the session is free.
+    const BUSY_ROWS: usize = 4096;
+    let busy_deadline = Duration::from_secs(1);
+    assert_outlasts_tenfold(BUSY_ROWS, busy_deadline);
+    let slow = spin(RegistryOptions { pool_size: 1, ..Default::default() });
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (done_tx, done) = std::sync::mpsc::channel();
     let busy = {
         let slow = Arc::clone(&slow);
         std::thread::spawn(move || {
-            slow.run(
-                vec![("x".into(), f32s(&[1024, 512], vec![1.0; 1024 * 512]))],
-                &[],
-                Some(Instant::now() + Duration::from_millis(800)),
-            )
+            let input = spin_input(BUSY_ROWS);
+            started_tx.send(()).unwrap();
+            let r = slow.run(input, &[], Some(Instant::now() + busy_deadline));
+            done_tx.send(()).unwrap();
+            r
         })
     };
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, _) = code_of(slow.run(
-        vec![("x".into(), f32s(&[1, 512], vec![1.0; 512]))],
-        &[],
-        Some(Instant::now() + Duration::from_millis(50)),
-    ));
-    assert_eq!(code, ErrorCode::Timeout);
+    started.recv().unwrap();
+    // The busy run is now checking the session out. A probe that gets it
+    // first runs its empty batch at once and leaves; probe until one finds
+    // the session taken and waits.
+    let probe_deadline = Duration::from_millis(200);
+    let mut waited = None;
+    for _ in 0..100 {
+        let t = Instant::now();
+        match slow.run(spin_input(0), &[], Some(t + probe_deadline)) {
+            Ok(_) => {
+                assert!(t.elapsed() < probe_deadline, "a probe ran after its deadline ({:?})", t.elapsed());
+                continue;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::Timeout, "{e}");
+                waited = Some(t.elapsed());
+                break;
+            }
+        }
+    }
+    let waited = waited.expect("no probe ever found the one session busy");
+    assert!(done.try_recv().is_err(), "the waiter returned only when the busy run ended ({waited:?})");
+    assert!(waited >= probe_deadline && waited < busy_deadline, "waited {waited:?}");
     assert_eq!(busy.join().unwrap().unwrap_err().code(), ErrorCode::Timeout);
     assert_eq!(slow.session_count(), 1);
 }
