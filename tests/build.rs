@@ -46,6 +46,7 @@ fn main() {
         ("PASSTHROUGH", "passthrough.wasm"),
         ("ONNX_PROBE", "onnx_probe.wasm"),
         ("LEGACY", "legacy.wasm"),
+        ("IMPORT_FUZZ", "import_fuzz.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

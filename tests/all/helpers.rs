@@ -15,6 +15,7 @@ pub const TABULAR_CLASSIFIER: &str = env!("SLUICE_GUEST_TABULAR_CLASSIFIER");
 pub const PASSTHROUGH: &str = env!("SLUICE_GUEST_PASSTHROUGH");
 pub const ONNX_PROBE: &str = env!("SLUICE_GUEST_ONNX_PROBE");
 pub const LEGACY: &str = env!("SLUICE_GUEST_LEGACY");
+pub const IMPORT_FUZZ: &str = env!("SLUICE_GUEST_IMPORT_FUZZ");
 
 /// A path in the repository.
 pub fn repo(rel: &str) -> PathBuf {

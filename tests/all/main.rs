@@ -6,6 +6,7 @@ mod helpers;
 mod adversarial;
 mod cli;
 mod engine;
+mod import_fuzz;
 mod inputs;
 mod jobs;
 mod onnx;
