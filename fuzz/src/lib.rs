@@ -270,11 +270,15 @@ pub fn fuzz(target: &Target, seconds: u64, seed: u64, out: &Path) -> Report {
                 if let Finding::Slow(d) = &f {
                     report.slowest = report.slowest.max(*d);
                 }
-                // One saved input per kind of finding (its first line).
-                let kind = match &f {
+                // One saved input per kind of finding: a panic by its first
+                // line, a property by its first four words (the rest names
+                // the input), numbers left out.
+                let kind: String = match &f {
                     Finding::Slow(_) => "slow".to_string(),
-                    other => other.to_string().lines().next().unwrap_or("").chars().take(120).collect(),
+                    Finding::Panic(m) => m.lines().next().unwrap_or("").chars().take(120).collect(),
+                    Finding::Property(m) => m.split_whitespace().take(4).collect::<Vec<_>>().join(" "),
                 };
+                let kind: String = kind.chars().filter(|c| !c.is_ascii_digit()).collect();
                 if seen.insert(kind) {
                     let path = save(out, target.name, &input);
                     eprintln!("{}: {f}\n  input saved to {}", target.name, path.display());
