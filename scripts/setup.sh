@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing sluice needs beyond a Rust toolchain:
 # the wasm32-wasip2 target for scorers and ONNX Runtime's shared library
-# (project-local, in .sluice/onnxruntime, from the PyPI wheel). Safe to run
-# again.
+# (project-local, in .sluice/onnxruntime, from the PyPI wheel), and
+# cargo-deny for the dependency policy (.sluice/tools, built from crates.io).
+# Safe to run again.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null; then
@@ -15,3 +16,4 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 
 "$(dirname "$0")/install-onnxruntime.sh"
+"$(dirname "$0")/install-cargo-deny.sh"

@@ -48,6 +48,7 @@ fn main() {
         ("LEGACY", "legacy.wasm"),
         ("HOST_ATTACK", "host_attack.wasm"),
         ("FLAKY", "flaky.wasm"),
+        ("IMPORT_FUZZ", "import_fuzz.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

@@ -8,6 +8,7 @@ mod cli;
 mod compile;
 mod engine;
 mod hostile;
+mod import_fuzz;
 mod inputs;
 mod jobs;
 mod onnx;
