@@ -13,6 +13,21 @@ pub use wit::{
     RunResult, Tensor, TensorData, TensorInfo,
 };
 
+impl ErrorCode {
+    /// The code as the WIT spells it (`unknown-model`, `too-large`...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorCode::UnknownModel => "unknown-model",
+            ErrorCode::UnknownName => "unknown-name",
+            ErrorCode::ShapeMismatch => "shape-mismatch",
+            ErrorCode::TypeMismatch => "type-mismatch",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::InvalidInput => "invalid-input",
+            ErrorCode::RuntimeFailure => "runtime-failure",
+        }
+    }
+}
+
 impl From<OnnxError> for crate::Error {
     fn from(e: OnnxError) -> crate::Error {
         crate::Error { message: format!("{:?}: {}", e.code, e.message) }

@@ -110,6 +110,10 @@ impl Logger {
     /// a terminal) and cut to `MAX_LOG_LINE_BYTES`.
     pub(crate) fn log(&self, level: Level, message: &str) {
         let st = self.state.lock().expect("log lock");
+        // A spent budget drops the line before any work on its text.
+        if st.budget.state.lock().expect("log budget lock").1 {
+            return;
+        }
         let text = sluice_job::text::guest_text(message, sluice_job::text::MAX_LOG_LINE_BYTES);
         match st.budget.charge(text.len() as u64 + LINE_COST) {
             None => self.sink.line(self.instance, st.mini_batch.as_deref(), level, &text),

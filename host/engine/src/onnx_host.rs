@@ -367,16 +367,7 @@ impl HostState {
         let mut checked = Vec::with_capacity(req.inputs.len());
         for input in &req.inputs {
             let Some(spec) = info.inputs.iter().find(|i| i.name == input.name) else {
-                let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
-                return Ok(Err(err(
-                    C::UnknownName,
-                    format!(
-                        "model `{}` has no input `{}` (inputs: {})",
-                        model.name(),
-                        sluice_job::text::guest_text(&input.name, 256),
-                        names.join(", ")
-                    ),
-                )));
+                return Ok(Err(no_such(model, "input", &input.name, &info.inputs)));
             };
             if !seen.insert(input.name.as_str()) {
                 return Ok(Err(err(C::InvalidInput, format!("input `{}` is given twice", input.name))));
@@ -419,16 +410,7 @@ impl HostState {
         let mut wanted: Vec<String> = Vec::with_capacity(req.fetch.len() + 1);
         for name in req.fetch.iter().chain(req.to_columns.iter().map(|oc| &oc.output)) {
             if !info.outputs.iter().any(|o| &o.name == name) {
-                let names: Vec<&str> = info.outputs.iter().map(|o| o.name.as_str()).collect();
-                return Ok(Err(err(
-                    C::UnknownName,
-                    format!(
-                        "model `{}` has no output `{}` (outputs: {})",
-                        model.name(),
-                        sluice_job::text::guest_text(name, 256),
-                        names.join(", ")
-                    ),
-                )));
+                return Ok(Err(no_such(model, "output", name, &info.outputs)));
             }
             if !wanted.contains(name) {
                 wanted.push(name.clone());
@@ -519,6 +501,21 @@ impl HostState {
         self.onnx_timed_out = true;
         wasmtime::Error::msg("ONNX inference passed the run() deadline and was terminated")
     }
+}
+
+/// The `unknown-name` error for a guest-given input or output name, with
+/// the names the model has.
+fn no_such(model: &Model, kind: &str, name: &str, known: &[sluice_onnx::TensorInfo]) -> wit_onnx::Error {
+    let names: Vec<&str> = known.iter().map(|t| t.name.as_str()).collect();
+    err(
+        wit_onnx::ErrorCode::UnknownName,
+        format!(
+            "model `{}` has no {kind} `{}` ({kind}s: {})",
+            model.name(),
+            sluice_job::text::guest_text(name, 256),
+            names.join(", ")
+        ),
+    )
 }
 
 /// Bytes of a tensor the guest sent.

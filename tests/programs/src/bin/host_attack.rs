@@ -1,7 +1,7 @@
 //! Shows what a hostile tabular scorer can try against the host's own imports (`onnx`, `batch`, `log`), one attack per job (`task.config.attack`); each must end as a typed error or a failed mini-batch with a reason, never a host panic or a host allocation beyond its limits.
 
 use sluice_sdk::bindings::sluice::scorer::onnx as raw;
-use sluice_sdk::onnx::{ErrorCode, Model, OnnxError, OutputSelect, host_batch};
+use sluice_sdk::onnx::{Model, OnnxError, OutputSelect, host_batch};
 use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
 
 struct Attack {
@@ -9,15 +9,7 @@ struct Attack {
 }
 
 fn code(e: &OnnxError) -> &'static str {
-    match e.code {
-        ErrorCode::UnknownModel => "unknown-model",
-        ErrorCode::UnknownName => "unknown-name",
-        ErrorCode::ShapeMismatch => "shape-mismatch",
-        ErrorCode::TypeMismatch => "type-mismatch",
-        ErrorCode::TooLarge => "too-large",
-        ErrorCode::InvalidInput => "invalid-input",
-        ErrorCode::RuntimeFailure => "runtime-failure",
-    }
+    e.code.as_str()
 }
 
 /// The model's 30 features: the mini-batch's columns but `id`.

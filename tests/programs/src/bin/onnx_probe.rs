@@ -1,20 +1,12 @@
 //! Shows every typed error of the `onnx` interface: each input file names a probe (its stem); the row says which error code the host returned (`ok` when the run succeeded) and its message. The model is the one granted as `model` (a classifier taking `input` f32 [N,30]) unless the probe says otherwise.
 
-use sluice_sdk::onnx::{ErrorCode, Model, OnnxError, OutputSelect, Tensor, TensorData};
+use sluice_sdk::onnx::{Model, OnnxError, OutputSelect, Tensor, TensorData};
 use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
 
 struct Probe;
 
 fn code(e: &OnnxError) -> &'static str {
-    match e.code {
-        ErrorCode::UnknownModel => "unknown-model",
-        ErrorCode::UnknownName => "unknown-name",
-        ErrorCode::ShapeMismatch => "shape-mismatch",
-        ErrorCode::TypeMismatch => "type-mismatch",
-        ErrorCode::TooLarge => "too-large",
-        ErrorCode::InvalidInput => "invalid-input",
-        ErrorCode::RuntimeFailure => "runtime-failure",
-    }
+    e.code.as_str()
 }
 
 fn zeros(rows: usize) -> Tensor {
