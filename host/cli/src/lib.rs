@@ -420,6 +420,7 @@ pub(crate) fn print_summary(r: &JobResult) {
         JobStatus::Completed => "completed",
         JobStatus::CompletedWithErrors => "completed with errors",
         JobStatus::Failed => "FAILED",
+        JobStatus::Canceled => "CANCELED",
     };
     let m = &r.mini_batches;
     let i = &r.items;

@@ -11,5 +11,5 @@ pub mod tabular;
 pub use encode::Encode;
 pub use inputs::{FsItemSource, ItemSource, list_input};
 pub use output::{LocalOutput, OutputStore};
-pub use queue::{InProcessQueue, WorkQueue};
+pub use queue::{InProcessQueue, Lease, LeaseGuard, LeaseLost, WorkQueue};
 pub use tabular::{TableFormat, TabularInput, TabularRows, plan_tabular, read_mini_batch};

@@ -86,6 +86,10 @@ pub enum JobStatus {
     CompletedWithErrors,
     /// A threshold was crossed or the job could not run.
     Failed,
+    /// Stopped on request (Ctrl-C, `sluice jobs cancel`) before it ran
+    /// everything; what was committed is kept and `sluice resume`
+    /// finishes it.
+    Canceled,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -13,13 +13,21 @@ mod guest_log;
 pub mod jobs;
 pub mod journal;
 pub mod monitor;
+pub mod observer;
 mod progress;
 mod replay;
 mod report;
 mod scheduler;
 
-pub use progress::{LogWriter, ProgressMode};
+pub use observer::{
+    BatchFinished, BatchOutcome, BatchStarted, CancelToken, CountersSnapshot, JobStarted, NoObserver, Observers,
+    RunObserver,
+};
+pub use progress::{LogWriter, ProgressMode, ProgressObserver};
 pub use replay::{Replay, replay};
-pub use scheduler::{RunError, RunOptions, run_job, run_job_with_output};
+pub use scheduler::{
+    Backends, CANCEL_FILE, PreparedJob, RunError, RunOptions, prepare, prepare_local, request_cancel, run_job,
+    run_job_with_output,
+};
 pub use sluice_engine::Compiler;
 pub use sluice_job::result::{JobResult, JobStatus};

@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sluice_job::result::JobResult;
+
+use crate::observer::{BatchFinished, CountersSnapshot, JobStarted, RunObserver};
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
@@ -40,6 +44,8 @@ impl Write for LogWriter {
     }
 }
 
+/// The job's counters, kept by the scheduler and read by the progress
+/// bar and `progress.json`.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub done: AtomicU64,
@@ -47,7 +53,73 @@ pub(crate) struct Counters {
     pub items: AtomicU64,
 }
 
+impl Counters {
+    pub(crate) fn snapshot(&self) -> CountersSnapshot {
+        CountersSnapshot {
+            done: self.done.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            items: self.items.load(Ordering::Relaxed),
+        }
+    }
+
+    fn set(&self, s: &CountersSnapshot) {
+        self.done.store(s.done, Ordering::Relaxed);
+        self.failed.store(s.failed, Ordering::Relaxed);
+        self.items.store(s.items, Ordering::Relaxed);
+    }
+}
+
+/// The progress bar (or periodic lines) as a [`RunObserver`]: drawn from
+/// the job's start until its mini-batches are done.
+#[derive(Debug)]
+pub struct ProgressObserver {
+    mode: ProgressMode,
+    counters: Arc<Counters>,
+    shown: Mutex<Option<Progress>>,
+}
+
+impl ProgressObserver {
+    /// Progress shown as `mode` says.
+    pub fn new(mode: ProgressMode) -> ProgressObserver {
+        ProgressObserver { mode, counters: Arc::default(), shown: Mutex::new(None) }
+    }
+
+    fn stop(&self) {
+        if let Some(p) = self.shown.lock().ok().and_then(|mut s| s.take()) {
+            p.finish();
+        }
+    }
+}
+
+impl RunObserver for ProgressObserver {
+    fn job_started(&self, s: &JobStarted) {
+        let p = Progress::start(self.mode, s.total, self.counters.clone());
+        if let Ok(mut shown) = self.shown.lock() {
+            *shown = Some(p);
+        }
+    }
+
+    fn mini_batch_finished(&self, f: &BatchFinished) {
+        self.counters.set(&f.counters);
+        if f.counters.done >= self.total() {
+            self.stop();
+        }
+    }
+
+    fn job_finished(&self, _: &JobResult) {
+        self.stop();
+    }
+}
+
+impl ProgressObserver {
+    fn total(&self) -> u64 {
+        self.shown.lock().ok().and_then(|s| s.as_ref().map(|p| p.total)).unwrap_or(u64::MAX)
+    }
+}
+
+#[derive(Debug)]
 pub(crate) struct Progress {
+    total: u64,
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
@@ -62,7 +134,7 @@ impl Progress {
                 Some(std::thread::spawn(move || report(mode, total, &counters, &stop)))
             }
         };
-        Progress { stop, handle }
+        Progress { total, stop, handle }
     }
 
     pub(crate) fn finish(mut self) {

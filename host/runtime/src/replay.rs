@@ -75,8 +75,10 @@ pub fn replay(spec: &JobSpec, id: &str, cache_dir: Option<PathBuf>) -> Result<Re
     spec.append_row_to = Some(OutputSpec { path: scratch.path().join("rows.csv"), format: OutputFormat::Csv });
     let capture = Capture::default();
     let assembled = capture.assembled.clone();
-    let opts = RunOptions { cache_dir, only: Some(id.to_string()), ..RunOptions::new(scratch.path().join("job")) };
-    let result = crate::run_job_with_output(&spec, &opts, Some(Box::new(capture)))?;
+    let opts = RunOptions { cache_dir, ..RunOptions::new(scratch.path().join("job")) };
+    let mut prepared = crate::prepare(&spec, &opts, Some(Box::new(capture)))?;
+    prepared.only(id)?;
+    let result = prepared.run(crate::Backends::default(), &crate::NoObserver, &crate::CancelToken::default())?;
     let dir = &opts.job_dir;
     let errors = std::fs::read_to_string(dir.join("errors.jsonl"))
         .unwrap_or_default()

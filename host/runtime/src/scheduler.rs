@@ -2,6 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -10,7 +11,9 @@ use sluice_engine::{
     Compiler, HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
     ScorerEngine, ScorerInstance,
 };
-use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, TabularInput, WorkQueue};
+use sluice_io::{
+    Encode, FsItemSource, InProcessQueue, ItemSource, Lease, LocalOutput, OutputStore, TabularInput, WorkQueue,
+};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
@@ -18,29 +21,27 @@ use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
 use crate::guest_log::FileGuestLog;
 use crate::journal::{Journal, Manifest, SavedSchema};
-use crate::progress::{Counters, Progress, ProgressMode};
+use crate::observer::{BatchFinished, BatchOutcome, BatchStarted, CancelToken, JobStarted, NoObserver, RunObserver};
+use crate::progress::Counters;
 use crate::report::{self, BatchRecord, BatchStatus, RowLabels};
 
 /// How many errors `job_result.json` lists.
 const FIRST_ERRORS: usize = 20;
 
-/// Where and how a job runs.
+/// Where a job runs and what it may reuse (library settings only: how
+/// progress is shown and which registry lists the job are observers, see
+/// [`PreparedJob::run`]).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The job directory (created if missing).
     pub job_dir: PathBuf,
     /// Compiled-component cache; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
-    pub progress: ProgressMode,
     /// Forget what an earlier run in `job_dir` committed and start over.
     pub restart: bool,
     /// Where the spec came from: saved as `spec.json` for `resume` and
     /// `replay`.
     pub source: Option<sluice_job::spec::SpecSource>,
-    /// The job registry to list the job in (`sluice jobs list`).
-    pub index: Option<crate::jobs::JobIndex>,
-    /// Run only the mini-batch with this id (or unique id prefix): `replay`.
-    pub only: Option<String>,
     /// Where the scorer is compiled: by default a child process with the
     /// job's compile limits (`sluice __compile-component`, found as
     /// [`Compiler::Discover`] says).
@@ -48,19 +49,26 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// A job in `job_dir`, quiet, without a compile cache, resuming what
-    /// is there; set the other fields with struct update syntax.
+    /// A job in `job_dir`, without a compile cache, resuming what is
+    /// there; set the other fields with struct update syntax.
     pub fn new(job_dir: PathBuf) -> RunOptions {
-        RunOptions {
-            job_dir,
-            cache_dir: None,
-            progress: ProgressMode::Quiet,
-            restart: false,
-            source: None,
-            index: None,
-            only: None,
-            compiler: Compiler::Discover,
-        }
+        RunOptions { job_dir, cache_dir: None, restart: false, source: None, compiler: Compiler::Discover }
+    }
+}
+
+/// The backends a prepared job runs on; the default is the embedded,
+/// in-process one.
+#[derive(Default)]
+pub struct Backends {
+    /// Where workers take mini-batches from. `None`: an in-process queue
+    /// of [`PreparedJob::todo`]. A queue given here must deliver exactly
+    /// those indexes.
+    pub queue: Option<Arc<dyn WorkQueue>>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends").field("queue", &self.queue.as_ref().map(|_| "custom")).finish()
     }
 }
 
@@ -99,7 +107,7 @@ struct Job<'a> {
     /// Tabular input: the job's columns and how to read its files.
     tabular: Option<TabularInput>,
     models: Option<Arc<ModelRegistry>>,
-    queue: InProcessQueue,
+    queue: Arc<dyn WorkQueue>,
     output: Option<Box<dyn OutputStore>>,
     journal: Journal,
     log: Arc<FileGuestLog>,
@@ -108,6 +116,19 @@ struct Job<'a> {
     next_instance: AtomicUsize,
     counters: Arc<Counters>,
     state: Mutex<Shared>,
+    observer: &'a dyn RunObserver,
+    cancel: CancelToken,
+    /// Per mini-batch, what its earlier tries left (a failed try is
+    /// delivered again, maybe to another worker).
+    tries: Mutex<HashMap<usize, Tries>>,
+}
+
+/// What the tries of one mini-batch carry from one delivery to the next.
+struct Tries {
+    start: Instant,
+    budget: Arc<LogBudget>,
+    last_failure: Option<Failure>,
+    instance: Option<usize>,
 }
 
 #[derive(Default)]
@@ -122,6 +143,9 @@ struct Shared {
     output_rows: u64,
     /// Why the job itself failed (not one of its mini-batches).
     fault: Option<String>,
+    /// Mini-batches whose result is being committed (the first result
+    /// wins).
+    committing: std::collections::HashSet<usize>,
 }
 
 impl Shared {
@@ -136,15 +160,7 @@ impl Shared {
 /// job cannot run at all (bad scorer, unreadable input folder, output folder
 /// that cannot be made).
 pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError> {
-    check_paths(spec, &opts.job_dir)?;
-    let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
-        Some(o) => Some(Box::new(
-            LocalOutput::with_format(&o.path, &opts.job_dir.join("staged"), o.format)
-                .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
-        )),
-        None => None,
-    };
-    run_job_with_output(spec, opts, output)
+    prepare_local(spec, opts)?.run(Backends::default(), &NoObserver, &CancelToken::default())
 }
 
 /// [`run_job`] with the rows going to any [`OutputStore`] (object storage,
@@ -155,20 +171,74 @@ pub fn run_job_with_output(
     opts: &RunOptions,
     output: Option<Box<dyn OutputStore>>,
 ) -> Result<JobResult, RunError> {
+    prepare(spec, opts, output)?.run(Backends::default(), &NoObserver, &CancelToken::default())
+}
+
+/// [`prepare`] with the rows going to the local file `task.append_row_to`
+/// names (staged under the job directory).
+pub fn prepare_local(spec: &JobSpec, opts: &RunOptions) -> Result<PreparedJob, RunError> {
+    check_paths(spec, &opts.job_dir)?;
+    let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
+        Some(o) => Some(Box::new(
+            LocalOutput::with_format(&o.path, &opts.job_dir.join("staged"), o.format)
+                .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
+        )),
+        None => None,
+    };
+    prepare(spec, opts, output)
+}
+
+/// A job ready to run: planned, its models loaded, its scorer compiled, its
+/// job directory opened, and what an earlier run committed known (those
+/// mini-batches are skipped). Nothing has run yet.
+pub struct PreparedJob {
+    spec: JobSpec,
+    opts: RunOptions,
+    plan: Plan,
+    component: ScorerComponent,
+    tabular: Option<TabularInput>,
+    models: Option<Arc<ModelRegistry>>,
+    output: Option<Box<dyn OutputStore>>,
+    journal: Journal,
+    log: Arc<FileGuestLog>,
+    /// What an earlier run committed, by index.
+    records: Vec<Option<BatchRecord>>,
+    /// The mini-batches to run, in input order.
+    todo: Vec<usize>,
+    schema: Option<(Schema, Vec<u8>)>,
+    /// Set by [`PreparedJob::only`]: the rest is left out on purpose.
+    only: bool,
+    started: Instant,
+    started_at: String,
+    plan_s: f64,
+    compile_s: f64,
+}
+
+impl std::fmt::Debug for PreparedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedJob")
+            .field("job", &self.spec.name)
+            .field("mini_batches", &self.plan.mini_batches.len())
+            .field("todo", &self.todo.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prepares `spec` to run in `opts.job_dir` with its rows going to `output`
+/// (`Some` when the spec has `append_row_to`): the prepare step of
+/// prepare / run / finish.
+pub fn prepare(spec: &JobSpec, opts: &RunOptions, output: Option<Box<dyn OutputStore>>) -> Result<PreparedJob, RunError> {
     check_paths(spec, &opts.job_dir)?;
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let dir = &opts.job_dir;
     std::fs::create_dir_all(dir).map_err(|source| RunError::JobDir { path: dir.clone(), source })?;
+    // A cancel request left by an earlier run is not this run's.
+    let _ = std::fs::remove_file(dir.join(CANCEL_FILE));
     if let Some(src) = &opts.source {
         let json = serde_json::to_vec_pretty(src).expect("a spec source serialises");
         sluice_io::output::write_durably(&dir.join("spec.json"), &json)
             .map_err(|source| RunError::JobDir { path: dir.join("spec.json"), source })?;
-    }
-    if let Some(index) = &opts.index
-        && let Err(e) = index.register(dir)
-    {
-        tracing::warn!("cannot list the job in the job registry: {e}");
     }
     for note in &spec.notes {
         tracing::info!("note: {note}");
@@ -248,16 +318,7 @@ pub fn run_job_with_output(
     // Mini-batches an earlier run committed are not run again.
     let mut records = vec![None; total];
     let mut todo = Vec::with_capacity(total);
-    if let Some(only) = &opts.only {
-        let found: Vec<usize> =
-            plan.mini_batches.iter().filter(|m| m.id.starts_with(only.as_str())).map(|m| m.index).collect();
-        let [index] = found.as_slice() else {
-            let known: Vec<&str> = plan.mini_batches.iter().take(5).map(|m| m.id.as_str()).collect();
-            return Err(RunError::NoSuchMiniBatch { id: only.clone(), known: known.join(", ") });
-        };
-        todo.push(*index);
-    }
-    for mb in plan.mini_batches.iter().filter(|_| opts.only.is_none()) {
+    for mb in &plan.mini_batches {
         let staged = |r: &BatchRecord| r.rows == 0 || output.as_ref().is_none_or(|o| o.has_part(mb.index));
         match journal.committed(mb.index, &mb.id).filter(staged) {
             Some(mut r) => {
@@ -274,71 +335,226 @@ pub fn run_job_with_output(
     let schema = journal.schema().map(|s| {
         (s.columns.into_iter().map(|(n, t)| (n, sluice_job::data::type_name(&t))).collect::<Schema>(), s.header)
     });
-    install_panic_location_hook();
-    let job = Job {
-        spec,
-        queue: InProcessQueue::of(todo),
-        journal,
+    Ok(PreparedJob {
+        spec: spec.clone(),
+        opts: opts.clone(),
+        plan,
         component,
-        source: FsItemSource { max_bytes: spec.limits.max_file_bytes },
         tabular,
         models,
         output,
-        log: log.clone(),
-        thresholds: Thresholds {
-            error_threshold: spec.error_threshold,
-            mini_batch_error_threshold: spec.mini_batch_error_threshold,
-            allowed_failed_percent: spec.allowed_failed_percent,
-        },
-        stop: AtomicBool::new(false),
-        next_instance: AtomicUsize::new(1),
-        counters: Arc::new(Counters::default()),
-        state: Mutex::new(Shared { records: vec![None; total], schema, ..Shared::default() }),
-        plan,
-    };
-    for (index, r) in records.into_iter().enumerate() {
-        if let Some(r) = r {
-            job.finalize(index, r);
-        }
+        journal,
+        log,
+        records,
+        todo,
+        schema,
+        only: false,
+        started,
+        started_at,
+        plan_s,
+        compile_s,
+    })
+}
+
+impl PreparedJob {
+    /// The job's plan: its items and mini-batches (with their salted ids).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
-    let run_start = Instant::now();
-    let progress = Progress::start(opts.progress, total as u64, job.counters.clone());
-    let monitor = crate::monitor::Monitor::start(crate::monitor::MonitorSetup {
-        dir: dir.clone(),
-        job: spec.name.clone(),
-        started_at: started_at.clone(),
-        total: total as u64,
-        counters: job.counters.clone(),
-        tick: {
-            let log = log.clone();
-            Box::new(move || log.flush())
-        },
-    });
-    let workers = spec.max_concurrency.min(total.max(1));
-    std::thread::scope(|s| -> Result<(), RunError> {
-        let mut handles = Vec::new();
-        for w in 0..workers {
-            let job = &job;
-            let h = std::thread::Builder::new()
-                .name(format!("sluice-worker-{w}"))
-                .spawn_scoped(s, move || worker(job))
-                .map_err(RunError::Threads)?;
-            handles.push(h);
-        }
-        for h in handles {
-            if h.join().is_err() {
-                tracing::error!("a worker thread panicked; its mini-batch is reported as not run");
+    /// The mini-batches this run will run (by index, in input order): all
+    /// but those an earlier run committed.
+    pub fn todo(&self) -> &[usize] {
+        &self.todo
+    }
+
+    /// How many mini-batches an earlier run committed.
+    pub fn resumed(&self) -> usize {
+        self.records.iter().flatten().count()
+    }
+
+    /// Runs only the mini-batch with this id (or unique id prefix), as if
+    /// nothing had been committed: `replay`.
+    pub fn only(&mut self, id: &str) -> Result<(), RunError> {
+        let found: Vec<usize> =
+            self.plan.mini_batches.iter().filter(|m| m.id.starts_with(id)).map(|m| m.index).collect();
+        let [index] = found.as_slice() else {
+            let known: Vec<&str> = self.plan.mini_batches.iter().take(5).map(|m| m.id.as_str()).collect();
+            return Err(RunError::NoSuchMiniBatch { id: id.to_string(), known: known.join(", ") });
+        };
+        self.records.iter_mut().for_each(|r| *r = None);
+        self.todo = vec![*index];
+        self.only = true;
+        Ok(())
+    }
+
+    /// Runs the job's mini-batches on `backends`, telling `observer` what
+    /// happens, until they are all done, a threshold or fault stops the
+    /// job, or `cancel` is canceled; then finishes it (assembles the
+    /// output, writes the job directory) and returns what
+    /// `job_result.json` says.
+    pub fn run(
+        self,
+        backends: Backends,
+        observer: &dyn RunObserver,
+        cancel: &CancelToken,
+    ) -> Result<JobResult, RunError> {
+        let PreparedJob {
+            spec,
+            opts,
+            plan,
+            component,
+            tabular,
+            models,
+            output,
+            journal,
+            log,
+            records,
+            todo,
+            schema,
+            only,
+            started,
+            started_at,
+            plan_s,
+            compile_s,
+        } = self;
+        let dir = opts.job_dir.clone();
+        let total = plan.mini_batches.len();
+        let resumed = records.iter().flatten().count() as u64;
+        let workers = spec.max_concurrency.min(todo.len().max(1));
+        let queue: Arc<dyn WorkQueue> = backends.queue.unwrap_or_else(|| Arc::new(InProcessQueue::of(todo)));
+        install_panic_location_hook();
+        let job = Job {
+            spec: &spec,
+            queue,
+            journal,
+            component,
+            source: FsItemSource { max_bytes: spec.limits.max_file_bytes },
+            tabular,
+            models,
+            output,
+            log: log.clone(),
+            thresholds: Thresholds {
+                error_threshold: spec.error_threshold,
+                mini_batch_error_threshold: spec.mini_batch_error_threshold,
+                allowed_failed_percent: spec.allowed_failed_percent,
+            },
+            stop: AtomicBool::new(false),
+            next_instance: AtomicUsize::new(1),
+            counters: Arc::new(Counters::default()),
+            state: Mutex::new(Shared { records: vec![None; total], schema, ..Shared::default() }),
+            plan,
+            observer,
+            cancel: cancel.clone(),
+            tries: Mutex::new(HashMap::new()),
+        };
+        observer.job_started(&JobStarted {
+            job: spec.name.clone(),
+            job_dir: dir.clone(),
+            total: total as u64,
+            resumed,
+        });
+        for (index, r) in records.into_iter().enumerate() {
+            if let Some(r) = r {
+                job.finalize(index, r);
             }
         }
-        Ok(())
-    })?;
-    progress.finish();
-    monitor.stop();
-    let run_s = run_start.elapsed().as_secs_f64();
-    log.flush();
 
-    finish(job, opts, started_at, Timings { plan_s, compile_s, run_s, total_s: 0.0, peak_rss_mb: 0.0 }, started)
+        let run_start = Instant::now();
+        let cancel_file = dir.join(CANCEL_FILE);
+        let monitor = crate::monitor::Monitor::start(crate::monitor::MonitorSetup {
+            dir: dir.clone(),
+            job: spec.name.clone(),
+            started_at: started_at.clone(),
+            total: total as u64,
+            counters: job.counters.clone(),
+            tick: {
+                let log = log.clone();
+                let cancel = cancel.clone();
+                Box::new(move || {
+                    log.flush();
+                    // `sluice jobs cancel` from another process.
+                    if !cancel.is_canceled()
+                        && let Ok(why) = std::fs::read_to_string(&cancel_file)
+                    {
+                        cancel.cancel(sluice_job::text::guest_text(why.trim(), 512));
+                    }
+                })
+            },
+        });
+        let ended = AtomicBool::new(false);
+        std::thread::scope(|s| -> Result<(), RunError> {
+            let job = &job;
+            let ended = &ended;
+            // The cancel watch: stops the job when canceled and, after the
+            // grace period, abandons what is still in flight.
+            s.spawn(move || {
+                let pause = std::time::Duration::from_millis(20);
+                while !ended.load(Ordering::Acquire) {
+                    if job.cancel.is_canceled() {
+                        let why = job.cancel.reason().unwrap_or_else(|| "canceled".into());
+                        job.request_stop(&why);
+                        let until = Instant::now() + job.cancel.grace();
+                        while !ended.load(Ordering::Acquire) && Instant::now() < until {
+                            std::thread::sleep(pause);
+                        }
+                        if !ended.load(Ordering::Acquire) {
+                            tracing::warn!(
+                                "the grace period ({:?}) is over: abandoning the mini-batches in flight",
+                                job.cancel.grace()
+                            );
+                            job.cancel.abandon();
+                        }
+                        return;
+                    }
+                    std::thread::sleep(pause);
+                }
+            });
+            let mut handles = Vec::new();
+            for w in 0..workers {
+                let h = std::thread::Builder::new()
+                    .name(format!("sluice-worker-{w}"))
+                    .spawn_scoped(s, move || worker(job))
+                    .map_err(RunError::Threads);
+                match h {
+                    Ok(h) => handles.push(h),
+                    Err(e) => {
+                        job.request_stop("cannot start worker threads");
+                        for h in handles {
+                            let _ = h.join();
+                        }
+                        ended.store(true, Ordering::Release);
+                        return Err(e);
+                    }
+                }
+            }
+            for h in handles {
+                if h.join().is_err() {
+                    tracing::error!("a worker thread panicked; its mini-batch is reported as not run");
+                }
+            }
+            ended.store(true, Ordering::Release);
+            Ok(())
+        })?;
+        monitor.stop();
+        let run_s = run_start.elapsed().as_secs_f64();
+        log.flush();
+
+        let timings = Timings { plan_s, compile_s, run_s, total_s: 0.0, peak_rss_mb: 0.0 };
+        let result = finish(job, &opts, only, started_at, timings, started)?;
+        observer.job_finished(&result);
+        Ok(result)
+    }
+}
+
+/// The file in a job directory that asks the process running it to cancel
+/// it (`sluice jobs cancel`); it holds the reason.
+pub const CANCEL_FILE: &str = "cancel_requested";
+
+/// Asks the process running the job in `job_dir` to cancel it: it sees the
+/// request within about a second and stops as Ctrl-C would.
+pub fn request_cancel(job_dir: &std::path::Path, why: &str) -> std::io::Result<()> {
+    sluice_io::output::write_durably(&job_dir.join(CANCEL_FILE), why.as_bytes())
 }
 
 /// `p` with symlinks resolved as far as it exists (a file not made yet is
@@ -392,7 +608,7 @@ fn check_paths(spec: &JobSpec, job_dir: &std::path::Path) -> Result<(), RunError
 
 /// One worker: a thread with its own single-threaded async runtime (so a
 /// guest computing on it never starves another) holding at most one live
-/// instance at a time.
+/// instance at a time, taking one delivery (one try) at a time.
 fn worker(job: &Job<'_>) {
     let mut rt = match worker_runtime() {
         Ok(rt) => rt,
@@ -402,11 +618,13 @@ fn worker(job: &Job<'_>) {
         }
     };
     let mut instance: Option<ScorerInstance> = None;
-    while !job.stop.load(Ordering::Acquire) {
-        let Some(index) = job.queue.pop() else { break };
-        if let Some(record) = run_mini_batch(job, &mut rt, index, &mut instance) {
-            job.finalize(index, record);
+    while let Some(lease) = job.queue.take() {
+        if job.stop.load(Ordering::Acquire) {
+            // Taken as the job stopped: not run (a resume runs it).
+            let _ = job.queue.nack(lease, false);
+            continue;
         }
+        run_delivery(job, &mut rt, lease, &mut instance);
     }
     if let Some(inst) = instance {
         let id = inst.id();
@@ -423,22 +641,40 @@ fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_time().build()
 }
 
-/// Runs one mini-batch with its retries; each retry after a failure runs on
-/// a fresh instance (the failed one is dropped). A panic in host code on
-/// the mini-batch's behalf (reading its input, a host import, checking
-/// its result) fails that try as `HOST_FAULT` naming the bug, never the
-/// worker or the job. `None`: the job has a fault of its own (its output
-/// or journal cannot be written) and the mini-batch stays uncommitted.
-fn run_mini_batch(
+/// Runs one delivery of a mini-batch: one try. A failed try is given back
+/// to the queue to be delivered again (to this or another worker, on a
+/// fresh instance) until `max_retries` is spent; the last failure is the
+/// mini-batch's. A panic in host code on the mini-batch's behalf (reading
+/// its input, a host import, checking its result) fails that try as
+/// `HOST_FAULT` naming the bug, never the worker or the job. A job fault
+/// (its output or journal cannot be written) stops the job and leaves the
+/// mini-batch uncommitted. A result whose lease was lost meanwhile, or
+/// that comes after a cancel's grace period, is dropped uncommitted.
+fn run_delivery(
     job: &Job<'_>,
     rt: &mut tokio::runtime::Runtime,
-    index: usize,
+    lease: Lease,
     instance: &mut Option<ScorerInstance>,
-) -> Option<BatchRecord> {
+) {
+    let index = lease.index;
     let mb = &job.plan.mini_batches[index];
     let items = job.plan.items_of(mb);
-    let start = Instant::now();
+    let (start, budget, last_failure, last_instance) = {
+        let mut tries = job.tries.lock().expect("tries lock");
+        let t = tries.entry(index).or_insert_with(|| Tries {
+            start: Instant::now(),
+            // One guest log budget for every try of this mini-batch.
+            budget: LogBudget::new(job.spec.limits.max_log_bytes),
+            last_failure: None,
+            instance: None,
+        });
+        (t.start, t.budget.clone(), t.last_failure.take(), t.instance)
+    };
+    let max_tries = job.spec.max_retries + 1;
     let mut record = BatchRecord::new(mb, items);
+    record.tries = lease.delivery;
+    record.instance = last_instance;
+    job.observer.mini_batch_started(&BatchStarted { index, id: mb.id.clone(), attempt: lease.delivery });
 
     // Read the items; the ones the host cannot read are item errors now and
     // never reach the scorer.
@@ -467,96 +703,120 @@ fn run_mini_batch(
     }));
     let (batch, guest_index, mut input_errors) = match read {
         Ok((batch, guest_index, errors, tabular_record)) => {
-            if let Some(r) = tabular_record {
+            if let Some(mut r) = tabular_record {
+                r.tries = record.tries;
+                r.instance = record.instance;
                 record = r;
             }
             (batch, guest_index, errors)
         }
         Err(panic) => {
-            record.tries = 1;
             record.finish_failed(prefix_failure(host_fault(&panic), "reading the input"), start.elapsed());
-            return Some(record);
+            job.settle_failed(lease, record);
+            return;
         }
     };
     if guest_index.is_empty() {
-        record.finish_ok(input_errors, 0, None, start.elapsed());
-        return job.commit(record);
+        record.finish_ok(input_errors, 0, last_failure, start.elapsed());
+        job.settle_ok(lease, record);
+        return;
     }
-    // One guest log budget for every try of this mini-batch.
-    let budget = LogBudget::new(job.spec.limits.max_log_bytes);
     let batch = batch.with_log_budget(budget.clone());
 
-    let max_tries = job.spec.max_retries + 1;
-    let mut last_failure = None;
-    for _ in 0..max_tries {
-        if job.stop.load(Ordering::Acquire) && record.tries > 0 {
-            break;
-        }
-        record.tries += 1;
-        let attempt = catch_unwind(AssertUnwindSafe(|| {
-            rt.block_on(async {
-                let inst = match instance {
-                    Some(i) => i,
-                    None => {
-                        let i = job.component.instantiate(job.instance_settings(Some(budget.clone()))).await?;
-                        instance.insert(i)
-                    }
-                };
-                let id = inst.id();
-                let out = inst.run(&batch).await.map_err(|f| (f, Some(id)))?;
-                let mut enc = job.encode(out, &guest_index).map_err(|f| (f, Some(id)))?;
-                if let Some(part) = enc.part.take()
-                    && let Err(e) = job.stage(index, &part)
-                {
+    let attempt = catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let inst = match instance {
+                Some(i) => i,
+                None => {
+                    let i = job.component.instantiate(job.instance_settings(Some(budget.clone()))).await?;
+                    instance.insert(i)
+                }
+            };
+            let id = inst.id();
+            let out = inst.run(&batch).await.map_err(|f| (f, Some(id)))?;
+            let mut enc = job.encode(out, &guest_index).map_err(|f| (f, Some(id)))?;
+            if let Some(part) = enc.part.take() {
+                if !job.keeps(&lease) {
+                    return Err(Attempt::Dropped);
+                }
+                if let Err(e) = job.stage(index, &part) {
                     return Err(Attempt::Fault(format!("cannot stage the output of mini-batch {}: {e}", mb.id)));
                 }
-                Ok::<_, Attempt>((enc, id))
-            })
-        }));
-        let outcome = match attempt {
-            Ok(Ok((enc, id))) => Ok((enc, id)),
-            Ok(Err(Attempt::Failed(f, id))) => Err((f, id)),
-            Ok(Err(Attempt::Fault(why))) => {
-                job.fault(why);
-                return None;
             }
-            Err(panic) => {
-                // The instance's store may be mid-call: never reuse it, nor
-                // the runtime the panic went through.
-                *instance = None;
-                if let Ok(fresh) = worker_runtime() {
-                    *rt = fresh;
+            Ok::<_, Attempt>((enc, id))
+        })
+    }));
+    let outcome = match attempt {
+        Ok(Ok((enc, id))) => Ok((enc, id)),
+        Ok(Err(Attempt::Failed(f, id))) => Err((f, id)),
+        Ok(Err(Attempt::Dropped)) => {
+            job.drop_delivery(lease);
+            return;
+        }
+        Ok(Err(Attempt::Fault(why))) => {
+            job.fault(why);
+            let _ = job.queue.nack(lease, false);
+            return;
+        }
+        Err(panic) => {
+            // The instance's store may be mid-call: never reuse it, nor
+            // the runtime the panic went through.
+            *instance = None;
+            if let Ok(fresh) = worker_runtime() {
+                *rt = fresh;
+            }
+            Err((host_fault(&panic), record.instance))
+        }
+    };
+    match outcome {
+        Ok((enc, id)) => {
+            record.instance = Some(id);
+            input_errors.extend(enc.errors);
+            input_errors.sort_by_key(|e| e.0);
+            record.finish_ok(input_errors, enc.rows, last_failure, start.elapsed());
+            job.settle_ok(lease, record);
+        }
+        Err((f, id)) => {
+            if id.is_some() {
+                record.instance = id;
+            }
+            tracing::warn!(mini_batch = %mb.id, instance = ?id, "try {} failed: {f}", record.tries);
+            *instance = None;
+            if record.tries < max_tries && !job.stop.load(Ordering::Acquire) {
+                {
+                    let mut tries = job.tries.lock().expect("tries lock");
+                    if let Some(t) = tries.get_mut(&index) {
+                        t.last_failure = Some(f.clone());
+                        t.instance = record.instance;
+                    }
                 }
-                Err((host_fault(&panic), record.instance))
-            }
-        };
-        match outcome {
-            Ok((enc, id)) => {
-                record.instance = Some(id);
-                input_errors.extend(enc.errors);
-                input_errors.sort_by_key(|e| e.0);
-                record.finish_ok(input_errors, enc.rows, last_failure.take(), start.elapsed());
-                return job.commit(record);
-            }
-            Err((f, id)) => {
-                if id.is_some() {
-                    record.instance = id;
+                match job.queue.nack(lease, true) {
+                    Ok(true) => return,
+                    // Not delivered again (the job stopped): this failure
+                    // is the mini-batch's.
+                    Ok(false) => {}
+                    Err(lost) => {
+                        tracing::warn!(mini_batch = %mb.id, "{lost}");
+                        return;
+                    }
                 }
-                tracing::warn!(mini_batch = %mb.id, instance = ?id, "try {} failed: {f}", record.tries);
-                *instance = None;
-                last_failure = Some(f);
+                record.finish_failed(f, start.elapsed());
+                job.finalize_failed(record);
+                return;
             }
+            record.finish_failed(f, start.elapsed());
+            job.settle_failed(lease, record);
         }
     }
-    let failure = last_failure.unwrap_or_else(|| Failure::new(ReasonCode::UserError, "not run: the job stopped"));
-    record.finish_failed(failure, start.elapsed());
-    Some(record)
 }
 
 /// How one try ended short of success: its failure and the instance it
 /// ran on (none when instantiation failed).
 enum Attempt {
     Failed(Failure, Option<usize>),
+    /// The lease was lost or the job abandoned its work in flight: the
+    /// result is not kept.
+    Dropped,
     /// The job's own fault (its output cannot be staged): it stops.
     Fault(String),
 }
@@ -701,10 +961,84 @@ impl Job<'_> {
     /// the reason; what is committed stays, and a resume runs the rest.
     fn fault(&self, why: String) {
         tracing::error!("stopping the job: {why}");
-        let mut st = self.state.lock().expect("job lock");
-        st.fault.get_or_insert(why);
-        self.stop.store(true, Ordering::Release);
+        self.state.lock().expect("job lock").fault.get_or_insert(why.clone());
+        self.request_stop(&why);
+    }
+
+    /// No new mini-batches: the queue hands out nothing more; the ones in
+    /// flight finish (or, after a cancel's grace period, are abandoned).
+    fn request_stop(&self, why: &str) {
+        if !self.stop.swap(true, Ordering::AcqRel) {
+            self.observer.job_stopping(why);
+        }
         self.queue.close();
+    }
+
+    /// Whether this delivery's result may still be kept: its lease is
+    /// still held and a cancel has not abandoned the work in flight.
+    fn keeps(&self, lease: &Lease) -> bool {
+        !self.cancel.abandoned() && self.queue.held(lease)
+    }
+
+    /// A delivery whose result is not kept: the lease is given back without
+    /// a retry (lost: another delivery owns the mini-batch; abandoned: a
+    /// resume runs it).
+    fn drop_delivery(&self, lease: Lease) {
+        let index = lease.index;
+        if self.cancel.abandoned() {
+            tracing::warn!(mini_batch = %self.plan.mini_batches[index].id, "abandoned after the cancel's grace period");
+        } else {
+            tracing::warn!(mini_batch = %self.plan.mini_batches[index].id, "lease lost: its result is dropped");
+        }
+        let _ = self.queue.nack(lease, false);
+    }
+
+    /// A try that succeeded: commits it (the first result of a mini-batch
+    /// wins; a later one, from a redelivery after a lost lease, is dropped)
+    /// and acks the lease.
+    fn settle_ok(&self, lease: Lease, record: BatchRecord) {
+        let index = lease.index;
+        if !self.keeps(&lease) {
+            self.drop_delivery(lease);
+            return;
+        }
+        {
+            let mut st = self.state.lock().expect("job lock");
+            if st.records[index].is_some() || !st.committing.insert(index) {
+                drop(st);
+                tracing::warn!(mini_batch = %record.id, "a second result for a committed mini-batch: dropped");
+                let _ = self.queue.ack(lease);
+                return;
+            }
+        }
+        let Some(record) = self.commit(record) else {
+            let _ = self.queue.nack(lease, false);
+            return;
+        };
+        // An ack is not a commit: the entry is what counts, so a lease lost
+        // after it changes nothing.
+        let _ = self.queue.ack(lease);
+        self.tries.lock().expect("tries lock").remove(&index);
+        self.finalize(index, record);
+    }
+
+    /// A mini-batch that failed for good: its record is final, its lease
+    /// acked.
+    fn settle_failed(&self, lease: Lease, record: BatchRecord) {
+        if self.queue.ack(lease).is_err() {
+            // Another delivery owns it now.
+            return;
+        }
+        self.finalize_failed(record);
+    }
+
+    fn finalize_failed(&self, record: BatchRecord) {
+        let index = record.index;
+        self.tries.lock().expect("tries lock").remove(&index);
+        if self.state.lock().expect("job lock").records[index].is_some() {
+            return;
+        }
+        self.finalize(index, record);
     }
 
     /// Checks a successful result against the job's output schema and
@@ -798,26 +1132,50 @@ impl Job<'_> {
         st.output_rows += record.rows;
         let room = FIRST_ERRORS.saturating_sub(st.first_errors.len());
         st.first_errors.extend(record.error_entries().into_iter().take(room));
+        let finished = BatchFinished {
+            index,
+            id: record.id.clone(),
+            outcome: match (record.resumed, record.status) {
+                (true, _) => BatchOutcome::Resumed,
+                (false, BatchStatus::Failed) => BatchOutcome::Failed,
+                (false, _) => BatchOutcome::Succeeded,
+            },
+            tries: record.tries,
+            items: record.item_count as u64,
+            failed_items: match record.status {
+                BatchStatus::Failed => record.item_count as u64,
+                _ => record.item_errors.len() as u64,
+            },
+            rows: record.rows,
+            failure: record.failure.as_ref().filter(|_| record.status == BatchStatus::Failed).map(|f| f.to_string()),
+            counters: self.counters.snapshot(),
+        };
         st.records[index] = Some(record);
+        let mut stop = None;
         if st.crossed.is_none()
             && let Some(crossed) = self.thresholds.check(&st.tally, self.plan.mini_batches.len() as u64)
         {
             tracing::error!("stopping the job: {}", crossed.1);
+            stop = Some(crossed.1.clone());
             st.crossed = Some(crossed);
-            self.stop.store(true, Ordering::Release);
-            self.queue.close();
         }
+        drop(st);
+        if let Some(why) = stop {
+            self.request_stop(&why);
+        }
+        self.observer.mini_batch_finished(&finished);
     }
 }
 
 fn finish(
     job: Job<'_>,
     opts: &RunOptions,
+    only: bool,
     started_at: String,
     mut timings: Timings,
     started: Instant,
 ) -> Result<JobResult, RunError> {
-    let Job { output, spec, plan, thresholds, state, mut journal, .. } = job;
+    let Job { output, spec, plan, thresholds, state, mut journal, cancel, .. } = job;
     if let Err(e) = journal.close() {
         tracing::warn!("the journal could not be flushed ({e}): a resume may run some mini-batches again");
     }
@@ -868,7 +1226,16 @@ fn finish(
         result.status = JobStatus::Failed;
         result.reason = Some(why);
     }
-    report::never_complete_with_unrun(&mut result, opts.only.is_some());
+    if cancel.is_canceled() && result.mini_batches.not_run > 0 && result.status != JobStatus::Failed {
+        result.status = JobStatus::Canceled;
+        result.reason = Some(format!(
+            "{}; {} of {} mini-batches did not run (`sluice resume` runs them)",
+            cancel.reason().unwrap_or_else(|| "canceled".into()),
+            result.mini_batches.not_run,
+            result.mini_batches.total
+        ));
+    }
+    report::never_complete_with_unrun(&mut result, only);
     if let Some(e) = write_error {
         let path = spec.append_row_to.as_ref().map(|o| o.path.display().to_string()).unwrap_or_default();
         tracing::error!("cannot write the output {path}: {e}");
