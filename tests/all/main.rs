@@ -17,6 +17,7 @@ mod plugins;
 mod resume;
 mod retries;
 mod sandbox;
+mod seams;
 mod settings;
 mod tabular;
 mod thresholds;

@@ -78,6 +78,14 @@ pub enum JobsCommand {
         #[command(flatten)]
         dirs: Dirs,
     },
+    /// Cancels a job running in another process, as Ctrl-C would: no new
+    /// mini-batches, the ones in flight get a grace period, committed work
+    /// is kept; `sluice resume JOB` finishes it.
+    Cancel {
+        job: String,
+        #[command(flatten)]
+        dirs: Dirs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -206,6 +214,17 @@ pub fn jobs(c: JobsCommand) -> Result<ExitCode, Failure> {
         JobsCommand::Logs { job, mini_batch, follow, dirs } => {
             let dir = dirs.resolve(&job)?;
             logs(&dir, mini_batch.as_deref(), follow)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Cancel { job, dirs } => {
+            let dir = dirs.resolve(&job)?;
+            if dir.join("job_result.json").exists() {
+                return Err(Failure::Usage(anyhow!("{}: the job has already finished", dir.display())));
+            }
+            sluice_runtime::request_cancel(&dir, "canceled by `sluice jobs cancel`")
+                .with_context(|| format!("{}: cannot ask the job to cancel", dir.display()))
+                .map_err(Failure::Job)?;
+            out!("asked {} to cancel; it stops within a few seconds (`sluice resume` finishes it)", dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use sluice_job::JobSpec;
 use sluice_job::spec::{Override, SpecSource};
 use sluice_runtime::jobs::JobIndex;
-use sluice_runtime::{JobResult, JobStatus, ProgressMode, RunOptions};
+use std::sync::Arc;
+
+use sluice_runtime::{
+    Backends, CancelToken, JobResult, JobStatus, Observers, ProgressMode, ProgressObserver, RunOptions,
+};
 
 /// `println!` for anything that may hold text a guest or an input file
 /// name controls: control characters (newlines, ESC/OSC sequences, bidi
@@ -221,8 +225,45 @@ pub fn main() -> ExitCode {
 }
 
 /// 1 for a failed job, else 0.
+/// Ctrl-C (SIGINT) or SIGTERM cancels the job gracefully; a second one
+/// exits at once (exit code 130), leaving what is committed for `resume`.
+fn cancel_on_signals(cancel: &CancelToken) -> Option<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot handle Ctrl-C (it will kill the job; `sluice resume` finishes it): {e}");
+            return None;
+        }
+    };
+    let handle = signals.handle();
+    let cancel = cancel.clone();
+    std::thread::Builder::new()
+        .name("sluice-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if cancel.is_canceled() {
+                    err_out!("second signal: stopping now (`sluice resume` finishes the job)");
+                    std::process::exit(130);
+                }
+                let name = if sig == SIGINT { "SIGINT (Ctrl-C)" } else { "SIGTERM" };
+                err_out!(
+                    "{name}: canceling the job; mini-batches in flight get {}s to finish (again to stop now)",
+                    cancel.grace().as_secs()
+                );
+                cancel.cancel(format!("canceled by {name}"));
+            }
+        })
+        .ok()?;
+    Some(handle)
+}
+
 fn exit_for(r: &JobResult) -> ExitCode {
-    if r.status == JobStatus::Failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    match r.status {
+        JobStatus::Failed => ExitCode::from(1),
+        JobStatus::Canceled => ExitCode::from(130),
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 pub(crate) enum Failure {
@@ -356,16 +397,20 @@ pub(crate) fn run_spec(
     } else {
         ProgressMode::Lines
     };
-    let opts = RunOptions {
-        progress,
-        restart,
-        source: Some(source),
-        index: Some(index),
-        cache_dir,
-        ..RunOptions::new(job_dir)
-    };
-    let result = sluice_runtime::run_job(spec, &opts)
-        .map_err(|e| Failure::Job(anyhow::Error::new(e).context(format!("job `{}`", spec.name))))?;
+    let opts = RunOptions { restart, source: Some(source), cache_dir, ..RunOptions::new(job_dir) };
+    let context = || format!("job `{}`", spec.name);
+    let prepared =
+        sluice_runtime::prepare_local(spec, &opts).map_err(|e| Failure::Job(anyhow::Error::new(e).context(context())))?;
+    let observers = Observers(vec![Arc::new(ProgressObserver::new(progress)), Arc::new(index)]);
+    let cancel = CancelToken::default();
+    let signals = cancel_on_signals(&cancel);
+    let result = prepared
+        .run(Backends::default(), &observers, &cancel)
+        .map_err(|e| Failure::Job(anyhow::Error::new(e).context(context())));
+    if let Some(handle) = signals {
+        handle.close();
+    }
+    let result = result?;
     print_summary(&result);
     Ok(result)
 }

@@ -201,11 +201,6 @@ impl CancelToken {
         self.inner.grace
     }
 
-    /// The flag instances watch: set when the grace period is over.
-    pub(crate) fn abandon_flag(&self) -> Arc<AtomicBool> {
-        self.inner.abandon.clone()
-    }
-
     /// Whether in-flight work is to be abandoned now.
     pub(crate) fn abandoned(&self) -> bool {
         self.inner.abandon.load(Ordering::Acquire)

@@ -619,6 +619,10 @@ fn worker(job: &Job<'_>) {
     };
     let mut instance: Option<ScorerInstance> = None;
     while let Some(lease) = job.queue.take() {
+        if job.cancel.is_canceled() {
+            // Seen here first when mini-batches are quicker than the watch.
+            job.request_stop(&job.cancel.reason().unwrap_or_else(|| "canceled".into()));
+        }
         if job.stop.load(Ordering::Acquire) {
             // Taken as the job stopped: not run (a resume runs it).
             let _ = job.queue.nack(lease, false);

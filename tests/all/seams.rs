@@ -1,0 +1,105 @@
+//! The runtime's seams: prepare / run / finish with an observer and a
+//! cancel, and the leased work queue (a lost lease is delivered again).
+
+use std::sync::{Arc, Mutex};
+
+use sluice_io::{InProcessQueue, Lease, LeaseLost, WorkQueue};
+use sluice_job::result::JobStatus;
+use sluice_runtime::{Backends, CancelToken, NoObserver};
+
+use crate::helpers::*;
+
+#[path = "../../examples/embed/main.rs"]
+#[allow(dead_code)]
+mod embed;
+
+/// A job over `n` small files, one per mini-batch, rows to out.csv.
+fn files_job(n: usize) -> Job {
+    let mut job = Job::new(FILE_STATS).set("mini_batch_size", "1").output("csv");
+    for i in 0..n {
+        job = job.file(&format!("f{i:03}.txt"), format!("{}\n", "x".repeat(i + 1)));
+    }
+    job
+}
+
+#[test]
+fn cancel_halfway_then_resume_gives_the_uninterrupted_output_byte_for_byte() {
+    let whole = files_job(24);
+    let r = whole.run();
+    assert_eq!(r.status, JobStatus::Completed);
+    let expected = std::fs::read(whole.out_path("csv")).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let e = embed::embed(FILE_STATS.as_ref(), &whole.input(), work.path(), |o| {
+        sluice_runtime::RunOptions { cache_dir: Some(cache_dir()), compiler: compiler(), ..o }
+    })
+    .unwrap();
+    assert_eq!(e.canceled.status, JobStatus::Canceled, "{:?}", e.canceled.reason);
+    let reason = e.canceled.reason.clone().unwrap();
+    assert!(reason.contains("canceled halfway by the embedding program"), "{reason}");
+    let m = &e.canceled.mini_batches;
+    assert!(m.succeeded >= 12 && m.not_run > 0, "{m:?}");
+    assert!(e.events.iter().any(|l| l.starts_with("started 0 try 1")), "{:?}", e.events);
+    assert!(e.events.iter().filter(|l| l.starts_with("finished")).count() as u64 >= 12);
+
+    assert_eq!(e.resumed.status, JobStatus::Completed, "{:?}", e.resumed.reason);
+    assert_eq!(e.resumed.mini_batches.succeeded, 24);
+    assert_eq!(std::fs::read(work.path().join("out.csv")).unwrap(), expected);
+}
+
+/// Drops the lease of the first delivery of mini-batch `victim` as soon as
+/// it is taken (its worker "died": the queue delivers it again), while the
+/// worker still runs it on a copy whose lease is no longer held.
+struct LosesOneLease {
+    inner: InProcessQueue,
+    victim: usize,
+    lost: Mutex<bool>,
+}
+
+impl WorkQueue for LosesOneLease {
+    fn take(&self) -> Option<Lease> {
+        let lease = self.inner.take()?;
+        let mut lost = self.lost.lock().unwrap();
+        if lease.index == self.victim && !*lost {
+            *lost = true;
+            let copy = Lease::new(lease.index, lease.delivery, lease.token, None);
+            drop(lease);
+            return Some(copy);
+        }
+        Some(lease)
+    }
+    fn held(&self, lease: &Lease) -> bool {
+        self.inner.held(lease)
+    }
+    fn ack(&self, lease: Lease) -> Result<(), LeaseLost> {
+        self.inner.ack(lease)
+    }
+    fn nack(&self, lease: Lease, retry: bool) -> Result<bool, LeaseLost> {
+        self.inner.nack(lease, retry)
+    }
+    fn close(&self) {
+        self.inner.close()
+    }
+}
+
+#[test]
+fn a_lost_lease_is_delivered_again_and_the_output_has_each_row_once() {
+    let whole = files_job(8);
+    whole.run();
+    let expected = std::fs::read(whole.out_path("csv")).unwrap();
+
+    let job = files_job(8);
+    let prepared = sluice_runtime::prepare_local(&job.spec(), &job.options()).unwrap();
+    let queue = Arc::new(LosesOneLease {
+        inner: InProcessQueue::of(prepared.todo().to_vec()),
+        victim: 3,
+        lost: Mutex::new(false),
+    });
+    let backends = Backends { queue: Some(queue.clone()) };
+    let r = prepared.run(backends, &NoObserver, &CancelToken::default()).unwrap();
+    assert!(*queue.lost.lock().unwrap(), "the lease was never lost");
+    assert_eq!(r.status, JobStatus::Completed, "{:?}", r.reason);
+    assert_eq!(r.mini_batches.succeeded, 8);
+    assert_eq!(r.output_rows, 8);
+    assert_eq!(std::fs::read(job.out_path("csv")).unwrap(), expected);
+}
