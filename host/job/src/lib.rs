@@ -2,8 +2,12 @@
 //! mini-batches (plan), the data that flows through a scorer (data), when a
 //! job must stop (thresholds) and what a finished job reports (result).
 //!
-//! Nothing here knows wasmtime or touches files beyond reading the spec: the
-//! engine, the I/O layer and the scheduler all speak these types.
+//! Nothing here knows wasmtime, and nothing touches files beyond reading the
+//! spec and checking the metadata of the paths it names (input, scorer,
+//! models, mounts): the engine, the I/O layer and the scheduler all speak these
+//! types. ARCHITECTURE.md ("Code map") says what each crate may know.
+
+#![warn(missing_docs)]
 
 pub mod data;
 pub mod plan;

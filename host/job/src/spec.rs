@@ -1,5 +1,6 @@
-//! The job spec: YAML with Azure ML `type: parallel` key names (DESIGN §1),
-//! validated into a [`JobSpec`]. Every error names the YAML path of the key
+//! The job spec: YAML with the key names of an Azure ML `type: parallel`
+//! job (so a spec written for Azure ML runs here unchanged; see
+//! ARCHITECTURE.md, "Bird's-eye view"), validated into a [`JobSpec`]. Every error names the YAML path of the key
 //! at fault; unknown keys get a did-you-mean hint.
 
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ pub struct SpecError {
     /// The YAML path of the key at fault (`retry_settings.timeout`), empty
     /// when the error is about the whole document.
     pub path: String,
+    /// What is wrong and, where there is one, the fix (a did-you-mean
+    /// hint, the accepted range).
     pub message: String,
 }
 
@@ -32,11 +35,15 @@ pub enum InputKind {
     UriFile,
 }
 
+/// The job's input (`inputs.NAME`, the one `input_data` names).
 #[derive(Debug, Clone)]
 pub struct InputSpec {
     /// The name under `inputs:`.
     pub name: String,
+    /// Folder or single file; for `mltable`, taken from what the path is.
     pub kind: InputKind,
+    /// Absolute (resolved against the spec's folder); it existed when the
+    /// spec was validated.
     pub path: PathBuf,
     /// `type: mltable`: the files are tables (CSV, Parquet, JSON Lines, by
     /// extension) and the items of a mini-batch are rows.
@@ -47,6 +54,7 @@ pub struct InputSpec {
 /// mlflow_model` or `custom_model`): the guest loads it by `name` only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
+    /// What the guest passes to the `onnx` import's `load`.
     pub name: String,
     /// An `.onnx` file or an MLflow model folder.
     pub path: PathBuf,
@@ -64,6 +72,8 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
+    /// By extension, case-insensitive; `None` for any other extension (the
+    /// spec refuses it rather than guess).
     pub fn from_path(p: &Path) -> Option<OutputFormat> {
         match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(OutputFormat::Csv),
@@ -77,7 +87,10 @@ impl OutputFormat {
 /// Where a job's rows go (`task.append_row_to`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputSpec {
+    /// Absolute; written as `NAME.partial` and renamed into place when
+    /// the job ends.
     pub path: PathBuf,
+    /// From `path`'s extension.
     pub format: OutputFormat,
 }
 
@@ -86,14 +99,19 @@ pub struct OutputSpec {
 pub struct Mount {
     /// Where the guest sees it (`/lookup`).
     pub guest_path: String,
+    /// Absolute; the guest can read under it and nothing else.
     pub host_path: PathBuf,
 }
 
 /// What `init(config)` receives; all explicit, never the host environment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScorerConfig {
+    /// `task.config` keys and values, in spec order.
     pub settings: Vec<(String, String)>,
+    /// `task.program_arguments`, split as a shell would.
     pub arguments: Vec<String>,
+    /// `environment_variables`: passed in `config`, not as the instance's
+    /// WASI environment (which stays empty).
     pub environment: Vec<(String, String)>,
 }
 
@@ -159,20 +177,34 @@ impl Default for Limits {
     }
 }
 
+/// `logging_level`: the host's own tracing level for the job (guest log
+/// lines are kept whatever it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoggingLevel {
+    /// `DEBUG`.
     Debug,
+    /// `INFO`, the default.
     Info,
+    /// `WARNING` (or `WARN`).
     Warning,
 }
 
 /// A validated job: everything the planner and scheduler need.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
+    /// `name`, or the scorer's file stem: names the default job directory
+    /// and tags every guest log line.
     pub name: String,
+    /// What is scored (`input_data`).
     pub input: InputSpec,
+    /// How the input is cut (`mini_batch_size`, default 10 files); rows
+    /// only for tabular input.
     pub mini_batch_size: MiniBatchSize,
+    /// Sandboxed instances running at once, one worker thread each
+    /// (`max_concurrency_per_instance`, 1..=1024, default the cores).
     pub max_concurrency: usize,
+    /// Tries after the first, each on a fresh instance
+    /// (`retry_settings.max_retries`, 0..=100, default 3).
     pub max_retries: u32,
     /// Wall clock for one `run()` (and one `init()`), host calls included.
     pub timeout: Duration,
@@ -180,7 +212,10 @@ pub struct JobSpec {
     pub error_threshold: i64,
     /// Failed mini-batches tolerated; -1 = ignore.
     pub mini_batch_error_threshold: i64,
+    /// Failed mini-batches allowed, percent of the whole plan (0..=100,
+    /// default 100: never stops the job).
     pub allowed_failed_percent: u32,
+    /// The host's tracing level.
     pub logging_level: LoggingLevel,
     /// Tabular input: one mini-batch per distinct tuple of these columns.
     pub partition_keys: Vec<String>,
@@ -189,10 +224,16 @@ pub struct JobSpec {
     /// ONNX Runtime intra-op threads per session (`onnx.intra_op_threads`,
     /// default 1: on a shared box more threads wait on each other).
     pub onnx_threads: usize,
+    /// The scorer component (`task.code`, plus `task.entry_script` when
+    /// `code` is a folder); absolute, a regular file when validated.
     pub scorer: PathBuf,
+    /// Where returned rows go; `None`: rows are counted, not kept.
     pub append_row_to: Option<OutputSpec>,
+    /// What every instance's `init` receives.
     pub config: ScorerConfig,
+    /// Host folders granted read-only (`task.mounts`).
     pub mounts: Vec<Mount>,
+    /// The sandbox and resource caps.
     pub limits: Limits,
     /// One-line notes about accepted-but-ignored keys.
     pub notes: Vec<String>,
@@ -337,7 +378,9 @@ struct RawLimits {
 /// One `key.path=value` override (a CLI flag), applied on top of the YAML.
 #[derive(Debug, Clone)]
 pub struct Override {
+    /// The YAML path, dot-separated (`retry_settings.timeout`).
     pub path: String,
+    /// Replaces whatever the YAML has there (creating the mappings above it).
     pub value: Value,
 }
 
@@ -351,6 +394,7 @@ impl Override {
         Ok(Override { path: k.trim().to_string(), value })
     }
 
+    /// An override built by code (a typed CLI flag), no parsing.
     pub fn new(path: impl Into<String>, value: impl Into<Value>) -> Override {
         Override { path: path.into(), value: value.into() }
     }

@@ -1,15 +1,25 @@
-//! The three failure thresholds, checked together (DESIGN §1).
+//! The three failure thresholds of an Azure ML parallel job
+//! (`error_threshold`, `mini_batch_error_threshold`,
+//! `allowed_failed_percent`), checked together after every finished
+//! mini-batch (a mini-batch is finished after its last try). The first one
+//! crossed stops the job: no new mini-batches start, what is committed
+//! stays, and the job is `failed` naming it (ARCHITECTURE.md,
+//! "Invariants").
 
 /// Which threshold stopped a job.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Crossed {
+    /// More failed items than `error_threshold`.
     ErrorThreshold,
+    /// More failed mini-batches than `mini_batch_error_threshold`.
     MiniBatchErrorThreshold,
+    /// More failed mini-batches than `allowed_failed_percent` of the plan.
     AllowedFailedPercent,
 }
 
 impl Crossed {
+    /// The spec key, as reports and messages name it.
     pub fn key(&self) -> &'static str {
         match self {
             Crossed::ErrorThreshold => "error_threshold",
@@ -19,6 +29,8 @@ impl Crossed {
     }
 }
 
+/// The job's thresholds, as validated from the spec; `job_result.json`
+/// repeats them so a failed job shows what it was held to.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Thresholds {
     /// Failed items tolerated over the job; -1 = ignore.
@@ -32,7 +44,10 @@ pub struct Thresholds {
 /// Running failure counts of a job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tally {
+    /// Item errors of succeeded mini-batches plus every item of a failed
+    /// one (an item a mini-batch failure took with it failed too).
     pub failed_items: u64,
+    /// Mini-batches that failed their last try.
     pub failed_mini_batches: u64,
 }
 
