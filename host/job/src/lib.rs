@@ -2,10 +2,12 @@
 //! mini-batches (plan), the data that flows through a scorer (data), when a
 //! job must stop (thresholds) and what a finished job reports (result).
 //!
-//! Nothing here knows wasmtime or touches files beyond reading the spec: the
-//! engine, the I/O layer and the scheduler all speak these types.
+//! Nothing here knows wasmtime or touches files beyond reading the spec and
+//! the one durable file write every crate shares (`durable`): the engine,
+//! the I/O layer and the scheduler all speak these types.
 
 pub mod data;
+pub mod durable;
 pub mod plan;
 pub mod result;
 pub mod size;

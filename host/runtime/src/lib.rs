@@ -11,7 +11,6 @@
 
 mod guest_log;
 pub mod jobs;
-pub mod journal;
 pub mod monitor;
 mod progress;
 mod replay;

@@ -9,14 +9,23 @@ use sluice_job::result::{BatchCounts, ErrorEntry, ItemCounts, JobResult, JobStat
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{Failure, InputItem, JobSpec, Plan, ReasonCode};
 
+/// The output columns fixed by the first mini-batch that had rows, kept
+/// in the commit log so a resumed job writes the same header and checks
+/// the same schema.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedSchema {
+    pub columns: Vec<(String, String)>,
+    pub header: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum BatchStatus {
     Succeeded,
     Failed,
 }
 
-/// The outcome of one mini-batch after its last try (also its journal
-/// entry).
+/// The outcome of one mini-batch after its last try (also its commit-log
+/// entry: its `id`, `index` and `rows` are the log's `EntryHead`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BatchRecord {
     pub id: String,

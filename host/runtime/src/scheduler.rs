@@ -10,16 +10,18 @@ use sluice_engine::{
     Compiler, HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
     ScorerEngine, ScorerInstance,
 };
-use sluice_io::{Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, TabularInput, WorkQueue};
+use sluice_io::journal::{LocalJournal, Manifest};
+use sluice_io::{
+    CommitLog, Encode, FsItemSource, InProcessQueue, ItemSource, LocalOutput, OutputStore, TabularInput, WorkQueue,
+};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
 use crate::guest_log::FileGuestLog;
-use crate::journal::{Journal, Manifest, SavedSchema};
 use crate::progress::{Counters, Progress, ProgressMode};
-use crate::report::{self, BatchRecord, BatchStatus, RowLabels};
+use crate::report::{self, BatchRecord, BatchStatus, RowLabels, SavedSchema};
 
 /// How many errors `job_result.json` lists.
 const FIRST_ERRORS: usize = 20;
@@ -83,7 +85,7 @@ pub enum RunError {
     #[error("cannot load the granted models")]
     Models(#[from] sluice_engine::OnnxError),
     #[error(transparent)]
-    Journal(#[from] crate::journal::JournalError),
+    Journal(#[from] sluice_io::journal::JournalError),
     #[error("{what}; choose another path (a job never writes over what it reads)")]
     Overlap { what: String },
     #[error("no mini-batch `{id}` in this job (its first ids: {known}); see processed_mini_batches.csv")]
@@ -100,8 +102,9 @@ struct Job<'a> {
     tabular: Option<TabularInput>,
     models: Option<Arc<ModelRegistry>>,
     queue: InProcessQueue,
-    output: Option<Box<dyn OutputStore>>,
-    journal: Journal,
+    output: Option<Arc<dyn OutputStore>>,
+    /// Owns exactly-once: stages parts (into `output`) and commits entries.
+    journal: Box<dyn CommitLog>,
     log: Arc<FileGuestLog>,
     thresholds: Thresholds,
     stop: AtomicBool,
@@ -162,7 +165,7 @@ pub fn run_job_with_output(
     std::fs::create_dir_all(dir).map_err(|source| RunError::JobDir { path: dir.clone(), source })?;
     if let Some(src) = &opts.source {
         let json = serde_json::to_vec_pretty(src).expect("a spec source serialises");
-        sluice_io::output::write_durably(&dir.join("spec.json"), &json)
+        sluice_job::durable::write_durably(&dir.join("spec.json"), &json)
             .map_err(|source| RunError::JobDir { path: dir.join("spec.json"), source })?;
     }
     if let Some(index) = &opts.index
@@ -233,7 +236,8 @@ pub fn run_job_with_output(
     let manifest = manifest(spec, &component, models.as_deref());
     let mut plan = plan;
     plan.salt(&manifest.fingerprint());
-    let journal = Journal::open(dir, &manifest, opts.restart)?;
+    let output: Option<Arc<dyn OutputStore>> = output.map(Arc::from);
+    let journal: Box<dyn CommitLog> = Box::new(LocalJournal::open(dir, &manifest, opts.restart, output.clone())?);
     if opts.restart
         && let Some(store) = &output
     {
@@ -258,8 +262,8 @@ pub fn run_job_with_output(
         todo.push(*index);
     }
     for mb in plan.mini_batches.iter().filter(|_| opts.only.is_none()) {
-        let staged = |r: &BatchRecord| r.rows == 0 || output.as_ref().is_none_or(|o| o.has_part(mb.index));
-        match journal.committed(mb.index, &mb.id).filter(staged) {
+        // The log counts an entry only while its part is still staged.
+        match journal.committed(mb.index, &mb.id).and_then(|e| serde_json::from_slice::<BatchRecord>(&e).ok()) {
             Some(mut r) => {
                 r.resumed = true;
                 records[mb.index] = Some(r);
@@ -271,7 +275,7 @@ pub fn run_job_with_output(
     if resumed > 0 {
         tracing::info!("resuming: {resumed} of {total} mini-batches were committed by an earlier run");
     }
-    let schema = journal.schema().map(|s| {
+    let schema = journal.schema().and_then(|s| serde_json::from_slice::<SavedSchema>(&s).ok()).map(|s| {
         (s.columns.into_iter().map(|(n, t)| (n, sluice_job::data::type_name(&t))).collect::<Schema>(), s.header)
     });
     install_panic_location_hook();
@@ -728,6 +732,7 @@ impl Job<'_> {
                         columns: schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect(),
                         header: header.clone(),
                     };
+                    let saved = serde_json::to_vec(&saved).expect("a schema serialises");
                     self.journal.save_schema(&saved).map_err(|e| {
                         Failure::new(ReasonCode::InvalidOutput, format!("cannot write the journal: {e}"))
                     })?;
@@ -755,10 +760,7 @@ impl Job<'_> {
 
     /// Makes a finished mini-batch's rows durable (its staged part).
     fn stage(&self, index: usize, part: &[u8]) -> std::io::Result<()> {
-        match &self.output {
-            Some(store) => store.stage(index, part),
-            None => Ok(()),
-        }
+        self.journal.stage(index, part)
     }
 
     /// Journals a succeeded mini-batch (after its part is staged): from
@@ -766,15 +768,16 @@ impl Job<'_> {
     /// a fault of the job (no mini-batch would survive a resume): it stops,
     /// and this mini-batch stays uncommitted.
     fn commit(&self, record: BatchRecord) -> Option<BatchRecord> {
-        if let Err(e) = self.journal.commit(&record) {
-            self.fault(format!("cannot write the journal ({}): {e}", self.journal_dir().display()));
+        let entry = serde_json::to_vec(&record).map_err(std::io::Error::other);
+        if let Err(e) = entry.and_then(|entry| self.journal.commit(&entry)) {
+            self.fault(format!("cannot write the journal ({}): {e}", self.journal_dir()));
             return None;
         }
         Some(record)
     }
 
-    fn journal_dir(&self) -> &std::path::Path {
-        self.journal.dir()
+    fn journal_dir(&self) -> String {
+        self.journal.location()
     }
 
     /// Records a mini-batch's final outcome, updates the tally and checks
@@ -916,7 +919,7 @@ fn manifest(spec: &JobSpec, component: &ScorerComponent, models: Option<&ModelRe
         set(format!("environment_variables.{k}"), v.clone());
     }
     if let Some(o) = &spec.append_row_to {
-        set(crate::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());
+        set(sluice_io::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());
     }
     let models = models
         .map(|reg| {
