@@ -89,6 +89,9 @@ impl Manifest {
     }
 }
 
+/// The journal's folder in a job directory.
+pub const DIR: &str = "journal";
+
 /// The settings key of the output format.
 pub const OUTPUT_KEY: &str = "task.append_row_to";
 
@@ -209,7 +212,7 @@ impl LocalJournal {
         restart: bool,
         parts: Option<Arc<dyn OutputStore>>,
     ) -> Result<LocalJournal, JournalError> {
-        let dir = job_dir.join("journal");
+        let dir = job_dir.join(DIR);
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| JournalError::Io { path, source }

@@ -10,6 +10,7 @@
 //! wasmtime types.
 
 mod guest_log;
+pub mod jobdir;
 pub mod jobs;
 pub mod monitor;
 mod progress;
@@ -17,6 +18,7 @@ mod replay;
 mod report;
 mod scheduler;
 
+pub use jobdir::{BatchRow, BatchRowStatus, ErrorLine, JobDir, JobDirError, ProgressFile, ResourceSummary};
 pub use progress::{LogWriter, ProgressMode};
 pub use replay::{Replay, replay};
 pub use scheduler::{RunError, RunOptions, run_job, run_job_with_output};

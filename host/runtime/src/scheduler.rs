@@ -20,6 +20,7 @@ use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
 use crate::guest_log::FileGuestLog;
+use crate::jobdir::JobDir;
 use crate::progress::{Counters, Progress, ProgressMode};
 use crate::report::{self, BatchRecord, BatchStatus, RowLabels, SavedSchema};
 
@@ -142,7 +143,7 @@ pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError>
     check_paths(spec, &opts.job_dir)?;
     let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
         Some(o) => Some(Box::new(
-            LocalOutput::with_format(&o.path, &opts.job_dir.join("staged"), o.format)
+            LocalOutput::with_format(&o.path, &JobDir::open(&opts.job_dir).staged_dir(), o.format)
                 .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
         )),
         None => None,
@@ -164,9 +165,7 @@ pub fn run_job_with_output(
     let dir = &opts.job_dir;
     std::fs::create_dir_all(dir).map_err(|source| RunError::JobDir { path: dir.clone(), source })?;
     if let Some(src) = &opts.source {
-        let json = serde_json::to_vec_pretty(src).expect("a spec source serialises");
-        sluice_job::durable::write_durably(&dir.join("spec.json"), &json)
-            .map_err(|source| RunError::JobDir { path: dir.join("spec.json"), source })?;
+        JobDir::open(dir).write_spec(src).map_err(|e| RunError::JobDir { path: e.path, source: e.source })?;
     }
     if let Some(index) = &opts.index
         && let Err(e) = index.register(dir)
@@ -241,12 +240,12 @@ pub fn run_job_with_output(
     if opts.restart
         && let Some(store) = &output
     {
-        store.discard_parts().map_err(|source| RunError::Output { path: dir.join("staged"), source })?;
+        store.discard_parts().map_err(|source| RunError::Output { path: JobDir::open(dir).staged_dir(), source })?;
     }
 
     let log = Arc::new(
-        FileGuestLog::new(&spec.name, dir.join("logs"))
-            .map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?,
+        FileGuestLog::new(&spec.name, JobDir::open(dir).logs_dir())
+            .map_err(|source| RunError::JobDir { path: JobDir::open(dir).logs_dir(), source })?,
     );
     let total = plan.mini_batches.len();
     // Mini-batches an earlier run committed are not run again.
@@ -883,13 +882,14 @@ fn finish(
         });
         result.status = JobStatus::Failed;
     }
-    report::write_job_dir(&opts.job_dir, &result, &plan, &st.records)
-        .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
-    if let Some(mut p) = crate::monitor::read_progress(&opts.job_dir) {
+    let job_dir = JobDir::open(&opts.job_dir);
+    report::write_job_dir(&job_dir, &result, &plan, &st.records)
+        .map_err(|e| RunError::JobDir { path: e.path, source: e.source })?;
+    if let Ok(Some(mut p)) = job_dir.read_progress() {
         p.status =
             serde_json::to_value(result.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         p.elapsed_s = result.timings.total_s;
-        crate::monitor::write_progress_file(&opts.job_dir, &p);
+        let _ = job_dir.write_progress(&p);
     }
     Ok(result)
 }
