@@ -187,6 +187,8 @@ impl Committer {
 
 /// One group: everything written so far reaches the disk, then the
 /// entries become visible.
+/// (Not `sluice_job::durable::write_durably` per entry: that is an fsync
+/// per file, and the group commit exists to pay one flush per group.)
 fn flush(dir: &Path, batch: &[(PathBuf, PathBuf)]) -> io::Result<()> {
     sync_dir_fs(dir)?;
     for (tmp, dst) in batch {
@@ -334,7 +336,8 @@ impl CommitLog for LocalJournal {
         let mut heads = Vec::new();
         for index in LocalJournal::visible_entries(&self.dir) {
             let path = self.entry(index);
-            let bytes = std::fs::read(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             let head = EntryHead::of(&bytes)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: not a journal entry: {e}", path.display())))?;
             if head.index == index && self.part_there(&head) {

@@ -73,7 +73,8 @@ impl Monitor {
             .name("sluice-monitor".into())
             .spawn(move || {
                 let begun = Instant::now();
-                let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(JobDir::open(&s.dir).resources_path());
+                let mut csv =
+                    std::fs::OpenOptions::new().create(true).append(true).open(JobDir::open(&s.dir).resources_path());
                 if let Ok(f) = &mut csv
                     && f.metadata().map(|m| m.len() == 0).unwrap_or(false)
                 {
