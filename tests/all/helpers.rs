@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_job::JobSpec;
 use sluice_job::spec::Override;
-use sluice_runtime::{Compiler, JobResult, RunOptions};
+use sluice_runtime::{Compiler, JobDir, JobResult, RunOptions};
 
 pub const ADVERSARY: &str = env!("SLUICE_GUEST_ADVERSARY");
 pub const ECHO: &str = env!("SLUICE_GUEST_ECHO");
@@ -123,22 +123,18 @@ impl Job {
     /// `processed_mini_batches.csv`, keyed by the first input of each
     /// mini-batch.
     pub fn records(&self) -> HashMap<String, HashMap<String, String>> {
-        let mut r = csv::Reader::from_path(self.job_dir().join("processed_mini_batches.csv")).unwrap();
-        let headers = r.headers().unwrap().clone();
-        r.records()
-            .map(|rec| {
-                let rec = rec.unwrap();
-                let row: HashMap<String, String> =
-                    headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
-                let first = row["inputs"].split("..").next().unwrap().to_string();
-                (first, row)
+        let rows = JobDir::open(self.job_dir()).read_batches().unwrap().expect("the job wrote its mini-batches");
+        rows.into_iter()
+            .map(|r| {
+                let first = r.inputs.split("..").next().unwrap().to_string();
+                (first, r.columns().map(|(c, v)| (c.to_string(), v)).collect())
             })
             .collect()
     }
 
     /// `job_result.json` as JSON.
     pub fn result_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.job_dir().join("job_result.json")).unwrap()).unwrap()
+        serde_json::from_slice(&std::fs::read(JobDir::open(self.job_dir()).result_path()).unwrap()).unwrap()
     }
 
     /// Rows of a CSV output: header, then records.
@@ -185,17 +181,7 @@ pub fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + 
 /// Mini-batches committed in a job directory's journal (entries become
 /// visible only once their part is durable).
 pub fn journal_entries(job_dir: &Path) -> usize {
-    std::fs::read_dir(job_dir.join("journal"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    let name = e.file_name();
-                    let name = name.to_string_lossy();
-                    name.ends_with(".json") && name.starts_with('0')
-                })
-                .count()
-        })
-        .unwrap_or(0)
+    JobDir::open(job_dir).journal_entries().len()
 }
 
 /// Waits (polling) until `cond` holds; false if `secs` pass first.

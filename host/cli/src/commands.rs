@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use sluice_job::spec::SpecSource;
 use sluice_runtime::jobs::{JobIndex, alive, job_info, read_result};
-use sluice_runtime::monitor::{read_progress, resource_summary};
+use sluice_runtime::{BatchRowStatus, ErrorLine, JobDir};
 
 use crate::{Failure, cache_dir, data_dir, exit_for};
 
@@ -154,13 +154,11 @@ fn job_error(e: impl Into<anyhow::Error>) -> Failure {
 
 /// The spec a job ran with (`spec.json` in its directory).
 fn saved_spec(dir: &Path) -> Result<(SpecSource, sluice_job::JobSpec), Failure> {
-    let path = dir.join("spec.json");
-    let bytes = std::fs::read(&path)
+    let source: SpecSource = JobDir::open(dir)
+        .spec_source()
+        .map_err(|e| Failure::Job(anyhow!("{}: unreadable: {}", e.path.display(), e.source)))?
         .with_context(|| format!("{}: not a resumable job (it has no spec.json)", dir.display()))
         .map_err(Failure::Usage)?;
-    let source: SpecSource = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: unreadable", path.display()))
-        .map_err(Failure::Job)?;
     let spec = source.spec().map_err(|e| Failure::Usage(anyhow!(e).context("the job's spec no longer validates")))?;
     Ok((source, spec))
 }
@@ -269,7 +267,7 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
         if let Some(out) = &r.output {
             out!("  output:        {out} ({} rows)", r.output_rows);
         }
-    } else if let Some(p) = read_progress(dir) {
+    } else if let Ok(Some(p)) = JobDir::open(dir).read_progress() {
         out!(
             "  progress:      {}/{} mini-batches, {} failed, {} items (updated {})",
             p.mini_batches_done,
@@ -279,24 +277,17 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
             p.updated_at
         );
     }
-    if let Some((peak, mean, max, n)) = resource_summary(dir) {
+    if let Some(res) = JobDir::open(dir).resources() {
+        let (peak, mean, max, n) = (res.peak_rss_mib, res.cpu_mean, res.cpu_max, res.samples);
         out!(
             "  resources:     peak RSS {peak:.1} MiB; CPU {mean:.0}% mean, {max:.0}% max ({n} samples, 100% = one core)"
         );
     }
 
     // The mini-batch table.
-    let pmb = dir.join("processed_mini_batches.csv");
+    let jd = JobDir::open(dir);
     let mut failed_ids = Vec::new();
-    if let Ok(mut r) = csv::Reader::from_path(&pmb) {
-        let h: Vec<String> = r.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
-        let col = |name: &str| h.iter().position(|c| c == name);
-        let (Some(id), Some(inputs), Some(status), Some(tries), Some(reason), Some(message), Some(dur)) =
-            (col("id"), col("inputs"), col("status"), col("tries"), col("reason"), col("message"), col("duration_s"))
-        else {
-            return Err(Failure::Job(anyhow!("{}: unexpected columns", pmb.display())));
-        };
-        let item_errors = col("item_errors");
+    if let Some(rows) = jd.read_batches().map_err(|e| Failure::Job(e.into()))? {
         out!();
         out!(
             "{:<17} {:<10} {:>5} {:>7} {:>8}  {:<36} REASON",
@@ -307,33 +298,31 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
             "SECONDS",
             "INPUTS"
         );
-        for rec in r.records().flatten() {
-            let errs = item_errors.and_then(|i| rec.get(i)).unwrap_or("0");
-            let bad = &rec[status] == "failed" || errs != "0";
+        for row in rows {
+            let bad = row.status == BatchRowStatus::Failed || row.item_errors != 0;
             if bad {
-                failed_ids.push(rec[id].to_string());
+                failed_ids.push(row.id.clone());
             }
             if only_failed && !bad {
                 continue;
             }
-            let why =
-                if rec[reason].is_empty() { String::new() } else { format!("{}: {}", &rec[reason], &rec[message]) };
+            let why = if row.reason.is_empty() { String::new() } else { format!("{}: {}", row.reason, row.message) };
+            let rec = row.to_record();
             out!(
                 "{:<17} {:<10} {:>5} {:>7} {:>8}  {:<36} {}",
-                &rec[id],
-                &rec[status],
-                &rec[tries],
-                errs,
-                &rec[dur],
-                &rec[inputs],
+                row.id,
+                row.status.as_str(),
+                rec[5],
+                row.item_errors,
+                rec[10],
+                row.inputs,
                 why
             );
         }
     }
 
     // Failed items.
-    let errors = std::fs::read_to_string(dir.join("errors.jsonl")).unwrap_or_default();
-    let lines: Vec<serde_json::Value> = errors.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let lines = jd.read_errors().map_err(|e| Failure::Job(e.into()))?;
     if !lines.is_empty() {
         let limit = if only_failed { lines.len() } else { 10 };
         out!();
@@ -355,19 +344,10 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
 
 /// One `errors.jsonl` line for people: `[CODE] input row N (mini-batch
 /// ID): message`.
-fn error_line(e: &serde_json::Value, with_mini_batch: bool) -> String {
-    let row = e["row"].as_u64().map(|r| format!(" row {r}")).unwrap_or_default();
-    let mb = if with_mini_batch {
-        format!(" (mini-batch {})", e["mini_batch"].as_str().unwrap_or("?"))
-    } else {
-        String::new()
-    };
-    format!(
-        "[{}] {}{row}{mb}: {}",
-        e["code"].as_str().unwrap_or("?"),
-        e["input"].as_str().unwrap_or("?"),
-        e["message"].as_str().unwrap_or("")
-    )
+fn error_line(e: &ErrorLine, with_mini_batch: bool) -> String {
+    let row = e.row.map(|r| format!(" row {r}")).unwrap_or_default();
+    let mb = if with_mini_batch { format!(" (mini-batch {})", e.mini_batch) } else { String::new() };
+    format!("[{}] {}{row}{mb}: {}", e.code.as_str(), e.input.as_deref().unwrap_or("?"), e.message)
 }
 
 /// A guest log line's mini-batch tag.
@@ -376,16 +356,14 @@ fn line_mini_batch(line: &str) -> Option<&str> {
 }
 
 fn logs(dir: &Path, mini_batch: Option<&str>, follow: bool) -> Result<(), Failure> {
-    let log_dir = dir.join("logs");
+    let jd = JobDir::open(dir);
+    let log_dir = jd.logs_dir();
     let keep = |l: &str| mini_batch.is_none_or(|m| line_mini_batch(l).is_some_and(|x| x.starts_with(m)));
     // Read offsets per file, so --follow prints only what is new.
     let mut offsets: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
     let mut printed_any = false;
     loop {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&log_dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect())
-            .unwrap_or_default();
-        files.sort();
+        let files = jd.log_files();
         let mut new_lines = Vec::new();
         for f in files {
             let at = offsets.entry(f.clone()).or_insert(0);
@@ -406,7 +384,7 @@ fn logs(dir: &Path, mini_batch: Option<&str>, follow: bool) -> Result<(), Failur
             out!("{l}");
         }
         printed_any |= !new_lines.is_empty();
-        let running = read_progress(dir).is_some_and(|p| p.status == "running" && alive(p.pid));
+        let running = jd.read_progress().ok().flatten().is_some_and(|p| p.status == "running" && alive(p.pid));
         if !follow || (!running && new_lines.is_empty()) {
             break;
         }
@@ -431,17 +409,10 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
     })?;
     let status = if r.result.mini_batches.failed > 0 { "failed" } else { "succeeded" };
     match &r.record {
-        Some((h, v)) => {
-            let get = |name: &str| h.iter().position(|c| c == name).map_or("", |i| v[i].as_str());
-            out!(
-                "mini-batch {} (#{}; inputs {}) of job {}: {status}",
-                get("id"),
-                get("index"),
-                get("inputs"),
-                spec.name
-            );
-            if !get("reason").is_empty() {
-                out!("  {}: {}", get("reason"), get("message"));
+        Some(row) => {
+            out!("mini-batch {} (#{}; inputs {}) of job {}: {status}", row.id, row.index, row.inputs, spec.name);
+            if !row.reason.is_empty() {
+                out!("  {}: {}", row.reason, row.message);
             }
         }
         None => out!("mini-batch {} of job {}: {status}", a.mini_batch, spec.name),

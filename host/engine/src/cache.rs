@@ -77,8 +77,5 @@ pub(crate) unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Res
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache entries live in a folder");
     std::fs::create_dir_all(dir)?;
-    let tmp =
-        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
+    sluice_job::durable::write_durably(path, bytes)
 }

@@ -174,22 +174,12 @@ impl OutputStore for LocalOutput {
         }
         self.open(&mut slot, header, None)?;
         slot.take().expect("opened").close()?;
+        // Streamed to `NAME.partial` and renamed, not written whole with
+        // `sluice_job::durable::write_durably`: an output may not fit in
+        // memory.
         fs::rename(self.partial(), &self.path)?;
         Ok(self.path.clone())
     }
-}
-
-/// Writes `bytes` to `path` so that a reader sees the old file or all of
-/// the new one, even after a crash: temp file, fsync, rename.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 //! job must stop (thresholds) and what a finished job reports (result).
 //!
 //! Nothing here knows wasmtime, and nothing touches files beyond reading the
-//! spec and checking the metadata of the paths it names (input, scorer,
-//! models, mounts): the engine, the I/O layer and the scheduler all speak these
+//! spec, checking the metadata of the paths it names (input, scorer,
+//! models, mounts) and the one durable file write every crate shares
+//! (`durable`): the engine, the I/O layer and the scheduler all speak these
 //! types. ARCHITECTURE.md ("Code map") says what each crate may know.
 
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod durable;
 pub mod plan;
 pub mod result;
 pub mod size;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_job::result::JobResult;
 
-use crate::monitor::{ProgressFile, read_progress};
+use crate::jobdir::{JobDir, ProgressFile};
 
 /// The data directory's job registry.
 #[derive(Debug, Clone)]
@@ -82,9 +82,8 @@ impl JobIndex {
     /// A job by its directory, its directory's name (or a unique prefix of
     /// it), or its job name (the newest such job).
     pub fn resolve(&self, key: &str) -> Result<PathBuf, String> {
-        let p = Path::new(key);
-        if p.join("journal").is_dir() || p.join("job_result.json").is_file() || p.join("progress.json").is_file() {
-            return Ok(p.to_path_buf());
+        if JobDir::open(key).is_job() {
+            return Ok(PathBuf::from(key));
         }
         let jobs = self.list();
         let by_dir: Vec<&JobInfo> =
@@ -132,7 +131,7 @@ pub fn job_info(dir: &Path) -> Option<JobInfo> {
             duration_s: r.timings.total_s,
         });
     }
-    let p: ProgressFile = read_progress(dir)?;
+    let p: ProgressFile = JobDir::open(dir).read_progress().ok()??;
     let status = if p.status == "running" && !alive(p.pid) { "interrupted".to_string() } else { p.status.clone() };
     Some(JobInfo {
         dir: dir.to_path_buf(),
@@ -148,11 +147,12 @@ pub fn job_info(dir: &Path) -> Option<JobInfo> {
 }
 
 /// `job_result.json` of a finished job, unless a later run of the job is
-/// under way (its progress file is newer and says running).
+/// under way (its progress file is newer and says running). An unreadable
+/// file counts as none (the job is listed by its progress).
 pub fn read_result(dir: &Path) -> Option<JobResult> {
-    let path = dir.join("job_result.json");
-    let result: JobResult = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    if let Some(p) = read_progress(dir)
+    let jd = JobDir::open(dir);
+    let result = jd.read_result().ok()??;
+    if let Some(p) = jd.read_progress().ok().flatten()
         && p.status == "running"
         && alive(p.pid)
         && p.started_at > result.started_at

@@ -10,8 +10,8 @@
 //! wasmtime types.
 
 mod guest_log;
+pub mod jobdir;
 pub mod jobs;
-pub mod journal;
 pub mod monitor;
 pub mod observer;
 mod progress;
@@ -23,6 +23,7 @@ pub use observer::{
     BatchFinished, BatchOutcome, BatchStarted, CancelToken, CountersSnapshot, JobStarted, NoObserver, Observers,
     RunObserver,
 };
+pub use jobdir::{BatchRow, BatchRowStatus, ErrorLine, JobDir, JobDirError, ProgressFile, ResourceSummary};
 pub use progress::{LogWriter, ProgressMode, ProgressObserver};
 pub use replay::{Replay, replay};
 pub use scheduler::{

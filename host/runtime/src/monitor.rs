@@ -4,32 +4,13 @@
 //! every instance of the node).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+use crate::jobdir::{JobDir, ProgressFile};
 use crate::progress::Counters;
-
-/// The contents of `progress.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ProgressFile {
-    pub job: String,
-    /// `running` while the job runs; its final status after.
-    pub status: String,
-    /// The process running it, to tell a job still running from one that
-    /// was killed.
-    pub pid: u32,
-    pub started_at: String,
-    pub updated_at: String,
-    pub elapsed_s: f64,
-    pub mini_batches_total: u64,
-    pub mini_batches_done: u64,
-    pub mini_batches_failed: u64,
-    pub items_done: u64,
-}
 
 /// One sample of `resources.csv`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -92,7 +73,8 @@ impl Monitor {
             .name("sluice-monitor".into())
             .spawn(move || {
                 let begun = Instant::now();
-                let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(s.dir.join("resources.csv"));
+                let mut csv =
+                    std::fs::OpenOptions::new().create(true).append(true).open(JobDir::open(&s.dir).resources_path());
                 if let Ok(f) = &mut csv
                     && f.metadata().map(|m| m.len() == 0).unwrap_or(false)
                 {
@@ -155,39 +137,6 @@ fn write_progress(s: &MonitorSetup, status: &str, begun: Instant) {
         mini_batches_failed: c.failed.load(Ordering::Relaxed),
         items_done: c.items.load(Ordering::Relaxed),
     };
-    write_progress_file(&s.dir, &p);
-}
-
-/// Writes `progress.json` (replacing it whole).
-pub(crate) fn write_progress_file(dir: &Path, p: &ProgressFile) {
-    if let Ok(json) = serde_json::to_vec_pretty(p) {
-        let tmp = dir.join("progress.json.tmp");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(tmp, dir.join("progress.json"));
-        }
-    }
-}
-
-/// Reads `progress.json`.
-pub fn read_progress(dir: &Path) -> Option<ProgressFile> {
-    serde_json::from_slice(&std::fs::read(dir.join("progress.json")).ok()?).ok()
-}
-
-/// Peak RSS (MiB) and mean/max CPU (%) from `resources.csv`.
-pub fn resource_summary(dir: &Path) -> Option<(f64, f64, f64, usize)> {
-    let text = std::fs::read_to_string(dir.join("resources.csv")).ok()?;
-    let (mut peak, mut sum, mut max, mut n) = (0f64, 0f64, 0f64, 0usize);
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(cpu), Some(rss)) =
-            (f.get(2).and_then(|v| v.parse::<f64>().ok()), f.get(3).and_then(|v| v.parse::<f64>().ok()))
-        else {
-            continue;
-        };
-        peak = peak.max(rss);
-        sum += cpu;
-        max = max.max(cpu);
-        n += 1;
-    }
-    (n > 0).then(|| (peak, sum / n as f64, max, n))
+    // Best effort: a missed second is rewritten the next.
+    let _ = JobDir::open(&s.dir).write_progress(&p);
 }

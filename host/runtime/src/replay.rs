@@ -10,6 +10,7 @@ use sluice_io::OutputStore;
 use sluice_job::JobSpec;
 use sluice_job::spec::{OutputFormat, OutputSpec};
 
+use crate::jobdir::{BatchRow, BatchRowStatus, ErrorLine, JobDir};
 use crate::{JobResult, RunError, RunOptions};
 
 /// What one replayed mini-batch did.
@@ -19,12 +20,11 @@ pub struct Replay {
     /// The rows it returned, as CSV with a header (empty when none).
     pub rows_csv: Vec<u8>,
     /// `errors.jsonl` lines: its item errors, or its failure.
-    pub errors: Vec<serde_json::Value>,
+    pub errors: Vec<ErrorLine>,
     /// The guest's log lines.
     pub logs: Vec<String>,
-    /// The `processed_mini_batches.csv` line of the replayed mini-batch:
-    /// (header, values).
-    pub record: Option<(Vec<String>, Vec<String>)>,
+    /// The `processed_mini_batches.csv` row of the replayed mini-batch.
+    pub record: Option<BatchRow>,
 }
 
 /// Keeps staged parts in memory.
@@ -79,29 +79,20 @@ pub fn replay(spec: &JobSpec, id: &str, cache_dir: Option<PathBuf>) -> Result<Re
     let mut prepared = crate::prepare(&spec, &opts, Some(Box::new(capture)))?;
     prepared.only(id)?;
     let result = prepared.run(crate::Backends::default(), &crate::NoObserver, &crate::CancelToken::default())?;
-    let dir = &opts.job_dir;
-    let errors = std::fs::read_to_string(dir.join("errors.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let dir = JobDir::open(&opts.job_dir);
+    let unreadable = |e: crate::jobdir::JobDirError| RunError::JobDir { path: e.path, source: e.source };
+    let errors = dir.read_errors().map_err(unreadable)?;
     let mut logs = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir.join("logs")) {
-        let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-        files.sort();
-        for f in files {
-            logs.extend(std::fs::read_to_string(f).unwrap_or_default().lines().map(str::to_string));
-        }
+    for f in dir.log_files() {
+        let text = std::fs::read_to_string(&f).map_err(|source| RunError::JobDir { path: f.clone(), source })?;
+        logs.extend(text.lines().map(str::to_string));
     }
-    let record = csv::Reader::from_path(dir.join("processed_mini_batches.csv")).ok().and_then(|mut r| {
-        let header: Vec<String> = r.headers().ok()?.iter().map(str::to_string).collect();
-        let status = header.iter().position(|h| h == "status")?;
-        r.records()
-            .flatten()
-            .map(|rec| rec.iter().map(str::to_string).collect::<Vec<_>>())
-            .find(|rec| rec[status] != "not_run")
-            .map(|rec| (header, rec))
-    });
+    let record = dir
+        .read_batches()
+        .map_err(unreadable)?
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.status != BatchRowStatus::NotRun);
     let rows_csv = std::mem::take(&mut *assembled.lock().expect("capture"));
     Ok(Replay { result, rows_csv, errors, logs, record })
 }

@@ -9,14 +9,25 @@ use sluice_job::result::{BatchCounts, ErrorEntry, ItemCounts, JobResult, JobStat
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{Failure, InputItem, JobSpec, Plan, ReasonCode};
 
+use crate::jobdir::{BatchRow, BatchRowStatus, ErrorLine, JobDir, JobDirError};
+
+/// The output columns fixed by the first mini-batch that had rows, kept
+/// in the commit log so a resumed job writes the same header and checks
+/// the same schema.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedSchema {
+    pub columns: Vec<(String, String)>,
+    pub header: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum BatchStatus {
     Succeeded,
     Failed,
 }
 
-/// The outcome of one mini-batch after its last try (also its journal
-/// entry).
+/// The outcome of one mini-batch after its last try (also its commit-log
+/// entry: its `id`, `index` and `rows` are the log's `EntryHead`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BatchRecord {
     pub id: String,
@@ -223,9 +234,9 @@ pub(crate) fn assemble(a: Assemble<'_>) -> JobResult {
         output: a.output.map(|p| p.display().to_string()),
         output_rows: a.output_rows,
         job_dir: a.job_dir.display().to_string(),
-        processed_mini_batches: a.job_dir.join("processed_mini_batches.csv").display().to_string(),
-        errors: a.job_dir.join("errors.jsonl").display().to_string(),
-        logs: a.job_dir.join("logs").display().to_string(),
+        processed_mini_batches: JobDir::open(a.job_dir).batches_path().display().to_string(),
+        errors: JobDir::open(a.job_dir).errors_path().display().to_string(),
+        logs: JobDir::open(a.job_dir).logs_dir().display().to_string(),
         started_at: a.started_at,
         timings: a.timings,
         first_errors: a.first_errors,
@@ -251,69 +262,62 @@ pub(crate) fn never_complete_with_unrun(result: &mut JobResult, expected: bool) 
     }
 }
 
+/// Writes what a finished job leaves: `job_result.json`,
+/// `processed_mini_batches.csv` and `errors.jsonl`.
 pub(crate) fn write_job_dir(
-    dir: &Path,
+    dir: &JobDir,
     result: &JobResult,
     plan: &Plan,
     records: &[Option<BatchRecord>],
-) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(result).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join("job_result.json"), &json)?;
-
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "id",
-        "index",
-        "inputs",
-        "items",
-        "item_errors",
-        "tries",
-        "status",
-        "reason",
-        "message",
-        "instance",
-        "duration_s",
-    ])?;
-    for (mb, r) in plan.mini_batches.iter().zip(records) {
-        let items = plan.items_of(mb);
-        let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-        let inputs = inputs_label(&names);
-        let errs = r.as_ref().map_or(0, |r| r.item_errors.len()).to_string();
-        let (tries, status, reason, message, instance, dur) = match r {
-            None => (String::new(), "not_run", String::new(), String::new(), String::new(), String::new()),
-            Some(r) => (
-                r.tries.to_string(),
-                if r.status == BatchStatus::Succeeded { "succeeded" } else { "failed" },
-                r.failure.as_ref().map(|f| f.code.to_string()).unwrap_or_default(),
-                r.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
-                r.instance.map(|i| i.to_string()).unwrap_or_default(),
-                format!("{:.3}", r.duration.as_secs_f64()),
-            ),
-        };
-        w.write_record([
-            &mb.id,
-            &mb.index.to_string(),
-            &inputs,
-            &r.as_ref().map_or(mb.rows.unwrap_or(items.len() as u64), |r| r.item_count as u64).to_string(),
-            &errs,
-            &tries,
-            status,
-            &reason,
-            &message,
-            &instance,
-            &dur,
-        ])?;
-    }
-    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
-    write_atomic(&dir.join("processed_mini_batches.csv"), &bytes)?;
-    write_atomic(&dir.join("errors.jsonl"), &errors_jsonl(plan, records))
+) -> Result<(), JobDirError> {
+    dir.write_result(result)?;
+    let rows: Vec<BatchRow> = plan
+        .mini_batches
+        .iter()
+        .zip(records)
+        .map(|(mb, r)| {
+            let items = plan.items_of(mb);
+            let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+            let base = BatchRow {
+                id: mb.id.clone(),
+                index: mb.index,
+                inputs: inputs_label(&names),
+                items: r.as_ref().map_or(mb.rows.unwrap_or(items.len() as u64), |r| r.item_count as u64),
+                item_errors: r.as_ref().map_or(0, |r| r.item_errors.len() as u64),
+                tries: None,
+                status: BatchRowStatus::NotRun,
+                reason: String::new(),
+                message: String::new(),
+                instance: None,
+                duration_s: None,
+            };
+            match r {
+                None => base,
+                Some(r) => BatchRow {
+                    tries: Some(r.tries),
+                    status: if r.status == BatchStatus::Succeeded {
+                        BatchRowStatus::Succeeded
+                    } else {
+                        BatchRowStatus::Failed
+                    },
+                    reason: r.failure.as_ref().map(|f| f.code.to_string()).unwrap_or_default(),
+                    message: r.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
+                    instance: r.instance,
+                    duration_s: Some(r.duration.as_secs_f64()),
+                    ..base
+                },
+            }
+        })
+        .collect();
+    dir.write_batches(&rows)?;
+    dir.write_errors(&error_lines(plan, records))
 }
 
 /// One line per failed item: its input (file, and row for tabular input),
 /// the reason code and message, the guest's panic text when there was
 /// one, and the mini-batch it was in. A failed mini-batch contributes a
 /// line per input it held (for tabular input: per file, with its rows).
-fn errors_jsonl(plan: &Plan, records: &[Option<BatchRecord>]) -> Vec<u8> {
+fn error_lines(plan: &Plan, records: &[Option<BatchRecord>]) -> Vec<ErrorLine> {
     let mut out = Vec::new();
     let mut line = |mb: &BatchRecord, input: Option<String>, code: ReasonCode, message: &str| {
         let (file, row) = match input.as_deref().and_then(|l| l.rsplit_once(" row ")) {
@@ -321,18 +325,16 @@ fn errors_jsonl(plan: &Plan, records: &[Option<BatchRecord>]) -> Vec<u8> {
             None => (input.clone(), None),
         };
         let panic = message.split_once("panicked: ").map(|(_, p)| p.to_string());
-        let v = serde_json::json!({
-            "mini_batch": mb.id,
-            "mini_batch_index": mb.index,
-            "input": file,
-            "row": row,
-            "code": code,
-            "message": message,
-            "panic": panic,
-            "tries": mb.tries,
+        out.push(ErrorLine {
+            code,
+            input: file,
+            message: message.to_string(),
+            mini_batch: mb.id.clone(),
+            mini_batch_index: mb.index,
+            panic,
+            row,
+            tries: mb.tries,
         });
-        out.extend_from_slice(v.to_string().as_bytes());
-        out.push(b'\n');
     };
     for r in records.iter().flatten() {
         match (&r.status, &r.failure) {
@@ -366,12 +368,6 @@ fn errors_jsonl(plan: &Plan, records: &[Option<BatchRecord>]) -> Vec<u8> {
         }
     }
     out
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
 }
 
 #[cfg(test)]

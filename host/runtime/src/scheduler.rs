@@ -11,8 +11,10 @@ use sluice_engine::{
     Compiler, HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
     ScorerEngine, ScorerInstance,
 };
+use sluice_io::journal::{LocalJournal, Manifest};
 use sluice_io::{
-    Encode, FsItemSource, InProcessQueue, ItemSource, Lease, LocalOutput, OutputStore, TabularInput, WorkQueue,
+    CommitLog, Encode, FsItemSource, InProcessQueue, ItemSource, Lease, LocalOutput, OutputStore, TabularInput,
+    WorkQueue,
 };
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
@@ -20,10 +22,10 @@ use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
 
 use crate::guest_log::FileGuestLog;
-use crate::journal::{Journal, Manifest, SavedSchema};
+use crate::jobdir::JobDir;
 use crate::observer::{BatchFinished, BatchOutcome, BatchStarted, CancelToken, JobStarted, NoObserver, RunObserver};
 use crate::progress::Counters;
-use crate::report::{self, BatchRecord, BatchStatus, RowLabels};
+use crate::report::{self, BatchRecord, BatchStatus, RowLabels, SavedSchema};
 
 /// How many errors `job_result.json` lists.
 const FIRST_ERRORS: usize = 20;
@@ -91,7 +93,7 @@ pub enum RunError {
     #[error("cannot load the granted models")]
     Models(#[from] sluice_engine::OnnxError),
     #[error(transparent)]
-    Journal(#[from] crate::journal::JournalError),
+    Journal(#[from] sluice_io::journal::JournalError),
     #[error("{what}; choose another path (a job never writes over what it reads)")]
     Overlap { what: String },
     #[error("no mini-batch `{id}` in this job (its first ids: {known}); see processed_mini_batches.csv")]
@@ -108,8 +110,9 @@ struct Job<'a> {
     tabular: Option<TabularInput>,
     models: Option<Arc<ModelRegistry>>,
     queue: Arc<dyn WorkQueue>,
-    output: Option<Box<dyn OutputStore>>,
-    journal: Journal,
+    output: Option<Arc<dyn OutputStore>>,
+    /// Owns exactly-once: stages parts (into `output`) and commits entries.
+    journal: Box<dyn CommitLog>,
     log: Arc<FileGuestLog>,
     thresholds: Thresholds,
     stop: AtomicBool,
@@ -180,7 +183,7 @@ pub fn prepare_local(spec: &JobSpec, opts: &RunOptions) -> Result<PreparedJob, R
     check_paths(spec, &opts.job_dir)?;
     let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
         Some(o) => Some(Box::new(
-            LocalOutput::with_format(&o.path, &opts.job_dir.join("staged"), o.format)
+            LocalOutput::with_format(&o.path, &JobDir::open(&opts.job_dir).staged_dir(), o.format)
                 .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
         )),
         None => None,
@@ -198,8 +201,8 @@ pub struct PreparedJob {
     component: ScorerComponent,
     tabular: Option<TabularInput>,
     models: Option<Arc<ModelRegistry>>,
-    output: Option<Box<dyn OutputStore>>,
-    journal: Journal,
+    output: Option<Arc<dyn OutputStore>>,
+    journal: Box<dyn CommitLog>,
     log: Arc<FileGuestLog>,
     /// What an earlier run committed, by index.
     records: Vec<Option<BatchRecord>>,
@@ -236,9 +239,7 @@ pub fn prepare(spec: &JobSpec, opts: &RunOptions, output: Option<Box<dyn OutputS
     // A cancel request left by an earlier run is not this run's.
     let _ = std::fs::remove_file(dir.join(CANCEL_FILE));
     if let Some(src) = &opts.source {
-        let json = serde_json::to_vec_pretty(src).expect("a spec source serialises");
-        sluice_io::output::write_durably(&dir.join("spec.json"), &json)
-            .map_err(|source| RunError::JobDir { path: dir.join("spec.json"), source })?;
+        JobDir::open(dir).write_spec(src).map_err(|e| RunError::JobDir { path: e.path, source: e.source })?;
     }
     for note in &spec.notes {
         tracing::info!("note: {note}");
@@ -303,24 +304,25 @@ pub fn prepare(spec: &JobSpec, opts: &RunOptions, output: Option<Box<dyn OutputS
     let manifest = manifest(spec, &component, models.as_deref());
     let mut plan = plan;
     plan.salt(&manifest.fingerprint());
-    let journal = Journal::open(dir, &manifest, opts.restart)?;
+    let output: Option<Arc<dyn OutputStore>> = output.map(Arc::from);
+    let journal: Box<dyn CommitLog> = Box::new(LocalJournal::open(dir, &manifest, opts.restart, output.clone())?);
     if opts.restart
         && let Some(store) = &output
     {
-        store.discard_parts().map_err(|source| RunError::Output { path: dir.join("staged"), source })?;
+        store.discard_parts().map_err(|source| RunError::Output { path: JobDir::open(dir).staged_dir(), source })?;
     }
 
     let log = Arc::new(
-        FileGuestLog::new(&spec.name, dir.join("logs"))
-            .map_err(|source| RunError::JobDir { path: dir.join("logs"), source })?,
+        FileGuestLog::new(&spec.name, JobDir::open(dir).logs_dir())
+            .map_err(|source| RunError::JobDir { path: JobDir::open(dir).logs_dir(), source })?,
     );
     let total = plan.mini_batches.len();
     // Mini-batches an earlier run committed are not run again.
     let mut records = vec![None; total];
     let mut todo = Vec::with_capacity(total);
     for mb in &plan.mini_batches {
-        let staged = |r: &BatchRecord| r.rows == 0 || output.as_ref().is_none_or(|o| o.has_part(mb.index));
-        match journal.committed(mb.index, &mb.id).filter(staged) {
+        // The log counts an entry only while its part is still staged.
+        match journal.committed(mb.index, &mb.id).and_then(|e| serde_json::from_slice::<BatchRecord>(&e).ok()) {
             Some(mut r) => {
                 r.resumed = true;
                 records[mb.index] = Some(r);
@@ -332,7 +334,7 @@ pub fn prepare(spec: &JobSpec, opts: &RunOptions, output: Option<Box<dyn OutputS
     if resumed > 0 {
         tracing::info!("resuming: {resumed} of {total} mini-batches were committed by an earlier run");
     }
-    let schema = journal.schema().map(|s| {
+    let schema = journal.schema().and_then(|s| serde_json::from_slice::<SavedSchema>(&s).ok()).map(|s| {
         (s.columns.into_iter().map(|(n, t)| (n, sluice_job::data::type_name(&t))).collect::<Schema>(), s.header)
     });
     Ok(PreparedJob {
@@ -554,7 +556,7 @@ pub const CANCEL_FILE: &str = "cancel_requested";
 /// Asks the process running the job in `job_dir` to cancel it: it sees the
 /// request within about a second and stops as Ctrl-C would.
 pub fn request_cancel(job_dir: &std::path::Path, why: &str) -> std::io::Result<()> {
-    sluice_io::output::write_durably(&job_dir.join(CANCEL_FILE), why.as_bytes())
+    sluice_job::durable::write_durably(&job_dir.join(CANCEL_FILE), why.as_bytes())
 }
 
 /// `p` with symlinks resolved as far as it exists (a file not made yet is
@@ -1066,6 +1068,7 @@ impl Job<'_> {
                         columns: schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect(),
                         header: header.clone(),
                     };
+                    let saved = serde_json::to_vec(&saved).expect("a schema serialises");
                     self.journal.save_schema(&saved).map_err(|e| {
                         Failure::new(ReasonCode::InvalidOutput, format!("cannot write the journal: {e}"))
                     })?;
@@ -1093,10 +1096,7 @@ impl Job<'_> {
 
     /// Makes a finished mini-batch's rows durable (its staged part).
     fn stage(&self, index: usize, part: &[u8]) -> std::io::Result<()> {
-        match &self.output {
-            Some(store) => store.stage(index, part),
-            None => Ok(()),
-        }
+        self.journal.stage(index, part)
     }
 
     /// Journals a succeeded mini-batch (after its part is staged): from
@@ -1104,15 +1104,16 @@ impl Job<'_> {
     /// a fault of the job (no mini-batch would survive a resume): it stops,
     /// and this mini-batch stays uncommitted.
     fn commit(&self, record: BatchRecord) -> Option<BatchRecord> {
-        if let Err(e) = self.journal.commit(&record) {
-            self.fault(format!("cannot write the journal ({}): {e}", self.journal_dir().display()));
+        let entry = serde_json::to_vec(&record).map_err(std::io::Error::other);
+        if let Err(e) = entry.and_then(|entry| self.journal.commit(&entry)) {
+            self.fault(format!("cannot write the journal ({}): {e}", self.journal_dir()));
             return None;
         }
         Some(record)
     }
 
-    fn journal_dir(&self) -> &std::path::Path {
-        self.journal.dir()
+    fn journal_dir(&self) -> String {
+        self.journal.location()
     }
 
     /// Records a mini-batch's final outcome, updates the tally and checks
@@ -1251,13 +1252,14 @@ fn finish(
         });
         result.status = JobStatus::Failed;
     }
-    report::write_job_dir(&opts.job_dir, &result, &plan, &st.records)
-        .map_err(|source| RunError::JobDir { path: opts.job_dir.clone(), source })?;
-    if let Some(mut p) = crate::monitor::read_progress(&opts.job_dir) {
+    let job_dir = JobDir::open(&opts.job_dir);
+    report::write_job_dir(&job_dir, &result, &plan, &st.records)
+        .map_err(|e| RunError::JobDir { path: e.path, source: e.source })?;
+    if let Ok(Some(mut p)) = job_dir.read_progress() {
         p.status =
             serde_json::to_value(result.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         p.elapsed_s = result.timings.total_s;
-        crate::monitor::write_progress_file(&opts.job_dir, &p);
+        let _ = job_dir.write_progress(&p);
     }
     Ok(result)
 }
@@ -1287,7 +1289,7 @@ fn manifest(spec: &JobSpec, component: &ScorerComponent, models: Option<&ModelRe
         set(format!("environment_variables.{k}"), v.clone());
     }
     if let Some(o) = &spec.append_row_to {
-        set(crate::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());
+        set(sluice_io::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());
     }
     let models = models
         .map(|reg| {

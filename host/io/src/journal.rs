@@ -1,4 +1,5 @@
-//! The journal: what makes a job resumable with exactly-once output.
+//! The journal: the local [`CommitLog`], what makes a job resumable with
+//! exactly-once output.
 //!
 //! `journal/manifest.json` records what the job's results depend on (the
 //! scorer's and models' hashes, the settings that change results). Each
@@ -18,22 +19,25 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sluice_io::output::write_durably;
+use sluice_job::durable::write_durably;
 
-impl Drop for Journal {
+use crate::OutputStore;
+use crate::commit::{CommitLog, EntryHead};
+
+impl Drop for LocalJournal {
     fn drop(&mut self) {
         let _ = self.close();
     }
 }
 
-use crate::report::BatchRecord;
-
 /// What a job's results depend on. A job directory refuses to resume
 /// under a different one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest format's version.
     pub version: u32,
     /// sha256 of the scorer's `.wasm`.
     pub scorer: String,
@@ -85,6 +89,9 @@ impl Manifest {
     }
 }
 
+/// The journal's folder in a job directory.
+pub const DIR: &str = "journal";
+
 /// The settings key of the output format.
 pub const OUTPUT_KEY: &str = "task.append_row_to";
 
@@ -92,22 +99,44 @@ fn short(h: &str) -> &str {
     &h[..h.len().min(12)]
 }
 
+/// Why a journal did not open.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// The job directory holds a job with another manifest.
     #[error(
         "{dir}: this job directory holds a job run with other inputs to its results: {what}. \
          Resume it with what it was run with, start it over with --restart, or use another --job-dir"
     )]
-    Changed { dir: PathBuf, what: String },
+    Changed {
+        /// The job directory.
+        dir: PathBuf,
+        /// What changed, in words.
+        what: String,
+    },
+    /// A file of the journal could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
 }
 
-/// The journal of one job directory.
-#[derive(Debug)]
-pub(crate) struct Journal {
+/// The journal of one job directory (`JOB_DIR/journal`), over the output
+/// store that holds the staged parts.
+pub struct LocalJournal {
     dir: PathBuf,
+    /// Where parts are staged; `None` for a job without output (entries
+    /// then have no part to wait for).
+    parts: Option<Arc<dyn OutputStore>>,
     committer: Committer,
+}
+
+impl std::fmt::Debug for LocalJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalJournal").field("dir", &self.dir).field("parts", &self.parts.is_some()).finish()
+    }
 }
 
 /// Entries waiting for the flush that makes them visible.
@@ -158,6 +187,8 @@ impl Committer {
 
 /// One group: everything written so far reaches the disk, then the
 /// entries become visible.
+/// (Not `sluice_job::durable::write_durably` per entry: that is an fsync
+/// per file, and the group commit exists to pay one flush per group.)
 fn flush(dir: &Path, batch: &[(PathBuf, PathBuf)]) -> io::Result<()> {
     sync_dir_fs(dir)?;
     for (tmp, dst) in batch {
@@ -173,19 +204,17 @@ fn sync_dir_fs(dir: &Path) -> io::Result<()> {
     rustix::fs::syncfs(&f).map_err(io::Error::from)
 }
 
-/// The output columns fixed by the first mini-batch that had rows, kept
-/// so a resumed job writes the same header and checks the same schema.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct SavedSchema {
-    pub columns: Vec<(String, String)>,
-    pub header: Vec<u8>,
-}
-
-impl Journal {
-    /// Opens (or starts) the journal of `job_dir` for a job with `manifest`.
-    /// `restart` forgets what an earlier run committed.
-    pub(crate) fn open(job_dir: &Path, manifest: &Manifest, restart: bool) -> Result<Journal, JournalError> {
-        let dir = job_dir.join("journal");
+impl LocalJournal {
+    /// Opens (or starts) the journal of `job_dir` for a job with `manifest`,
+    /// its parts staged in `parts`. `restart` forgets what an earlier run
+    /// committed.
+    pub fn open(
+        job_dir: &Path,
+        manifest: &Manifest,
+        restart: bool,
+        parts: Option<Arc<dyn OutputStore>>,
+    ) -> Result<LocalJournal, JournalError> {
+        let dir = job_dir.join(DIR);
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| JournalError::Io { path, source }
@@ -215,11 +244,11 @@ impl Journal {
             Err(e) => return Err(io(&path)(e)),
         }
         let committer = Committer::start(dir.clone()).map_err(io(&dir))?;
-        Ok(Journal { dir, committer })
+        Ok(LocalJournal { dir, parts, committer })
     }
 
     /// The journal's folder (`JOB_DIR/journal`).
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -227,13 +256,52 @@ impl Journal {
         self.dir.join(format!("{index:08}.json"))
     }
 
-    /// Records a succeeded mini-batch, after its part is staged: the entry
-    /// becomes visible with the committer's next flush.
-    pub(crate) fn commit(&self, record: &BatchRecord) -> io::Result<()> {
-        let json = serde_json::to_vec(record).map_err(io::Error::other)?;
-        let dst = self.entry(record.index);
+    /// The indexes of the entries visible in the journal folder `dir`
+    /// (renamed into place, so their parts were durable), in order: what a
+    /// reader outside the job (a test, `jobs show`) may count while it runs.
+    pub fn visible_entries(dir: &Path) -> Vec<usize> {
+        let mut v: Vec<usize> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name();
+                        let stem = name.to_str()?.strip_suffix(".json")?;
+                        (stem.len() == 8).then_some(())?;
+                        stem.parse().ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether mini-batch `head.index`'s part is still staged (or it has
+    /// none to check).
+    fn part_there(&self, head: &EntryHead) -> bool {
+        head.rows == 0 || self.parts.as_ref().is_none_or(|p| p.has_part(head.index))
+    }
+}
+
+impl CommitLog for LocalJournal {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn stage(&self, index: usize, part: &[u8]) -> io::Result<()> {
+        match &self.parts {
+            Some(store) => store.stage(index, part),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the entry under a temp name: it becomes visible with the
+    /// committer's next flush, which makes the part durable first.
+    fn commit(&self, entry: &[u8]) -> io::Result<()> {
+        let head = EntryHead::of(entry)?;
+        let dst = self.entry(head.index);
         let tmp = dst.with_extension("json.tmp");
-        std::fs::write(&tmp, json)?;
+        std::fs::write(&tmp, entry).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
         let (lock, cv) = &*self.committer.shared;
         let mut p = lock.lock().expect("journal");
         if let Some(e) = &p.error {
@@ -244,9 +312,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Flushes what is waiting and stops the committer. An error means
-    /// some entries may be missing: those mini-batches run again on resume.
-    pub(crate) fn close(&mut self) -> io::Result<()> {
+    fn close(&mut self) -> io::Result<()> {
         let Some(h) = self.committer.handle.take() else { return Ok(()) };
         {
             let (lock, cv) = &*self.committer.shared;
@@ -260,21 +326,34 @@ impl Journal {
         }
     }
 
-    /// The committed record of mini-batch `index`, when it has one with
-    /// this `id` (an entry of another plan does not count).
-    pub(crate) fn committed(&self, index: usize, id: &str) -> Option<BatchRecord> {
+    fn committed(&self, index: usize, id: &str) -> Option<Vec<u8>> {
         let bytes = std::fs::read(self.entry(index)).ok()?;
-        let r: BatchRecord = serde_json::from_slice(&bytes).ok()?;
-        (r.id == id && r.index == index).then_some(r)
+        let head = EntryHead::of(&bytes).ok()?;
+        (head.id == id && head.index == index && self.part_there(&head)).then_some(bytes)
     }
 
-    pub(crate) fn save_schema(&self, s: &SavedSchema) -> io::Result<()> {
-        let json = serde_json::to_vec(s).map_err(io::Error::other)?;
-        write_durably(&self.dir.join("schema.json"), &json)
+    fn list_committed(&self) -> io::Result<Vec<EntryHead>> {
+        let mut heads = Vec::new();
+        for index in LocalJournal::visible_entries(&self.dir) {
+            let path = self.entry(index);
+            let bytes =
+                std::fs::read(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let head = EntryHead::of(&bytes)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: not a journal entry: {e}", path.display())))?;
+            if head.index == index && self.part_there(&head) {
+                heads.push(head);
+            }
+        }
+        Ok(heads)
     }
 
-    pub(crate) fn schema(&self) -> Option<SavedSchema> {
-        serde_json::from_slice(&std::fs::read(self.dir.join("schema.json")).ok()?).ok()
+    fn save_schema(&self, schema: &[u8]) -> io::Result<()> {
+        let path = self.dir.join("schema.json");
+        write_durably(&path, schema).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    fn schema(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join("schema.json")).ok()
     }
 }
 
@@ -309,13 +388,48 @@ mod tests {
     #[test]
     fn a_changed_manifest_is_refused_unless_restarted() {
         let dir = tempfile::tempdir().unwrap();
-        Journal::open(dir.path(), &manifest(), false).unwrap();
+        LocalJournal::open(dir.path(), &manifest(), false, None).unwrap();
         let mut other = manifest();
         other.scorer = "d".repeat(64);
-        let e = Journal::open(dir.path(), &other, false).unwrap_err();
+        let e = LocalJournal::open(dir.path(), &other, false, None).unwrap_err();
         assert!(e.to_string().contains("the scorer changed"), "{e}");
         assert!(e.to_string().contains("--restart"), "{e}");
-        Journal::open(dir.path(), &other, true).unwrap();
-        Journal::open(dir.path(), &other, false).unwrap();
+        LocalJournal::open(dir.path(), &other, true, None).unwrap();
+        LocalJournal::open(dir.path(), &other, false, None).unwrap();
+    }
+
+    fn entry(index: usize, id: &str, rows: u64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"id": id, "index": index, "rows": rows, "extra": [1, 2]})).unwrap()
+    }
+
+    #[test]
+    fn committed_entries_survive_a_reopen_only_with_their_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts: Arc<dyn OutputStore> =
+            Arc::new(crate::LocalOutput::new(&dir.path().join("out.csv"), &dir.path().join("staged")).unwrap());
+        let mut log: Box<dyn CommitLog> =
+            Box::new(LocalJournal::open(dir.path(), &manifest(), false, Some(parts.clone())).unwrap());
+        for (i, rows) in [(0, 2), (1, 0), (2, 1)] {
+            if rows > 0 {
+                log.stage(i, b"row\n").unwrap();
+            }
+            log.commit(&entry(i, &format!("mb{i}"), rows)).unwrap();
+        }
+        log.save_schema(b"{\"columns\":[]}").unwrap();
+        log.close().unwrap();
+        drop(log);
+
+        // Mini-batch 2's part is lost (say, a disk was replaced).
+        std::fs::remove_file(dir.path().join("staged/00000002.part")).unwrap();
+        let log = LocalJournal::open(dir.path(), &manifest(), false, Some(parts)).unwrap();
+        let listed: Vec<usize> = log.list_committed().unwrap().iter().map(|h| h.index).collect();
+        assert_eq!(listed, [0, 1], "an entry whose part is gone is not committed");
+        assert_eq!(log.committed(0, "mb0"), Some(entry(0, "mb0", 2)));
+        assert_eq!(log.committed(1, "mb1"), Some(entry(1, "mb1", 0)), "no rows: no part to check");
+        assert_eq!(log.committed(2, "mb2"), None);
+        assert_eq!(log.committed(0, "other-plan"), None);
+        assert_eq!(log.schema().as_deref(), Some(&b"{\"columns\":[]}"[..]));
+        assert_eq!(LocalJournal::visible_entries(log.dir()), [0, 1, 2]);
+        assert!(log.commit(b"not json").is_err());
     }
 }
