@@ -198,6 +198,9 @@ pub struct PreparedJob {
     spec: JobSpec,
     opts: RunOptions,
     plan: Plan,
+    /// Kept alive while the job runs: its epoch ticker is what enforces
+    /// wall-clock deadlines.
+    engine: ScorerEngine,
     component: ScorerComponent,
     tabular: Option<TabularInput>,
     models: Option<Arc<ModelRegistry>>,
@@ -341,6 +344,7 @@ pub fn prepare(spec: &JobSpec, opts: &RunOptions, output: Option<Box<dyn OutputS
         spec: spec.clone(),
         opts: opts.clone(),
         plan,
+        engine,
         component,
         tabular,
         models,
@@ -405,6 +409,7 @@ impl PreparedJob {
             spec,
             opts,
             plan,
+            engine,
             component,
             tabular,
             models,
@@ -544,6 +549,7 @@ impl PreparedJob {
 
         let timings = Timings { plan_s, compile_s, run_s, total_s: 0.0, peak_rss_mb: 0.0 };
         let result = finish(job, &opts, only, started_at, timings, started)?;
+        drop(engine);
         observer.job_finished(&result);
         Ok(result)
     }
