@@ -10,7 +10,9 @@ use crate::helpers::*;
 #[test]
 fn compiled_components_are_cached_and_a_damaged_entry_is_recompiled() {
     let cache = tempfile::tempdir().unwrap();
-    let engine = ScorerEngine::new(&Limits::default(), 1).unwrap().with_compiler(compiler());
+    let engine = ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&Limits::default(), 1))
+        .unwrap()
+        .with_compiler(compiler());
     let first = engine.load(Path::new(ECHO), Some(cache.path())).unwrap();
     assert!(!first.from_cache);
     let second = engine.load(Path::new(ECHO), Some(cache.path())).unwrap();
@@ -32,7 +34,9 @@ fn a_component_of_another_world_is_refused_with_what_it_lacks() {
     let wasm = dir.path().join("empty.wasm");
     // `(component)` in binary form: magic, component version/layer.
     std::fs::write(&wasm, [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]).unwrap();
-    let engine = ScorerEngine::new(&Limits::default(), 1).unwrap().with_compiler(compiler());
+    let engine = ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&Limits::default(), 1))
+        .unwrap()
+        .with_compiler(compiler());
     let err = engine.load(&wasm, None).unwrap_err().to_string();
     assert!(err.contains("does not fit the sluice:scorer world"), "{err}");
     assert!(err.contains("init"), "names the missing export: {err}");

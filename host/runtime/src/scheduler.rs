@@ -220,7 +220,8 @@ pub fn run_job_with_output(
     };
 
     let compile_start = Instant::now();
-    let engine = ScorerEngine::new(&spec.limits, spec.max_concurrency as u32)?.with_compiler(opts.compiler.clone());
+    let engine = ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&spec.limits, spec.max_concurrency as u32))?
+        .with_compiler(opts.compiler.clone());
     let component = engine.load(&spec.scorer, opts.cache_dir.as_deref())?;
     let compile_s = compile_start.elapsed().as_secs_f64();
     tracing::info!(
