@@ -11,7 +11,7 @@
 //!   column sources from the batch feature's rows.
 //!
 //! This layer sits on [`crate::bindings`] (and [`crate::logs`]); the store
-//! that composes the features' states ([`crate::store`]) and the engine and
+//! that composes the features' states (`store`) and the engine and
 //! instance above it use it, never the other way round. What more than one
 //! feature shares lives here: the resource-handle cap and what explains a
 //! trap.
