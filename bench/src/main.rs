@@ -71,7 +71,8 @@ fn main() -> anyhow::Result<()> {
 async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
     let limits = Limits::default();
     // The bench's own guests are trusted: compile them in this process.
-    let engine = ScorerEngine::new(&limits, 4)?.with_compiler(sluice_engine::Compiler::InProcess);
+    let engine = ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&limits, 4))?
+        .with_compiler(sluice_engine::Compiler::InProcess);
     let component = engine.load(echo, None)?;
     let settings = InstanceSettings {
         limits,

@@ -59,7 +59,7 @@ fn os(s: &str) -> &std::ffi::OsStr {
 }
 
 fn engine(limits: &Limits) -> ScorerEngine {
-    ScorerEngine::new(limits, 1).unwrap().with_compiler(compiler())
+    ScorerEngine::new(&sluice_engine::EngineConfig::for_job(limits, 1)).unwrap().with_compiler(compiler())
 }
 
 fn leb(mut n: usize, out: &mut Vec<u8>) {
@@ -313,7 +313,7 @@ fn unlinked_wasi_interfaces_are_missing_in_validate_and_refused_by_run_before_co
     }
 
     // Before compiling: with no compiler to run, the refusal is the same.
-    let no_compiler = ScorerEngine::new(&Limits::default(), 1)
+    let no_compiler = ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&Limits::default(), 1))
         .unwrap()
         .with_compiler(Compiler::Process(dir.path().join("no-such-compiler")));
     let err = no_compiler.load(&wasm, None).unwrap_err();

@@ -445,7 +445,8 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
 /// the reason; the compile (in the compiler child) and wasmtime's link
 /// check only when the names fit.
 pub fn validate(a: ValidateArgs) -> Result<ExitCode, Failure> {
-    let engine = sluice_engine::ScorerEngine::new(&a.limits.limits(), 1).map_err(job_error)?;
+    let engine = sluice_engine::ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&a.limits.limits(), 1))
+        .map_err(job_error)?;
     let v = engine.validate(&a.scorer).map_err(|e| Failure::Job(e.into()))?;
     out!("{} (sha256 {})", a.scorer.display(), &v.hash[..16]);
     out!("imports:");
@@ -474,7 +475,8 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode, Failure> {
 pub fn compile(a: CompileArgs) -> Result<ExitCode, Failure> {
     let cache = cache_dir(a.cache_dir.as_deref(), false)
         .ok_or_else(|| Failure::Usage(anyhow!("no cache folder: set --cache-dir or SLUICE_CACHE_DIR")))?;
-    let engine = sluice_engine::ScorerEngine::new(&a.limits.limits(), 1).map_err(job_error)?;
+    let engine = sluice_engine::ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&a.limits.limits(), 1))
+        .map_err(job_error)?;
     let started = std::time::Instant::now();
     let c = engine.load(&a.scorer, Some(&cache)).map_err(|e| Failure::Job(e.into()))?;
     if c.from_cache {

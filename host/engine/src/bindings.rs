@@ -1,4 +1,9 @@
-//! Host bindings generated from `wit/` (world `scorer`).
+//! Host bindings generated from `wit/` (world `scorer`): the bottom layer
+//! of the crate. Every feature module implements one of the generated
+//! `Host` traits; nothing here refers to a feature, so the resource type
+//! the `onnx` interface hands out ([`ModelHandle`]) is defined here too.
+
+use std::sync::Arc;
 
 wasmtime::component::bindgen!({
     path: "../../wit",
@@ -6,8 +11,20 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
     exports: { default: async },
     with: {
-        "sluice:scorer/onnx.model": crate::onnx_host::ModelHandle,
+        "sluice:scorer/onnx.model": crate::bindings::ModelHandle,
     },
 });
 
 pub use sluice::scorer::{batch as wit_batch, log as wit_log, onnx as wit_onnx, types as wit};
+
+/// A model opened by a guest: the host side of an `onnx.model` handle in
+/// its instance's resource table.
+pub struct ModelHandle {
+    pub(crate) model: Arc<sluice_onnx::Model>,
+}
+
+impl std::fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelHandle").field("model", &self.model.name()).finish()
+    }
+}

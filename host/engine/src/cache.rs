@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::engine::EngineError;
+use crate::error::EngineError;
 
 /// The cache file for `wasm` under `dir`.
 pub(crate) fn entry(dir: &Path, engine: &Engine, wasm_hash: &str) -> PathBuf {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use sluice_job::Limits;
 
-use crate::engine::EngineError;
+use crate::error::EngineError;
 
 /// The hidden subcommand of the `sluice` binary that compiles one component.
 pub const COMPILE_SUBCOMMAND: &str = "__compile-component";
@@ -89,7 +89,35 @@ impl Compiler {
     }
 }
 
-/// The bounds of reading and compiling a scorer (from [`Limits`]).
+/// The bounds of reading and compiling one scorer, from a job's
+/// `limits.max_scorer_mb`, `limits.compile_memory_mb` and
+/// `limits.compile_timeout_s`: they protect the host from a hostile
+/// component before it runs, so each job (or an engine's default) sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileBounds {
+    /// `limits.max_scorer_mb`: the largest `.wasm` read.
+    pub max_scorer_bytes: u64,
+    /// `limits.compile_memory_mb`: the compiler child's `RLIMIT_DATA`.
+    pub memory_bytes: u64,
+    /// `limits.compile_timeout_s`: the compiler child's wall clock (and,
+    /// times the cores, its CPU time).
+    pub timeout: Duration,
+}
+
+impl CompileBounds {
+    /// The compile bounds of a job's `limits`.
+    pub fn of(l: &Limits) -> CompileBounds {
+        CompileBounds {
+            max_scorer_bytes: l.max_scorer_bytes,
+            memory_bytes: l.compile_memory_bytes,
+            timeout: l.compile_timeout,
+        }
+    }
+}
+
+/// [`CompileBounds`] and the engine's wasm stack (the compiler child's
+/// configuration must match the engine's, or its artifact does not load
+/// there).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CompileLimits {
     pub max_scorer_bytes: u64,
@@ -99,12 +127,14 @@ pub(crate) struct CompileLimits {
 }
 
 impl CompileLimits {
-    pub(crate) fn new(l: &Limits) -> CompileLimits {
+    /// `b` for an engine whose wasm stack is `engine_stack`
+    /// (`EngineConfig::max_stack_bytes`).
+    pub(crate) fn new(b: &CompileBounds, engine_stack: usize) -> CompileLimits {
         CompileLimits {
-            max_scorer_bytes: l.max_scorer_bytes,
-            memory_bytes: l.compile_memory_bytes,
-            timeout: l.compile_timeout,
-            max_wasm_stack: l.max_wasm_stack,
+            max_scorer_bytes: b.max_scorer_bytes,
+            memory_bytes: b.memory_bytes,
+            timeout: b.timeout,
+            max_wasm_stack: engine_stack,
         }
     }
 
@@ -115,6 +145,22 @@ impl CompileLimits {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         (self.timeout.as_secs().max(1) * cores as u64, cores)
     }
+}
+
+/// The settings that decide what compiled code looks like (and so the
+/// engine's compatibility hash): the job's engine adds the pooling
+/// allocator to them; the compiler child (`sluice __compile-component`)
+/// uses them as they are, so its artifacts load in the job's engine.
+pub(crate) fn compile_config(max_wasm_stack: usize) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        .max_wasm_stack(max_wasm_stack)
+        // The fiber stack must hold the wasm stack plus the host's frames.
+        .async_stack_size(max_wasm_stack + (1 << 20));
+    config
 }
 
 const MIB: u64 = 1 << 20;
@@ -330,7 +376,7 @@ pub fn compiler_child_main(max_wasm_stack: usize) -> std::process::ExitCode {
         eprintln!("cannot read the component on stdin: {e}");
         return ExitCode::from(1);
     }
-    let engine = match wasmtime::Engine::new(&crate::engine::compile_config(max_wasm_stack)) {
+    let engine = match wasmtime::Engine::new(&compile_config(max_wasm_stack)) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("cannot configure the wasm engine: {e:#}");

@@ -1,100 +1,121 @@
-//! The wasmtime engine of a job and the compiled, linked scorer.
+//! The wasmtime engine (shared by every job it serves) and the compiled,
+//! linked scorer.
+//!
+//! Where each limit lives: what must be the same for all the instances of
+//! an engine is in [`EngineConfig`] (the pool's size, the wasm stack,
+//! the largest memory slot, the default compile bounds); what a job sets
+//! for itself is given when its scorer is loaded ([`ScorerEngine::load_for`]:
+//! its compile bounds, checked to fit the engine) and when each instance is
+//! made ([`crate::InstanceSettings::limits`]: memory, fuel, timeouts, log
+//! volume, ONNX bounds, enforced per store).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sluice_job::Limits;
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::{Scorer, ScorerPre};
-use crate::compile::{CompileLimits, Compiler};
-use crate::host_state::HostState;
+use crate::bindings::ScorerPre;
+use crate::compile::{CompileBounds, CompileLimits, Compiler, compile_config};
+use crate::error::EngineError;
+use crate::store::StoreState;
 use crate::world::LIFECYCLE_PREFIX;
 
 /// How often the epoch advances: the granularity of wall-clock deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Why a scorer cannot be loaded or checked. Each message names the file
-/// and, for a bound, the `limits.*` key that sets it.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot configure the wasm engine: {0:#}")]
-    Config(wasmtime::Error),
-    #[error("{path}: cannot read the scorer: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: the scorer is {kind}, not a regular .wasm file; it is refused without reading it")]
-    NotRegular { path: PathBuf, kind: &'static str },
-    #[error(
-        "{path}: the scorer is {}, over `limits.max_scorer_mb` = {cap_mb} MiB; it is refused without reading it whole",
-        .size.map_or("larger than that".to_string(), |n| format!("{n} bytes"))
-    )]
-    TooLarge { path: PathBuf, size: Option<u64>, cap_mb: u64 },
-    #[error("{path}: not a valid WebAssembly component: {reason}")]
-    NotComponent { path: PathBuf, reason: String },
-    #[error("{path}: not a valid WebAssembly component: {source:#}")]
-    Compile { path: PathBuf, source: wasmtime::Error },
-    /// The imports or exports do not fit the host's world (found without
-    /// compiling; the same words `validate` prints).
-    #[error("{path}: the component does not fit the sluice:scorer world: {}", .problems.join("; "))]
-    Names { path: PathBuf, problems: Vec<String> },
-    #[error("{path}: the component does not fit the sluice:scorer world: {source:#}")]
-    World { path: PathBuf, source: wasmtime::Error },
-    #[error(
-        "{path}: compiling the scorer needed more than `limits.compile_memory_mb` = {mb} MiB; the compile was \
-         stopped and nothing was cached"
-    )]
-    CompileMemory { path: PathBuf, mb: u64 },
-    #[error(
-        "{path}: compiling the scorer took longer than `limits.compile_timeout_s` = {secs} s; the compiler was \
-         killed and nothing was cached"
-    )]
-    CompileTimeout { path: PathBuf, secs: u64 },
-    #[error(
-        "{path}: compiling the scorer used more than {cpu_s} CPU-seconds (`limits.compile_timeout_s` x {cores} \
-         cores); the compiler was stopped and nothing was cached"
-    )]
-    CompileCpu { path: PathBuf, cpu_s: u64, cores: usize },
-    #[error("{path}: the scorer compiler {program} failed ({status}): {stderr}")]
-    CompilerFailed { path: PathBuf, program: PathBuf, status: String, stderr: String },
-    #[error("cannot run the scorer compiler {program}: {source}")]
-    CompilerStart { program: PathBuf, source: std::io::Error },
-    #[error(
-        "no scorer compiler: set SLUICE_COMPILER to the sluice binary, or install `sluice` next to {exe} \
-         (scorers are compiled in a child process, `sluice __compile-component`)"
-    )]
-    NoCompiler { exe: PathBuf },
-    #[error("{path}: the compiled component could not be loaded: {source:#}")]
-    Artifact { path: PathBuf, source: wasmtime::Error },
+/// How an engine is made: what every job it serves shares. A job's own
+/// limits are not here: memory, fuel, timeouts and the other
+/// `limits.*` go with each instance ([`crate::InstanceSettings`]) and the
+/// compile bounds with each load ([`ScorerEngine::load_for`]), each
+/// within the maxima below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Live instances at once, all jobs together: the pooling allocator
+    /// reserves this many instance slots (plus one spare) up front.
+    pub pool_size: u32,
+    /// The wasm stack, bytes, of every instance: wasmtime checks a guest's
+    /// stack against one limit per engine (`Config::max_wasm_stack`), so
+    /// this is both the largest `limits.max_wasm_stack_kb` a job on this
+    /// engine may ask for and the stack its instances get. It also decides
+    /// the compiled code's compatibility: the compiler child is started
+    /// with it.
+    pub max_stack_bytes: usize,
+    /// The largest linear memory of any instance, bytes: the size of the
+    /// pool's memory slots. Each job's `limits.memory_mb` caps its own
+    /// instances below it, per store.
+    pub max_memory_bytes: u64,
+    /// The bounds [`ScorerEngine::load`] and [`ScorerEngine::validate`]
+    /// read and compile a scorer under (`limits.max_scorer_mb`,
+    /// `limits.compile_memory_mb`, `limits.compile_timeout_s` of
+    /// [`EngineConfig::for_job`]'s job); [`ScorerEngine::load_for`] uses
+    /// the job's own.
+    pub compile_defaults: CompileBounds,
 }
 
-/// One wasmtime engine for a job: pooling allocator sized to the job's
-/// instances, fuel and epoch interruption on, async support so a guest
-/// waiting in a host call can be abandoned at its deadline.
+impl EngineConfig {
+    /// An engine for one job: `concurrency` instances at once, its stack
+    /// and memory as the engine's maxima, its compile bounds as the
+    /// defaults. Exactly the engine a job had when engines were per job.
+    pub fn for_job(limits: &Limits, concurrency: u32) -> EngineConfig {
+        EngineConfig {
+            pool_size: concurrency.max(1),
+            max_stack_bytes: limits.max_wasm_stack,
+            max_memory_bytes: limits.memory_bytes,
+            compile_defaults: CompileBounds::of(limits),
+        }
+    }
+
+    /// Whether a job with `limits` fits an engine made with this
+    /// configuration: its stack and memory within the engine's maxima. A
+    /// job asking for more gets an error naming its `limits.*` key.
+    pub fn check(&self, limits: &Limits) -> Result<(), EngineError> {
+        if limits.max_wasm_stack > self.max_stack_bytes {
+            return Err(EngineError::StackOverEngine {
+                asked_kb: limits.max_wasm_stack as u64 >> 10,
+                max_kb: self.max_stack_bytes as u64 >> 10,
+            });
+        }
+        if limits.memory_bytes > self.max_memory_bytes {
+            return Err(EngineError::MemoryOverEngine {
+                asked_mb: limits.memory_bytes >> 20,
+                max_mb: self.max_memory_bytes >> 20,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One wasmtime engine, for one job or many: pooling allocator sized to
+/// [`EngineConfig::pool_size`], fuel and epoch interruption on, async
+/// support so a guest waiting in a host call can be abandoned at its
+/// deadline. Instances of different jobs share it; each store carries its
+/// job's limits.
 pub struct ScorerEngine {
     engine: Engine,
-    linker: Linker<HostState>,
+    linker: Linker<StoreState>,
     stop_ticker: Arc<AtomicBool>,
     compiler: Compiler,
-    limits: CompileLimits,
+    config: EngineConfig,
 }
 
 impl std::fmt::Debug for ScorerEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScorerEngine").finish_non_exhaustive()
+        f.debug_struct("ScorerEngine").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
 impl ScorerEngine {
-    /// An engine for up to `instances` live instances at once with `limits`
-    /// (the stack cap is engine-wide, so one engine per job).
-    pub fn new(limits: &Limits, instances: u32) -> Result<ScorerEngine, EngineError> {
+    /// An engine made with `config` (for one job:
+    /// `ScorerEngine::new(&EngineConfig::for_job(&limits, concurrency))`).
+    pub fn new(config: &EngineConfig) -> Result<ScorerEngine, EngineError> {
         let mut pool = PoolingAllocationConfig::new();
         // A Rust component built for wasm32-wasip2 has a handful of core
         // instances (main module plus shims); leave room for other toolchains.
-        let slots = instances.max(1) + 1;
+        let slots = config.pool_size.max(1) + 1;
         pool.total_component_instances(slots)
             .max_core_instances_per_component(32)
             .total_core_instances(slots * 32)
@@ -103,15 +124,12 @@ impl ScorerEngine {
             .max_tables_per_component(8)
             .total_tables(slots * 8)
             .total_stacks(slots)
-            .max_memory_size(limits.memory_bytes as usize);
+            .max_memory_size(config.max_memory_bytes as usize);
 
-        let mut config = compile_config(limits.max_wasm_stack);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(EngineError::Config)?;
-
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(EngineError::Config)?;
-        Scorer::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(EngineError::Config)?;
+        let mut wasm = compile_config(config.max_stack_bytes);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(EngineError::Config)?;
+        let linker = crate::store::linker(&engine).map_err(EngineError::Config)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (e, stop) = (engine.clone(), stop_ticker.clone());
@@ -124,13 +142,7 @@ impl ScorerEngine {
                 }
             })
             .map_err(|e| EngineError::Config(e.into()))?;
-        Ok(ScorerEngine {
-            engine,
-            linker,
-            stop_ticker,
-            compiler: Compiler::Discover,
-            limits: CompileLimits::new(limits),
-        })
+        Ok(ScorerEngine { engine, linker, stop_ticker, compiler: Compiler::Discover, config: config.clone() })
     }
 
     /// Where this engine compiles scorers (default [`Compiler::Discover`]).
@@ -139,16 +151,47 @@ impl ScorerEngine {
         self
     }
 
+    /// How this engine was made.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The compile bounds of [`EngineConfig::compile_defaults`].
+    fn default_bounds(&self) -> CompileLimits {
+        CompileLimits::new(&self.config.compile_defaults, self.config.max_stack_bytes)
+    }
+
     /// Reads, checks, compiles (or loads from `cache_dir`) and links a
-    /// scorer. In order, each refusing before the next costs anything: the
-    /// file's type and size (`limits.max_scorer_mb`), its imports and
-    /// exports by name (the check `validate` prints), the compile in the
-    /// compiler child (`limits.compile_memory_mb`, `limits.compile_timeout_s`),
-    /// then wasmtime's link and type check. Only a component that compiled
-    /// gets a cache entry.
+    /// scorer under the engine's default compile bounds
+    /// ([`EngineConfig::compile_defaults`]). In order, each refusing before
+    /// the next costs anything: the file's type and size
+    /// (`limits.max_scorer_mb`), its imports and exports by name (the check
+    /// `validate` prints), the compile in the compiler child
+    /// (`limits.compile_memory_mb`, `limits.compile_timeout_s`), then
+    /// wasmtime's link and type check. Only a component that compiled gets
+    /// a cache entry.
     pub fn load(&self, path: &Path, cache_dir: Option<&Path>) -> Result<ScorerComponent, EngineError> {
-        let bytes = crate::compile::read_scorer(path, self.limits.max_scorer_bytes)?;
-        self.load_bytes(path, &bytes, cache_dir)
+        let bounds = self.default_bounds();
+        let bytes = crate::compile::read_scorer(path, bounds.max_scorer_bytes)?;
+        self.load_with(path, &bytes, cache_dir, &bounds)
+    }
+
+    /// [`ScorerEngine::load`] for a job with its own `limits`: first
+    /// checks that the job fits this engine ([`EngineConfig::check`]: its
+    /// `limits.max_wasm_stack_kb` and `limits.memory_mb` within the
+    /// engine's maxima), then reads and compiles under the job's
+    /// `limits.max_scorer_mb`, `limits.compile_memory_mb` and
+    /// `limits.compile_timeout_s`.
+    pub fn load_for(
+        &self,
+        limits: &Limits,
+        path: &Path,
+        cache_dir: Option<&Path>,
+    ) -> Result<ScorerComponent, EngineError> {
+        self.config.check(limits)?;
+        let bounds = CompileLimits::new(&CompileBounds::of(limits), self.config.max_stack_bytes);
+        let bytes = crate::compile::read_scorer(path, bounds.max_scorer_bytes)?;
+        self.load_with(path, &bytes, cache_dir, &bounds)
     }
 
     /// [`ScorerEngine::load`] of bytes already in memory (`path` names them
@@ -159,11 +202,21 @@ impl ScorerEngine {
         bytes: &[u8],
         cache_dir: Option<&Path>,
     ) -> Result<ScorerComponent, EngineError> {
-        if bytes.len() as u64 > self.limits.max_scorer_bytes {
+        self.load_with(path, bytes, cache_dir, &self.default_bounds())
+    }
+
+    fn load_with(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        cache_dir: Option<&Path>,
+        bounds: &CompileLimits,
+    ) -> Result<ScorerComponent, EngineError> {
+        if bytes.len() as u64 > bounds.max_scorer_bytes {
             return Err(EngineError::TooLarge {
                 path: path.to_path_buf(),
                 size: Some(bytes.len() as u64),
-                cap_mb: self.limits.max_scorer_bytes >> 20,
+                cap_mb: bounds.max_scorer_bytes >> 20,
             });
         }
         let names = self.names(path, bytes)?;
@@ -172,12 +225,19 @@ impl ScorerEngine {
         }
         let hash = crate::cache::wasm_hash(bytes);
         let (component, cached) =
-            crate::cache::load_or_compile(&self.engine, path, &hash, cache_dir, || self.compile(path, bytes))?;
+            crate::cache::load_or_compile(&self.engine, path, &hash, cache_dir, || self.compile(path, bytes, bounds))?;
         let world = |source| EngineError::World { path: path.to_path_buf(), source };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
         let pre = ScorerPre::new(instance_pre).map_err(world)?;
         let lifecycle = lifecycle_export(&self.engine, &component);
-        Ok(ScorerComponent { engine: self.engine.clone(), pre, lifecycle, hash, from_cache: cached })
+        Ok(ScorerComponent {
+            engine: self.engine.clone(),
+            config: self.config.clone(),
+            pre,
+            lifecycle,
+            hash,
+            from_cache: cached,
+        })
     }
 
     /// The name check of [`crate::world`], with a file name on failure.
@@ -187,31 +247,15 @@ impl ScorerEngine {
 
     /// The precompiled artifact of `bytes`, from the compiler child (or
     /// this process for [`Compiler::InProcess`]).
-    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Vec<u8>, EngineError> {
+    fn compile(&self, path: &Path, bytes: &[u8], bounds: &CompileLimits) -> Result<Vec<u8>, EngineError> {
         match self.compiler.program()? {
-            Some(program) => crate::compile::compile_in_child(&program, path, bytes, &self.limits),
+            Some(program) => crate::compile::compile_in_child(&program, path, bytes, bounds),
             None => self
                 .engine
                 .precompile_component(bytes)
                 .map_err(|source| EngineError::Compile { path: path.to_path_buf(), source }),
         }
     }
-}
-
-/// The settings that decide what compiled code looks like (and so the
-/// engine's compatibility hash): the job's engine adds the pooling
-/// allocator to them; the compiler child (`sluice __compile-component`)
-/// uses them as they are, so its artifacts load in the job's engine.
-pub(crate) fn compile_config(max_wasm_stack: usize) -> Config {
-    let mut config = Config::new();
-    config
-        .consume_fuel(true)
-        .epoch_interruption(true)
-        .wasm_component_model(true)
-        .max_wasm_stack(max_wasm_stack)
-        // The fiber stack must hold the wasm stack plus the host's frames.
-        .async_stack_size(max_wasm_stack + (1 << 20));
-    config
 }
 
 /// What `sluice validate` reports about a component.
@@ -235,11 +279,12 @@ impl ScorerEngine {
     /// its limits; its result is not cached) and wasmtime's link and type
     /// check.
     pub fn validate(&self, path: &Path) -> Result<Validation, EngineError> {
-        let bytes = crate::compile::read_scorer(path, self.limits.max_scorer_bytes)?;
+        let bounds = self.default_bounds();
+        let bytes = crate::compile::read_scorer(path, bounds.max_scorer_bytes)?;
         let hash = crate::cache::wasm_hash(&bytes);
         let crate::world::Names { imports, exports, mut problems } = self.names(path, &bytes)?;
         if problems.is_empty() {
-            let artifact = self.compile(path, &bytes)?;
+            let artifact = self.compile(path, &bytes, &bounds)?;
             // SAFETY: see `cache::deserialize`.
             let component = unsafe { crate::cache::deserialize(&self.engine, &artifact) }
                 .map_err(|source| EngineError::Artifact { path: path.to_path_buf(), source })?;
@@ -273,7 +318,10 @@ impl Drop for ScorerEngine {
 /// times (wasmtime's `InstancePre`).
 pub struct ScorerComponent {
     pub(crate) engine: Engine,
-    pub(crate) pre: ScorerPre<HostState>,
+    /// The configuration of the engine it was linked in: an instance's
+    /// limits are checked against it.
+    pub(crate) config: EngineConfig,
+    pub(crate) pre: ScorerPre<StoreState>,
     /// The `lifecycle` export's full name, when the component has one.
     pub(crate) lifecycle: Option<String>,
     /// sha256 of the `.wasm` bytes.
@@ -323,7 +371,7 @@ mod tests {
     /// used to run. The name check, before any compile, refuses it.
     #[test]
     fn the_linker_lets_an_undefined_types_only_instance_through_and_the_name_check_does_not() {
-        let engine = ScorerEngine::new(&Limits::default(), 1).unwrap();
+        let engine = ScorerEngine::new(&EngineConfig::for_job(&Limits::default(), 1)).unwrap();
         for name in ["sluice:scorer/types@0.2.0", "wasi:http/types@0.2.0", "wasi:nn/inference@0.2.0"] {
             let c = Component::new(&engine.engine, importing(name)).unwrap();
             assert!(engine.linker.instantiate_pre(&c).is_ok(), "wasmtime links an empty `{name}`");
@@ -343,7 +391,7 @@ mod tests {
             h.finish()
         };
         let limits = Limits { max_wasm_stack: 512 << 10, ..Limits::default() };
-        let job = ScorerEngine::new(&limits, 8).unwrap();
+        let job = ScorerEngine::new(&EngineConfig::for_job(&limits, 8)).unwrap();
         let child = Engine::new(&compile_config(limits.max_wasm_stack)).unwrap();
         assert_eq!(hash(&job.engine), hash(&child));
         // The artifact of one loads in the other.

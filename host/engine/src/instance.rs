@@ -12,16 +12,23 @@ use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::bindings::{Scorer, wit};
 use crate::engine::{EPOCH_TICK, ScorerComponent};
-use crate::host_state::{Event, HostState};
+use crate::features::batch::{BatchState, HostRows};
+use crate::features::log::LogState;
+use crate::features::onnx::OnnxState;
+use crate::features::{Event, MAX_HOST_HANDLES};
 use crate::logs::{GuestLog, GuestStream, LogBudget, Logger};
-use crate::onnx_host::HostRows;
-
-/// Host-side resource handles one instance may hold at once.
-pub(crate) const MAX_HOST_HANDLES: usize = 10_000;
+use crate::store::StoreState;
 
 /// What an instance is made with.
 #[derive(Clone)]
 pub struct InstanceSettings {
+    /// The job's limits, enforced per instance: `limits.memory_mb` by the
+    /// store's limiter, `limits.fuel` and the timeout before every call,
+    /// `limits.max_log_kb`, `limits.max_tensor_mb` and
+    /// `limits.max_output_mb` by the host features. Its
+    /// `limits.max_wasm_stack_kb` and `limits.memory_mb` must fit the
+    /// engine's ([`crate::EngineConfig::check`]), or the instance is
+    /// refused; the stack in force is the engine's.
     pub limits: Limits,
     /// Wall clock for each `init()` and `run()`.
     pub timeout: Duration,
@@ -47,7 +54,7 @@ impl std::fmt::Debug for InstanceSettings {
 /// A live instance after a successful `init()`. After any failed call the
 /// instance is spent: the scheduler drops it and makes a fresh one.
 pub struct ScorerInstance {
-    store: Store<HostState>,
+    store: Store<StoreState>,
     bindings: Scorer,
     shutdown: Option<wasmtime::component::TypedFunc<(), (Result<(), wit::Error>,)>>,
     settings: InstanceSettings,
@@ -63,6 +70,7 @@ impl ScorerComponent {
     /// Instantiates a fresh sandbox and runs `init(config)` in it, under the
     /// same fuel and wall-clock limits as `run()`.
     pub async fn instantiate(&self, settings: InstanceSettings) -> Result<ScorerInstance, Failure> {
+        self.config.check(&settings.limits).map_err(|e| Failure::new(ReasonCode::UserError, e.to_string()))?;
         let budget = settings.log_budget.clone().unwrap_or_else(|| LogBudget::new(settings.limits.max_log_bytes));
         let logger = Logger::new(settings.log.clone(), settings.instance_id, budget);
         let mut wasi = WasiCtx::builder();
@@ -91,20 +99,15 @@ impl ScorerComponent {
         // of a million per instance.
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HOST_HANDLES);
-        let state = HostState {
+        let state = StoreState {
             wasi: wasi.build(),
             table,
             limits,
-            diag: Default::default(),
             memory_cap: settings.limits.memory_bytes,
-            logger,
-            models: settings.models.clone(),
-            rows: None,
-            deliver: None,
-            deadline: None,
-            onnx_timed_out: false,
-            max_tensor_bytes: settings.limits.max_tensor_bytes,
-            max_output_bytes: settings.limits.max_output_bytes,
+            diag: Default::default(),
+            log: LogState { logger },
+            onnx: OnnxState::new(settings.models.clone(), &settings.limits),
+            batch: BatchState::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
@@ -148,16 +151,16 @@ impl ScorerComponent {
 /// Resets fuel, the epoch deadline and what explains a trap before a call
 /// into the guest (so an earlier call's allocation failure or panic text is
 /// never blamed for this one's trap).
-fn arm(store: &mut Store<HostState>, s: &InstanceSettings) {
+fn arm(store: &mut Store<StoreState>, s: &InstanceSettings) {
     // Fuel is enabled on every engine we build, so this cannot fail.
     let _ = store.set_fuel(s.limits.fuel);
     let ticks = s.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
     store.set_epoch_deadline(ticks);
     store.set_hostcall_fuel(hostcall_fuel(&s.limits));
     let data = store.data_mut();
-    data.deadline = Some(std::time::Instant::now() + s.timeout);
+    data.onnx.deadline = Some(std::time::Instant::now() + s.timeout);
     data.diag = Default::default();
-    data.onnx_timed_out = false;
+    data.onnx.timed_out = false;
 }
 
 /// The most bytes one host call (or one returned result) may copy out of
@@ -196,9 +199,9 @@ fn prefix(f: Failure, what: &str) -> Failure {
 /// message that names the root cause (the exit code, the full handle
 /// table, the forged handle, the limit), never just "error while
 /// executing".
-fn classify(e: &wasmtime::Error, state: &HostState, limits: &Limits) -> Failure {
+fn classify(e: &wasmtime::Error, state: &StoreState, limits: &Limits) -> Failure {
     use wasmtime::component::ResourceTableError as Table;
-    if state.onnx_timed_out {
+    if state.onnx.timed_out {
         return Failure::new(
             ReasonCode::Timeout,
             "exceeded retry_settings.timeout (wall clock) inside ONNX inference; the run was terminated",
@@ -372,22 +375,22 @@ impl ScorerInstance {
     /// instance must be dropped.
     pub async fn run(&mut self, batch: &PreparedBatch) -> Result<BatchOutput, Failure> {
         let items = batch.items;
-        self.store.data().logger.set_mini_batch(Some(&batch.id), batch.log_budget.clone());
-        let wit = batch.wit(self.store.data().deliver.as_ref());
-        self.store.data_mut().rows = match &batch.data {
+        self.store.data().log.logger.set_mini_batch(Some(&batch.id), batch.log_budget.clone());
+        let wit = batch.wit(self.store.data().batch.deliver.as_ref());
+        self.store.data_mut().batch.rows = match &batch.data {
             Prepared::Rows(r) => Some(r.clone()),
             Prepared::Files(_) => None,
         };
         arm(&mut self.store, &self.settings);
         let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &wit)).await;
-        self.store.data_mut().rows = None;
+        self.store.data_mut().batch.rows = None;
         let out = match r {
             Err(f) => Err(f),
             Ok(Err(trap)) => Err(classify(&trap, self.store.data(), &self.settings.limits)),
             Ok(Ok(Err(e))) => Err(Failure::new(ReasonCode::UserError, bounded_text(&e.message))),
             Ok(Ok(Ok(result))) => self.check(result, items),
         };
-        self.store.data().logger.set_mini_batch(None, None);
+        self.store.data().log.logger.set_mini_batch(None, None);
         out
     }
 

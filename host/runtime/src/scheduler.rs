@@ -294,7 +294,8 @@ pub fn prepare(spec: &JobSpec, opts: &RunOptions, output: Option<Box<dyn OutputS
     };
 
     let compile_start = Instant::now();
-    let engine = ScorerEngine::new(&spec.limits, spec.max_concurrency as u32)?.with_compiler(opts.compiler.clone());
+    let engine = ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&spec.limits, spec.max_concurrency as u32))?
+        .with_compiler(opts.compiler.clone());
     let component = engine.load(&spec.scorer, opts.cache_dir.as_deref())?;
     let compile_s = compile_start.elapsed().as_secs_f64();
     tracing::info!(

@@ -1,8 +1,8 @@
-//! The host side of the `onnx` and `batch` imports.
+//! The `onnx` import: models the job grants and inference on them.
 //!
 //! Models come only from the job's grants (a [`ModelRegistry`] shared by
 //! every instance of the node); a guest names them, never passes bytes.
-//! Column sources are stacked from the current mini-batch held in the host,
+//! Column sources are stacked from the batch feature's rows ([`HostRows`]),
 //! so feature data need not pass through guest memory. Every bad request is
 //! a typed error for the guest; only a run past the `run()` deadline traps
 //! (the watchdog terminates ONNX Runtime and the mini-batch fails with
@@ -10,41 +10,67 @@
 
 use std::sync::Arc;
 
-use sluice_job::{ColumnData, Table};
+use sluice_job::ColumnData;
 use sluice_onnx::{ElementType, ErrorCode, Model, ModelRegistry, OnnxError, Tensor, TensorData};
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::bindings::{wit, wit_batch, wit_onnx};
-use crate::host_state::HostState;
+use crate::bindings::{ModelHandle, wit, wit_onnx};
+use crate::features::MAX_HOST_HANDLES;
+use crate::features::batch::{BatchState, HostRows};
 
-/// A model opened by a guest: a handle in its resource table.
-pub struct ModelHandle {
-    model: Arc<Model>,
+/// The onnx feature's state in a store: the grants, the bounds of one
+/// `onnx.run` (from the job's limits) and the deadline of the current call.
+pub(crate) struct OnnxState {
+    /// The models the job grants (shared by the node's instances).
+    pub(crate) models: Option<Arc<ModelRegistry>>,
+    /// When the current call must end: ONNX runs are terminated there.
+    /// Set before every call into the guest.
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// Set when the watchdog terminated an ONNX run (or host-side work for
+    /// one passed the deadline): the trap is a `TIMEOUT`.
+    pub(crate) timed_out: bool,
+    /// `limits.max_tensor_mb`: all inputs of one `onnx.run` together.
+    pub(crate) max_tensor_bytes: u64,
+    /// `limits.max_output_mb`: what one `onnx.run` turns into columns and
+    /// tensors for the guest.
+    pub(crate) max_output_bytes: u64,
 }
 
-impl std::fmt::Debug for ModelHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelHandle").field("model", &self.model.name()).finish()
-    }
-}
-
-/// The current tabular mini-batch as the host holds it.
-#[derive(Debug)]
-pub struct HostRows {
-    pub table: Table,
-    pub sources: Vec<String>,
-    pub row_source: Vec<u32>,
-    pub row_number: Vec<u64>,
-}
-
-impl HostRows {
-    /// `file.csv row 12`, for messages.
-    fn where_is(&self, row: usize) -> String {
-        match (self.row_source.get(row), self.row_number.get(row)) {
-            (Some(&s), Some(&n)) => format!("{} row {n}", self.sources.get(s as usize).map_or("?", String::as_str)),
-            _ => format!("row {row}"),
+impl OnnxState {
+    /// No deadline yet (each call into the guest sets one).
+    pub(crate) fn new(models: Option<Arc<ModelRegistry>>, limits: &sluice_job::Limits) -> OnnxState {
+        OnnxState {
+            models,
+            deadline: None,
+            timed_out: false,
+            max_tensor_bytes: limits.max_tensor_bytes,
+            max_output_bytes: limits.max_output_bytes,
         }
     }
+}
+
+/// What an `onnx` call may touch: its own state, the resource table its
+/// model handles live in, and the batch feature's rows (read only) for
+/// column sources.
+pub(crate) struct OnnxView<'a> {
+    pub(crate) state: &'a mut OnnxState,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) batch: &'a BatchState,
+}
+
+/// The [`HasData`] type of the onnx feature: its `Data` is an [`OnnxView`].
+pub(crate) struct Onnx;
+
+impl HasData for Onnx {
+    type Data<'a> = OnnxView<'a>;
+}
+
+/// Links the `onnx` interface, reaching the feature through `view`.
+pub(crate) fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> OnnxView<'_>,
+) -> wasmtime::Result<()> {
+    wit_onnx::add_to_linker::<T, Onnx>(linker, view)
 }
 
 fn err(code: wit_onnx::ErrorCode, message: impl Into<String>) -> wit_onnx::Error {
@@ -343,9 +369,9 @@ fn column_bytes(rows: usize) -> u64 {
     rows as u64 * 8
 }
 
-impl HostState {
+impl OnnxView<'_> {
     fn registry(&self) -> Option<&Arc<ModelRegistry>> {
-        self.models.as_ref()
+        self.state.models.as_ref()
     }
 
     /// Runs a model for the guest. Every argument is checked before the
@@ -361,7 +387,7 @@ impl HostState {
     ) -> wasmtime::Result<Result<wit_onnx::RunResult, wit_onnx::Error>> {
         use wit_onnx::ErrorCode as C;
         let info = model.info();
-        let rows = self.rows.clone();
+        let rows = self.batch.rows.clone();
         let mut seen = std::collections::HashSet::with_capacity(req.inputs.len());
         let mut total: u64 = 0;
         let mut checked = Vec::with_capacity(req.inputs.len());
@@ -395,14 +421,14 @@ impl HostState {
                 }
             };
             total = total.saturating_add(bytes);
-            if total > self.max_tensor_bytes {
+            if total > self.state.max_tensor_bytes {
                 return Ok(Err(err(
                     C::TooLarge,
                     format!(
                         "the inputs of this run would be {total} bytes or more (input `{}` is {bytes}), over \
                          limits.max_tensor_mb = {} MiB for all inputs of one run together",
                         input.name,
-                        self.max_tensor_bytes >> 20
+                        self.state.max_tensor_bytes >> 20
                     ),
                 )));
             }
@@ -429,7 +455,7 @@ impl HostState {
         for c in &checked {
             stacked.push(match c {
                 None => None,
-                Some((c, spec)) => match stack_columns(c, spec, self.deadline) {
+                Some((c, spec)) => match stack_columns(c, spec, self.state.deadline) {
                     Ok(t) => Some(t),
                     Err(Stop::Error(e)) => return Ok(Err(e)),
                     Err(Stop::Deadline) => return Err(self.deadline_passed()),
@@ -446,7 +472,7 @@ impl HostState {
             };
             inputs.push((input.name, tensor));
         }
-        let outputs = match model.run(inputs, &wanted, self.deadline) {
+        let outputs = match model.run(inputs, &wanted, self.state.deadline) {
             Ok(o) => o,
             Err(OnnxError::Timeout { .. }) => return Err(self.deadline_passed()),
             Err(e) => return Ok(Err(from_onnx(&e))),
@@ -467,19 +493,19 @@ impl HostState {
                 back = back.saturating_add(tensor_bytes_host(&t.data));
             }
         }
-        if back > self.max_output_bytes {
+        if back > self.state.max_output_bytes {
             return Ok(Err(err(
                 C::TooLarge,
                 format!(
                     "the results of this run (its to-columns and fetched tensors) would be {back} bytes, over \
                      limits.max_output_mb = {} MiB",
-                    self.max_output_bytes >> 20
+                    self.state.max_output_bytes >> 20
                 ),
             )));
         }
         let mut columns = Vec::with_capacity(req.to_columns.len());
         for oc in &req.to_columns {
-            if self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            if self.state.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Err(self.deadline_passed());
             }
             let t = &outputs.iter().find(|(n, _)| n == &oc.output).expect("requested output present").1;
@@ -498,7 +524,7 @@ impl HostState {
 
     /// The trap for host-side work past the `run()` deadline (a `TIMEOUT`).
     fn deadline_passed(&mut self) -> wasmtime::Error {
-        self.onnx_timed_out = true;
+        self.state.timed_out = true;
         wasmtime::Error::msg("ONNX inference passed the run() deadline and was terminated")
     }
 }
@@ -534,7 +560,7 @@ fn tensor_bytes_host(d: &TensorData) -> u64 {
     d.byte_size()
 }
 
-impl wit_onnx::Host for HostState {
+impl wit_onnx::Host for OnnxView<'_> {
     fn load(&mut self, name: String) -> wasmtime::Result<Result<Resource<ModelHandle>, wit_onnx::Error>> {
         let Some(reg) = self.registry() else {
             return Ok(Err(err(
@@ -550,7 +576,7 @@ impl wit_onnx::Host for HostState {
                     format!(
                         "this instance already holds {} host handles, the most it may; drop models it no \
                          longer uses",
-                        crate::instance::MAX_HOST_HANDLES
+                        MAX_HOST_HANDLES
                     ),
                 ))),
                 Err(e) => Err(e.into()),
@@ -564,7 +590,7 @@ impl wit_onnx::Host for HostState {
     }
 }
 
-impl wit_onnx::HostModel for HostState {
+impl wit_onnx::HostModel for OnnxView<'_> {
     fn info(&mut self, self_: Resource<ModelHandle>) -> wasmtime::Result<wit_onnx::ModelInfo> {
         let m = &self.table.get(&self_)?.model;
         let conv = |ts: &[sluice_onnx::TensorInfo]| {
@@ -595,48 +621,5 @@ impl wit_onnx::HostModel for HostState {
     fn drop(&mut self, rep: Resource<ModelHandle>) -> wasmtime::Result<()> {
         self.table.delete(rep)?;
         Ok(())
-    }
-}
-
-impl wit_batch::Host for HostState {
-    fn deliver_columns(&mut self, names: Vec<String>) -> wasmtime::Result<()> {
-        // A set: the filter per mini-batch is then one lookup per column,
-        // however many (repeated) names the guest sent.
-        self.deliver = Some(names.into_iter().collect());
-        Ok(())
-    }
-
-    fn columns(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self
-            .rows
-            .as_ref()
-            .map(|r| r.table.columns.iter().map(|c| (c.name.clone(), c.data.type_name().to_string())).collect())
-            .unwrap_or_default())
-    }
-
-    fn null_rows(&mut self, columns: Vec<String>) -> wasmtime::Result<Result<Vec<u32>, wit_onnx::Error>> {
-        let Some(rows) = &self.rows else {
-            return Ok(Err(err(wit_onnx::ErrorCode::InvalidInput, "no tabular mini-batch is being run")));
-        };
-        let mut null = vec![false; rows.table.num_rows];
-        let mut done = std::collections::HashSet::with_capacity(rows.table.columns.len());
-        for name in &columns {
-            // A name given again costs nothing: the work stays columns x rows.
-            if !done.insert(name.as_str()) {
-                continue;
-            }
-            let Some(c) = rows.table.columns.iter().find(|c| &c.name == name) else {
-                return Ok(Err(err(
-                    wit_onnx::ErrorCode::UnknownName,
-                    format!("no column `{}` in this mini-batch", sluice_job::text::guest_text(name, 256)),
-                )));
-            };
-            if let Some(valid) = &c.valid {
-                for (n, v) in null.iter_mut().zip(valid) {
-                    *n |= !v;
-                }
-            }
-        }
-        Ok(Ok(null.iter().enumerate().filter(|(_, n)| **n).map(|(i, _)| i as u32).collect()))
     }
 }
