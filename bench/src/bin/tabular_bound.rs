@@ -91,7 +91,29 @@ struct Job {
 /// One scored file, for the writer: its index in input order, its rows and their CSV text.
 type Scored = (usize, u64, Vec<u8>);
 
+/// Keeps freed buffers in the process: the per-file buffers (the tensor, Arrow's columns, ORT's
+/// outputs) are the same size file after file, and glibc's default of trimming the heap and
+/// mapping big blocks afresh costs a page fault per 4 KiB of each (237k faults, 0.8 s of system
+/// time per 1M rows without this).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    unsafe extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only changes glibc malloc's tunables; called before any thread starts.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn main() -> anyhow::Result<()> {
+    keep_freed_memory();
     let args = parse_args()?;
     let started = Instant::now();
 
