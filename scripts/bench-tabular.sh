@@ -4,11 +4,13 @@
 # peer baselines (Azure-ML-style Python pool with ONNX Runtime or sklearn, and Ray Data).
 # One command that does all its own set-up, then prints a table; see BENCHMARKS.md.
 #
-# Usage: scripts/bench-tabular.sh [--files N] [--rows R] [--runs K] [--no-peers]
-#   --files N    input files (default 200; env FILES)
-#   --rows R     rows per file (default 5000; env ROWS)
-#   --runs K     timed runs per system (default 3; env RUNS)
-#   --no-peers   skip the Python/Ray peers (env NO_PEERS=1)
+# Usage: scripts/bench-tabular.sh [--files N] [--rows R] [--runs K] [--files-per-batch M] [--no-peers]
+#   --files N            input files (default 200; env FILES)
+#   --rows R             rows per file (default 5000; env ROWS)
+#   --runs K             timed runs per system (default 3; env RUNS)
+#   --files-per-batch M  files per mini-batch, for sluice ("M files"), the bound and the peers
+#                        (default 10; env FILES_PER_BATCH)
+#   --no-peers           skip the Python/Ray peers (env NO_PEERS=1)
 #
 # What it does:
 #   1. scripts/setup.sh (wasm32-wasip2 target, ONNX Runtime) and scripts/python-env.sh (.sluice/venv);
@@ -32,15 +34,16 @@ ROWS=${ROWS:-5000}
 RUNS=${RUNS:-3}
 NO_PEERS=${NO_PEERS:-0}
 WORKERS=2
-FILES_PER_BATCH=10
+FILES_PER_BATCH=${FILES_PER_BATCH:-10}
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --files) FILES=$2; shift 2 ;;
         --rows) ROWS=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
+        --files-per-batch) FILES_PER_BATCH=$2; shift 2 ;;
         --no-peers) NO_PEERS=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-tabular: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -89,7 +92,7 @@ mkdir -p "$out" "$tdir" "$jobs"
 rm -rf "$tdir"/*.txt "$tdir"/*.log "$jobs"/sluice-* "$out"/*.csv
 
 # 4. the sluice job
-job="$bench/job-$FILES-$ROWS.yaml"
+job="$bench/job-$FILES-$ROWS-$FILES_PER_BATCH.yaml"
 cat >"$job" <<EOF
 # Written by scripts/bench-tabular.sh: the tabular-classifier job over the generated data.
 type: parallel
