@@ -681,7 +681,7 @@ fn run_delivery(
             last_failure: None,
             instance: None,
         });
-        (t.start, t.budget.clone(), t.last_failure.take(), t.instance)
+        (t.start, t.budget.clone(), t.last_failure.clone(), t.instance)
     };
     let max_tries = job.spec.max_retries + 1;
     let mut record = BatchRecord::new(mb, items);
