@@ -97,7 +97,7 @@ pub fn plan_tabular(
     partition_keys: &[String],
     max_file_bytes: u64,
 ) -> Result<(Plan, TabularInput), TabularError> {
-    let whole = partition_keys.len() > 0 || matches!(size, MiniBatchSize::Files(_));
+    let whole = !partition_keys.is_empty() || matches!(size, MiniBatchSize::Files(_));
     let (schema, schema_source) = job_schema(&items, max_file_bytes, whole)?;
     let input = TabularInput { schema, schema_source, max_file_bytes };
     let plan = if !partition_keys.is_empty() {
