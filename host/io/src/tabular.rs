@@ -97,7 +97,8 @@ pub fn plan_tabular(
     partition_keys: &[String],
     max_file_bytes: u64,
 ) -> Result<(Plan, TabularInput), TabularError> {
-    let (schema, schema_source) = job_schema(&items, max_file_bytes)?;
+    let whole = !partition_keys.is_empty() || matches!(size, MiniBatchSize::Files(_));
+    let (schema, schema_source) = job_schema(&items, max_file_bytes, whole)?;
     let input = TabularInput { schema, schema_source, max_file_bytes };
     let plan = if !partition_keys.is_empty() {
         plan_partitions(items, partition_keys, &input)?
@@ -122,13 +123,21 @@ pub fn plan_tabular(
 /// The first readable table's columns, normalised: what the host hands
 /// the guest must be one of the WIT column types, so dates, times and
 /// all-empty columns are read as text.
-fn job_schema(items: &[InputItem], max_file_bytes: u64) -> Result<(SchemaRef, String), TabularError> {
+fn job_schema(items: &[InputItem], max_file_bytes: u64, whole: bool) -> Result<(SchemaRef, String), TabularError> {
     let mut why = Vec::new();
     for item in items {
-        if item.refused.is_some() || item.size > max_file_bytes {
-            continue;
+        if why.len() >= 5 {
+            break;
         }
         let Some(format) = TableFormat::from_name(&item.name) else { continue };
+        if let Some(r) = &item.refused {
+            why.push(format!("{}: {r}", item.name));
+            continue;
+        }
+        if whole && item.size > max_file_bytes {
+            why.push(format!("{}: {}", item.name, over_cap(item.size, max_file_bytes)));
+            continue;
+        }
         match file_schema(item, format) {
             Ok(s) if !s.fields().is_empty() => {
                 let fields: Vec<Field> =
@@ -138,11 +147,12 @@ fn job_schema(items: &[InputItem], max_file_bytes: u64) -> Result<(SchemaRef, St
             Ok(_) => why.push(format!("{}: no columns", item.name)),
             Err(e) => why.push(format!("{}: {e}", item.name)),
         }
-        if why.len() > 5 {
-            break;
-        }
     }
-    Err(TabularError::NoSchema(if why.is_empty() { "none found".into() } else { why.join("; ") }))
+    Err(TabularError::NoSchema(if why.is_empty() {
+        format!("none of the {} input files is a .csv, .parquet or .jsonl file", items.len())
+    } else {
+        why.join("; ")
+    }))
 }
 
 fn normalise_type(t: &DataType) -> DataType {
@@ -206,36 +216,26 @@ enum Cut {
 }
 
 /// Row- or byte-sized mini-batches across files: every file is scanned once
-/// (in order) for its row boundaries. A file that cannot be scanned gets a
-/// mini-batch of its own that fails as one item.
+/// (in order, streaming) for its row boundaries, keeping state per
+/// mini-batch only, never per row. A segment's bytes stay within
+/// `limits.max_file_mb` (a mini-batch is cut early rather than exceed it;
+/// rows are never cut). A file that cannot be scanned gets a mini-batch of
+/// its own that fails as one item.
 fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
     let mut batches: Vec<Vec<Segment>> = Vec::new();
     let mut current: Vec<Segment> = Vec::new();
     let mut in_batch_rows = 0u64;
     let mut in_batch_bytes = 0u64;
+    let cap = input.max_file_bytes;
     for (file, item) in items.iter().enumerate() {
-        let rows = match scan_file(item, input) {
-            Ok(rows) if !rows.is_empty() => rows,
-            // Unreadable or without rows: a mini-batch of its own, where
-            // reading it fails as one item with the reason.
-            _ => {
-                if !current.is_empty() {
-                    batches.push(std::mem::take(&mut current));
-                    in_batch_rows = 0;
-                    in_batch_bytes = 0;
-                }
-                batches.push(vec![Segment { file, rows: RowSpan::All }]);
-                continue;
-            }
-        };
-        // `rows[i]` = (byte offset, byte length) of row i.
         let mut seg_start: Option<(u64, u64)> = None; // (first row, its offset)
-        for (i, &(offset, len)) in rows.iter().enumerate() {
-            let i = i as u64;
+        let mut i = 0u64;
+        let mark = batches.len();
+        let mut on_row = |offset: u64, len: u64| {
             let full = match cut {
                 Cut::Rows(n) => in_batch_rows >= n,
                 Cut::Bytes(n) => in_batch_rows > 0 && in_batch_bytes + len > n,
-            };
+            } || (in_batch_rows > 0 && in_batch_bytes + len > cap);
             if full {
                 if let Some((start, off)) = seg_start.take() {
                     current.push(Segment { file, rows: RowSpan::Range { start, end: i, offset: off } });
@@ -249,9 +249,31 @@ fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
             }
             in_batch_rows += 1;
             in_batch_bytes += len;
-        }
-        if let Some((start, off)) = seg_start {
-            current.push(Segment { file, rows: RowSpan::Range { start, end: rows.len() as u64, offset: off } });
+            i += 1;
+        };
+        let scanned = scan_file(item, input, &mut on_row);
+        match scanned {
+            Ok(()) if i > 0 => {
+                if let Some((start, off)) = seg_start {
+                    current.push(Segment { file, rows: RowSpan::Range { start, end: i, offset: off } });
+                }
+            }
+            // Unreadable or without rows: a mini-batch of its own, where
+            // reading it fails as one item with the reason. (A scan that
+            // fails part-way drops what it had planned of the file.)
+            _ => {
+                current.retain(|s| s.file != file);
+                for b in &mut batches[mark..] {
+                    b.retain(|s| s.file != file);
+                }
+                batches.retain(|b| !b.is_empty());
+                if !current.is_empty() {
+                    batches.push(std::mem::take(&mut current));
+                }
+                in_batch_rows = 0;
+                in_batch_bytes = 0;
+                batches.push(vec![Segment { file, rows: RowSpan::All }]);
+            }
         }
     }
     if !current.is_empty() {
@@ -260,31 +282,91 @@ fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
     Plan::from_segments(items, batches)
 }
 
-/// `(offset, length)` of every row of a file. CSV and JSON Lines: found by
-/// a quote-aware scan for line ends (blank lines are not rows); Parquet:
-/// from its metadata, with the file's bytes spread evenly over its rows.
-fn scan_file(item: &InputItem, input: &TabularInput) -> Result<Vec<(u64, u64)>, String> {
-    check_item(item, input)?;
+/// The planner's read buffer: a file is scanned this much at a time.
+pub(crate) const SCAN_BUFFER: usize = 1 << 20;
+
+/// Calls `on_row(offset, length)` for every row of a file, in order.
+/// CSV and JSON Lines: a quote-aware streaming scan for line ends (blank
+/// lines are not rows; the CSV header is skipped); Parquet: from its
+/// metadata, with the file's bytes spread evenly over its rows.
+fn scan_file(item: &InputItem, input: &TabularInput, on_row: &mut dyn FnMut(u64, u64)) -> Result<(), String> {
+    check_item(item, input, false)?;
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
+    let f = crate::inputs::open_regular(&item.path)?;
     match format {
         TableFormat::Parquet => {
-            let f = crate::inputs::open_regular(&item.path)?;
             let b =
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())?;
             let n = b.metadata().file_metadata().num_rows().max(0) as u64;
             let per_row = item.size.checked_div(n).unwrap_or(0).max(1);
-            Ok((0..n).map(|i| (i, per_row)).collect())
+            for i in 0..n {
+                on_row(i, per_row);
+            }
+            Ok(())
         }
         TableFormat::Csv | TableFormat::JsonLines => {
-            let data = crate::inputs::read_regular(&item.path)?;
-            let quotes = format == TableFormat::Csv;
-            let mut rows = line_spans(&data, quotes);
-            if format == TableFormat::Csv && !rows.is_empty() {
-                rows.remove(0); // the header
-            }
-            Ok(rows)
+            let mut header = format == TableFormat::Csv;
+            scan_rows(f, format == TableFormat::Csv, SCAN_BUFFER, &mut |o, l| {
+                if std::mem::take(&mut header) {
+                    return;
+                }
+                on_row(o, l)
+            })
+            .map_err(|e| format!("cannot read: {e}"))
         }
     }
+}
+
+/// The streaming form of [`line_spans`]: reads `r` through a buffer of
+/// `buf` bytes (refilled; the quote state and the open line carry across
+/// refills, so a row longer than the buffer costs nothing extra) and calls
+/// `on_row` for each non-blank line, with its offset from the reader's
+/// start.
+pub(crate) fn scan_rows(
+    mut r: impl Read,
+    quotes: bool,
+    buf: usize,
+    on_row: &mut dyn FnMut(u64, u64),
+) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; buf.max(1)];
+    let (mut base, mut start, mut in_quotes, mut nonblank) = (0u64, 0u64, false, false);
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let data = &chunk[..n];
+        let mut pos = 0usize;
+        loop {
+            let next =
+                if quotes { memchr::memchr2(b'\n', b'"', &data[pos..]) } else { memchr::memchr(b'\n', &data[pos..]) };
+            let Some(k) = next else {
+                nonblank |= data[pos..].iter().any(|b| !b.is_ascii_whitespace());
+                break;
+            };
+            let at = pos + k;
+            nonblank |= data[pos..at].iter().any(|b| !b.is_ascii_whitespace());
+            if data[at] == b'"' {
+                in_quotes = !in_quotes;
+                nonblank = true;
+            } else if !in_quotes {
+                let end = base + at as u64 + 1;
+                if nonblank {
+                    on_row(start, end - start);
+                }
+                start = end;
+                nonblank = false;
+            }
+            pos = at + 1;
+        }
+        base += n as u64;
+    }
+    if start < base && nonblank {
+        on_row(start, base - start);
+    }
+    Ok(())
 }
 
 /// Byte spans of the non-blank lines of `data`; with `quotes`, a newline
@@ -384,17 +466,25 @@ fn unknown_format(name: &str) -> String {
     format!("{name}: not a table (tabular input reads .csv, .parquet and .jsonl files)")
 }
 
-fn check_item(item: &InputItem, input: &TabularInput) -> Result<(), String> {
+/// Why a file is not read whole: its size against `limits.max_file_mb`,
+/// and the ways out.
+fn over_cap(size: u64, cap: u64) -> String {
+    format!(
+        "file is {size} bytes, over the cap limits.max_file_mb = {} MiB for a file read whole; raise it \
+         (--max-file-mb or limits.max_file_mb) or use row- or byte-sized mini-batches (mini_batch_size: \"50000\" or \"64MB\")",
+        cap >> 20
+    )
+}
+
+/// An item may be read: not refused, unchanged since planning and, when it
+/// is read whole (`whole`), within `limits.max_file_mb`.
+fn check_item(item: &InputItem, input: &TabularInput, whole: bool) -> Result<(), String> {
     if let Some(why) = &item.refused {
         return Err(why.clone());
     }
     crate::inputs::unchanged(item)?;
-    if item.size > input.max_file_bytes {
-        return Err(format!(
-            "file is {} bytes, over the cap limits.max_file_mb = {} MiB",
-            item.size,
-            input.max_file_bytes >> 20
-        ));
+    if whole && item.size > input.max_file_bytes {
+        return Err(format!("{}: {}", item.name, over_cap(item.size, input.max_file_bytes)));
     }
     Ok(())
 }
@@ -408,7 +498,9 @@ pub fn read_segment(item: &InputItem, rows: &RowSpan, input: &TabularInput) -> R
 /// Reads the rows of one segment, in the job's schema, as Arrow batches
 /// (not joined: a caller converting them anyway saves a copy).
 pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput) -> Result<Vec<RecordBatch>, String> {
-    check_item(item, input)?;
+    // A row range is read by its bytes (planning kept each within the cap);
+    // anything else reads the file from its start.
+    check_item(item, input, !matches!(rows, RowSpan::Range { .. }))?;
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     let schema = input.schema.clone();
     let mut f = crate::inputs::open_regular(&item.path)?;
@@ -681,7 +773,8 @@ fn read_row_by_row(
     rows: &RowSpan,
     input: &TabularInput,
 ) -> Result<(RecordBatch, Vec<u64>, Vec<(u64, String)>), String> {
-    check_item(item, input)?;
+    let range = matches!(rows, RowSpan::Range { .. });
+    check_item(item, input, !range)?;
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     if format == TableFormat::Parquet {
         return Err("Parquet is read whole".into());
@@ -690,11 +783,49 @@ fn read_row_by_row(
     if format == TableFormat::Csv {
         check_header(&mut f, &input.schema, item)?;
     }
-    let data = crate::inputs::read_regular(&item.path)?;
-    let mut spans = line_spans(&data, format == TableFormat::Csv);
-    if format == TableFormat::Csv && !spans.is_empty() {
-        spans.remove(0);
-    }
+    let quotes = format == TableFormat::Csv;
+    // A row range: only its bytes, from its offset until its rows are in
+    // (bounded by the segment, which planning kept within the cap). Any
+    // other span: the file, which is within the cap.
+    let (data, spans, first): (Vec<u8>, Vec<(u64, u64)>, u64) = match rows {
+        RowSpan::Range { start, end, offset } => {
+            f.seek(SeekFrom::Start(*offset)).map_err(|e| e.to_string())?;
+            let want = (end - start) as usize;
+            let mut data = Vec::new();
+            let mut spans = Vec::new();
+            let mut rd = BufReader::with_capacity(SCAN_BUFFER, f);
+            loop {
+                let got = rd.fill_buf().map_err(|e| format!("cannot read: {e}"))?;
+                if got.is_empty() {
+                    break;
+                }
+                let n = got.len();
+                data.extend_from_slice(got);
+                rd.consume(n);
+                spans.clear();
+                let mut keep = |o: u64, l: u64| spans.push((o, l));
+                scan_rows(data.as_slice(), quotes, SCAN_BUFFER, &mut keep).map_err(|e| e.to_string())?;
+                // The last span may be a row cut by the read: complete
+                // only with more than `want` spans or at the end.
+                if spans.len() > want {
+                    break;
+                }
+                if data.len() as u64 > input.max_file_bytes.saturating_mul(2).max(1 << 20) {
+                    return Err("the segment's rows are gone: the file changed during the job".into());
+                }
+            }
+            spans.truncate(want);
+            (data, spans, *start)
+        }
+        _ => {
+            let data = crate::inputs::read_regular(&item.path)?;
+            let mut spans = line_spans(&data, quotes);
+            if format == TableFormat::Csv && !spans.is_empty() {
+                spans.remove(0);
+            }
+            (data, spans, 0)
+        }
+    };
     let wanted: Vec<u64> = match rows {
         RowSpan::All => (0..spans.len() as u64).collect(),
         RowSpan::Range { start, end, .. } => (*start..*end).collect(),
@@ -703,7 +834,7 @@ fn read_row_by_row(
     let schema = input.schema.clone();
     let (mut parts, mut good, mut bad) = (Vec::new(), Vec::new(), Vec::new());
     for r in wanted {
-        let Some(&(off, len)) = spans.get(r as usize) else {
+        let Some(&(off, len)) = spans.get((r - first) as usize) else {
             bad.push((r, "the row is gone: the file changed during the job".to_string()));
             continue;
         };
@@ -749,5 +880,30 @@ mod tests {
         let rows: Vec<&[u8]> = spans.iter().map(|&(o, l)| &data[o as usize..(o + l) as usize]).collect();
         assert_eq!(rows, [&b"h1,h2\n"[..], b"1,\"a\nb\"\n", b"2,c\r\n", b"3,d"]);
         assert_eq!(line_spans(b"{\"a\":\"x\\\"\"}\n{}\n", false).len(), 2);
+    }
+
+    #[test]
+    fn streaming_scan_matches_line_spans_across_refills() {
+        let alphabet = b"ab,\"\n\r \n";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for case in 0..300 {
+            let len = case % 60;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            for quotes in [true, false] {
+                let want = line_spans(&data, quotes);
+                for buf in [1, 2, 3, 7, 64] {
+                    let mut got = Vec::new();
+                    scan_rows(data.as_slice(), quotes, buf, &mut |o, l| got.push((o, l))).unwrap();
+                    assert_eq!(got, want, "{:?} quotes={quotes} buf={buf}", String::from_utf8_lossy(&data));
+                }
+            }
+        }
     }
 }
