@@ -194,7 +194,8 @@ impl TableBuilder {
     }
 
     /// Appends a batch's rows, converting (and then freeing) it column by
-    /// column. On an error the table is left with a partial row set: drop it.
+    /// column. On an error the table is left with a partial row set: drop
+    /// it, or [`TableBuilder::truncate`] it to the rows before.
     pub fn push(&mut self, batch: RecordBatch) -> Result<(), String> {
         use arrow_array::cast::AsArray;
         use arrow_array::types::{Float32Type, Float64Type, Int64Type};
@@ -244,6 +245,25 @@ impl TableBuilder {
         Ok(())
     }
 
+    /// Drops the rows from `rows` on (after a failed [`TableBuilder::push`],
+    /// back to the rows before it: a push that fails midway has extended
+    /// only some columns).
+    pub fn truncate(&mut self, rows: usize) {
+        for (data, valid) in &mut self.columns {
+            match data {
+                ColumnData::F32(v) => v.truncate(rows),
+                ColumnData::F64(v) => v.truncate(rows),
+                ColumnData::S64(v) => v.truncate(rows),
+                ColumnData::String(v) => v.truncate(rows),
+                ColumnData::Bool(v) => v.truncate(rows),
+            }
+            if let Some(v) = valid {
+                v.truncate(rows);
+            }
+        }
+        self.num_rows = self.num_rows.min(rows);
+    }
+
     /// The table.
     pub fn finish(self) -> Table {
         let columns = self
@@ -288,6 +308,32 @@ pub fn to_record_batch(table: &Table) -> Result<RecordBatch, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_push_truncates_back() {
+        let ints = Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Int64, true)]);
+        let batch = |a: Vec<Option<i64>>, b: Vec<i64>| {
+            RecordBatch::try_new(Arc::new(ints.clone()), vec![Arc::new(Int64Array::from(a)), Arc::new(Int64Array::from(b))])
+                .unwrap()
+        };
+        let mut t = TableBuilder::new(&ints, 0);
+        t.push(batch(vec![Some(1), Some(2)], vec![1, 2])).unwrap();
+        // `b` now wants floats but holds integers: `a` converts (a null
+        // adds a validity mask), then `b` fails.
+        t.fields[1] = Arc::new(Field::new("b", DataType::Float64, true));
+        let e = t.push(batch(vec![Some(3), None], vec![3, 4])).unwrap_err();
+        assert!(e.contains("column `b`"), "{e}");
+        t.truncate(2);
+        assert_eq!(t.num_rows(), 2);
+        assert!(t.columns.iter().all(|(d, v)| d.len() == 2 && v.as_ref().is_none_or(|v| v.len() == 2)));
+        t.fields[1] = Arc::new(Field::new("b", DataType::Int64, true));
+        t.push(batch(vec![None], vec![5])).unwrap();
+        let table = t.finish();
+        assert_eq!(table.num_rows, 3);
+        assert_eq!(table.columns[0].data, ColumnData::S64(vec![1, 2, 0]));
+        assert_eq!(table.columns[0].valid, Some(vec![true, true, false]));
+        assert_eq!(table.columns[1].data, ColumnData::S64(vec![1, 2, 5]));
+    }
 
     #[test]
     fn json_lines_keep_nan_and_infinities() {
