@@ -20,13 +20,13 @@ pub trait Encode {
 
 impl Encode for OutputFormat {
     fn encode(&self, table: &Table) -> Result<Vec<u8>, String> {
+        if *self == OutputFormat::Csv {
+            return Ok(csv_rows(table));
+        }
         let batch = to_record_batch(table)?;
         let mut out = Vec::new();
         match self {
-            OutputFormat::Csv => {
-                let mut w = arrow_csv::WriterBuilder::new().with_header(false).build(&mut out);
-                w.write(&batch).map_err(|e| e.to_string())?;
-            }
+            OutputFormat::Csv => unreachable!("encoded above"),
             OutputFormat::JsonLines => {
                 let mut w = arrow_json::WriterBuilder::new()
                     .with_encoder_factory(Arc::new(NonFiniteAsText))
@@ -67,6 +67,72 @@ impl Encode for OutputFormat {
             }
         }
     }
+}
+
+/// The rows of `table` as CSV, written straight from the host columns: the
+/// same bytes as arrow-csv's writer (its defaults: `,`, `"` doubled, `\n`,
+/// nulls empty; integers in decimal, floats in `ryu`'s shortest form,
+/// booleans `true`/`false`, text quoted only when it holds `,`, `"`, `\r`
+/// or `\n`, and a row of one empty field written `""`), without first
+/// copying the table into Arrow arrays (every text value) and formatting
+/// each cell through a dynamic formatter.
+fn csv_rows(table: &Table) -> Vec<u8> {
+    let cols = &table.columns;
+    // A guess at the size (numbers are a few bytes, text its length): one
+    // allocation in the common case.
+    let per_row: usize = cols
+        .iter()
+        .map(|c| match &c.data {
+            ColumnData::String(v) => v.iter().take(64).map(|s| s.len()).sum::<usize>() / v.len().clamp(1, 64) + 1,
+            ColumnData::Bool(_) => 6,
+            ColumnData::S64(_) => 8,
+            ColumnData::F32(_) | ColumnData::F64(_) => 12,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(per_row.saturating_mul(table.num_rows) + table.num_rows);
+    let mut int = itoa::Buffer::new();
+    let mut float = ryu::Buffer::new();
+    for row in 0..table.num_rows {
+        let start = out.len();
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if c.valid.as_ref().is_some_and(|v| !v[row]) {
+                continue;
+            }
+            match &c.data {
+                ColumnData::S64(v) => out.extend_from_slice(int.format(v[row]).as_bytes()),
+                ColumnData::F64(v) => out.extend_from_slice(float.format(v[row]).as_bytes()),
+                ColumnData::F32(v) => out.extend_from_slice(float.format(v[row]).as_bytes()),
+                ColumnData::Bool(v) => out.extend_from_slice(if v[row] { b"true" } else { b"false" }),
+                ColumnData::String(v) => csv_text(&mut out, v[row].as_bytes()),
+            }
+        }
+        // The csv crate quotes a row that is one empty field (else it
+        // would read back as no field at all).
+        if out.len() == start {
+            out.extend_from_slice(b"\"\"");
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A text field as the csv crate writes it (`QuoteStyle::Necessary`).
+fn csv_text(out: &mut Vec<u8>, s: &[u8]) {
+    if !s.iter().any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+        out.extend_from_slice(s);
+        return;
+    }
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// JSON has no NaN or infinities, and arrow-json writes them as `null`,
@@ -308,6 +374,44 @@ pub fn to_record_batch(table: &Table) -> Result<RecordBatch, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The direct CSV encoder writes what arrow-csv's writer writes.
+    #[test]
+    fn csv_rows_are_arrow_csvs() {
+        let arrow = |t: &Table| {
+            let batch = to_record_batch(t).unwrap();
+            let mut out = Vec::new();
+            let mut w = arrow_csv::WriterBuilder::new().with_header(false).build(&mut out);
+            w.write(&batch).unwrap();
+            drop(w);
+            out
+        };
+        let texts = ["plain", "", "a,b", "say \"hi\"", "two\nlines", "cr\rhere", " lead", "#hash", "é ü", "\"", ","];
+        let n = texts.len();
+        let col = |name: &str, data: ColumnData, valid: Option<Vec<bool>>| sluice_job::Column { name: name.into(), data, valid };
+        let f64s = vec![0.5, -0.0, 1.0, 1e20, 1e-7, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 123456.789, f64::MAX, f64::MIN_POSITIVE];
+        let f32s: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
+        let t = Table {
+            num_rows: n,
+            columns: vec![
+                col("id", ColumnData::S64((0..n as i64).map(|i| i * 1_000_000_007 - 5_000_000_000).collect()), None),
+                col("s", ColumnData::String(texts.iter().map(|s| s.to_string()).collect()), None),
+                col("x", ColumnData::F64(f64s), Some((0..n).map(|i| i % 4 != 3).collect())),
+                col("y", ColumnData::F32(f32s), None),
+                col("b", ColumnData::Bool((0..n).map(|i| i % 3 == 0).collect()), Some((0..n).map(|i| i != 1).collect())),
+                col("m", ColumnData::S64(vec![i64::MIN, i64::MAX, 0, -1, 1, 9, 10, 99, 100, -100, 7]), None),
+            ],
+        };
+        assert_eq!(String::from_utf8(csv_rows(&t)).unwrap(), String::from_utf8(arrow(&t)).unwrap());
+        // One column: an empty (or null) field is quoted, a row of one
+        // empty field must not read back as no field.
+        for valid in [None, Some((0..n).map(|i| i % 2 == 0).collect())] {
+            let one = Table { num_rows: n, columns: vec![col("s", t.columns[1].data.clone(), valid)] };
+            assert_eq!(String::from_utf8(csv_rows(&one)).unwrap(), String::from_utf8(arrow(&one)).unwrap());
+        }
+        let empty = Table { num_rows: 0, columns: t.columns.clone().into_iter().map(|mut c| { c.data = empty_like(&c.data); c.valid = None; c }).collect() };
+        assert_eq!(csv_rows(&empty), arrow(&empty));
+    }
 
     #[test]
     fn a_failed_push_truncates_back() {
