@@ -1,5 +1,5 @@
-//! The tabular planner and readers (`plan_tabular`, `read_mini_batch`,
-//! `into_table`) over arbitrary file bytes.
+//! The tabular planner and readers (`plan_tabular`, `read_mini_batch` and
+//! its conversion into the host's table) over arbitrary file bytes.
 //!
 //! Input, through [`arbitrary`]: one to three files, each `.csv`, `.jsonl`
 //! or `.parquet` (sometimes another extension), whose bytes are either
@@ -12,7 +12,7 @@
 //! error, exactly once, and when planning counted a mini-batch's rows the
 //! reader accounts for exactly that many; no row is planned into two
 //! mini-batches; the rows handed on have one provenance entry each and
-//! convert into a table of the job's columns that passes `Table::validate`.
+//! form a table of the job's columns whose columns all have its rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -250,22 +250,25 @@ pub fn check_plan(plan: &sluice_job::Plan, input: &sluice_io::TabularInput) -> R
     let mut planned_anywhere: BTreeSet<(usize, u64)> = BTreeSet::new();
     for mb in &plan.mini_batches {
         let rows = read_mini_batch(plan, &mb.segments, input);
-        let got: usize = rows.batches.iter().map(|b| b.num_rows()).sum();
-        if rows.row_source.len() != got || rows.row_number.len() != got {
+        // The rows handed on (a file whose rows do not convert into the
+        // host's form is among the failed rows, not in the table).
+        let got = rows.table.num_rows;
+        let o = &rows.origins;
+        if o.source.len() != got || o.row.len() != got {
             return Err(format!(
                 "mini-batch {}: {got} rows read but {} sources and {} row numbers",
                 mb.index,
-                rows.row_source.len(),
-                rows.row_number.len()
+                o.source.len(),
+                o.row.len()
             ));
         }
-        if let Some(&s) = rows.row_source.iter().find(|&&s| s as usize >= rows.sources.len()) {
-            return Err(format!("mini-batch {}: row source {s} of {} sources", mb.index, rows.sources.len()));
+        if let Some(&s) = o.source.iter().find(|&&s| s as usize >= o.sources.len()) {
+            return Err(format!("mini-batch {}: row source {s} of {} sources", mb.index, o.sources.len()));
         }
         // Every row read or failed, per file name, exactly once.
         let mut seen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for (&s, &n) in rows.row_source.iter().zip(&rows.row_number) {
-            seen.entry(rows.sources[s as usize].as_str()).or_default().push(n);
+        for (&s, &n) in o.source.iter().zip(&o.row) {
+            seen.entry(o.sources[s as usize].as_str()).or_default().push(n);
         }
         let mut whole_file_failures = 0u64;
         for f in &rows.failed {
@@ -320,13 +323,10 @@ pub fn check_plan(plan: &sluice_job::Plan, input: &sluice_io::TabularInput) -> R
                 accounted - got as u64
             ));
         }
-        let table = match sluice_io::encode::into_table(&input.schema, rows.batches) {
-            Ok(t) => t,
-            Err(_) => continue, // the scheduler turns a conversion error into item errors
-        };
-        if table.num_rows != got || table.columns.len() != input.schema.fields().len() {
+        let table = &rows.table;
+        if table.columns.len() != input.schema.fields().len() {
             return Err(format!(
-                "into_table gave {} rows x {} columns for {got} rows of {} columns",
+                "read_mini_batch gave {} rows x {} columns for {got} rows of {} columns",
                 table.num_rows,
                 table.columns.len(),
                 input.schema.fields().len()
@@ -338,7 +338,7 @@ pub fn check_plan(plan: &sluice_job::Plan, input: &sluice_io::TabularInput) -> R
         for c in &table.columns {
             if c.data.len() != table.num_rows || c.valid.as_ref().is_some_and(|v| v.len() != table.num_rows) {
                 return Err(format!(
-                    "into_table gave column `{}` of {} values for {} rows",
+                    "read_mini_batch gave column `{}` of {} values for {} rows",
                     c.name,
                     c.data.len(),
                     table.num_rows

@@ -315,16 +315,11 @@ impl PreparedBatch {
     pub fn new(batch: MiniBatchInput) -> PreparedBatch {
         let items = batch.items.len();
         let id = batch.id.clone();
-        match batch.items {
-            Items::Rows { rows, sources, row_source, row_number } => {
-                PreparedBatch::rows(id, HostRows { table: rows, sources, row_source, row_number })
-            }
-            files => PreparedBatch {
-                id: id.clone(),
-                data: Prepared::Files(to_wit(MiniBatchInput { id, items: files })),
-                items,
-                log_budget: None,
-            },
+        PreparedBatch {
+            id: id.clone(),
+            data: Prepared::Files(to_wit(MiniBatchInput { id, items: batch.items })),
+            items,
+            log_budget: None,
         }
     }
 
@@ -360,9 +355,9 @@ impl PreparedBatch {
                     id: self.id.clone(),
                     items: wit::Items::Rows(wit::TableItems {
                         rows: table_to_wit(table),
-                        sources: r.sources.clone(),
-                        row_source: r.row_source.clone(),
-                        row_number: r.row_number.clone(),
+                        sources: r.origins.sources.clone(),
+                        row_source: r.origins.source.clone(),
+                        row_number: r.origins.row.clone(),
                     }),
                 })
             }
@@ -433,9 +428,6 @@ fn to_wit(b: MiniBatchInput) -> wit::MiniBatch {
     let items = match b.items {
         Items::Files(files) => {
             wit::Items::Files(files.into_iter().map(|FileInput { name, data }| wit::FileItem { name, data }).collect())
-        }
-        Items::Rows { rows, sources, row_source, row_number } => {
-            wit::Items::Rows(wit::TableItems { rows: table_to_wit(rows), sources, row_source, row_number })
         }
     };
     wit::MiniBatch { id: b.id, items }

@@ -20,13 +20,13 @@ pub trait Encode {
 
 impl Encode for OutputFormat {
     fn encode(&self, table: &Table) -> Result<Vec<u8>, String> {
+        if *self == OutputFormat::Csv {
+            return Ok(csv_rows(table));
+        }
         let batch = to_record_batch(table)?;
         let mut out = Vec::new();
         match self {
-            OutputFormat::Csv => {
-                let mut w = arrow_csv::WriterBuilder::new().with_header(false).build(&mut out);
-                w.write(&batch).map_err(|e| e.to_string())?;
-            }
+            OutputFormat::Csv => unreachable!("encoded above"),
             OutputFormat::JsonLines => {
                 let mut w = arrow_json::WriterBuilder::new()
                     .with_encoder_factory(Arc::new(NonFiniteAsText))
@@ -67,6 +67,72 @@ impl Encode for OutputFormat {
             }
         }
     }
+}
+
+/// The rows of `table` as CSV, written straight from the host columns: the
+/// same bytes as arrow-csv's writer (its defaults: `,`, `"` doubled, `\n`,
+/// nulls empty; integers in decimal, floats in `ryu`'s shortest form,
+/// booleans `true`/`false`, text quoted only when it holds `,`, `"`, `\r`
+/// or `\n`, and a row of one empty field written `""`), without first
+/// copying the table into Arrow arrays (every text value) and formatting
+/// each cell through a dynamic formatter.
+fn csv_rows(table: &Table) -> Vec<u8> {
+    let cols = &table.columns;
+    // A guess at the size (numbers are a few bytes, text its length): one
+    // allocation in the common case.
+    let per_row: usize = cols
+        .iter()
+        .map(|c| match &c.data {
+            ColumnData::String(v) => v.iter().take(64).map(|s| s.len()).sum::<usize>() / v.len().clamp(1, 64) + 1,
+            ColumnData::Bool(_) => 6,
+            ColumnData::S64(_) => 8,
+            ColumnData::F32(_) | ColumnData::F64(_) => 12,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(per_row.saturating_mul(table.num_rows) + table.num_rows);
+    let mut int = itoa::Buffer::new();
+    let mut float = ryu::Buffer::new();
+    for row in 0..table.num_rows {
+        let start = out.len();
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if c.valid.as_ref().is_some_and(|v| !v[row]) {
+                continue;
+            }
+            match &c.data {
+                ColumnData::S64(v) => out.extend_from_slice(int.format(v[row]).as_bytes()),
+                ColumnData::F64(v) => out.extend_from_slice(float.format(v[row]).as_bytes()),
+                ColumnData::F32(v) => out.extend_from_slice(float.format(v[row]).as_bytes()),
+                ColumnData::Bool(v) => out.extend_from_slice(if v[row] { b"true" } else { b"false" }),
+                ColumnData::String(v) => csv_text(&mut out, v[row].as_bytes()),
+            }
+        }
+        // The csv crate quotes a row that is one empty field (else it
+        // would read back as no field at all).
+        if out.len() == start {
+            out.extend_from_slice(b"\"\"");
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A text field as the csv crate writes it (`QuoteStyle::Necessary`).
+fn csv_text(out: &mut Vec<u8>, s: &[u8]) {
+    if !s.iter().any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+        out.extend_from_slice(s);
+        return;
+    }
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// JSON has no NaN or infinities, and arrow-json writes them as `null`,
@@ -194,7 +260,8 @@ impl TableBuilder {
     }
 
     /// Appends a batch's rows, converting (and then freeing) it column by
-    /// column. On an error the table is left with a partial row set: drop it.
+    /// column. On an error the table is left with a partial row set: drop
+    /// it, or [`TableBuilder::truncate`] it to the rows before.
     pub fn push(&mut self, batch: RecordBatch) -> Result<(), String> {
         use arrow_array::cast::AsArray;
         use arrow_array::types::{Float32Type, Float64Type, Int64Type};
@@ -244,6 +311,25 @@ impl TableBuilder {
         Ok(())
     }
 
+    /// Drops the rows from `rows` on (after a failed [`TableBuilder::push`],
+    /// back to the rows before it: a push that fails midway has extended
+    /// only some columns).
+    pub fn truncate(&mut self, rows: usize) {
+        for (data, valid) in &mut self.columns {
+            match data {
+                ColumnData::F32(v) => v.truncate(rows),
+                ColumnData::F64(v) => v.truncate(rows),
+                ColumnData::S64(v) => v.truncate(rows),
+                ColumnData::String(v) => v.truncate(rows),
+                ColumnData::Bool(v) => v.truncate(rows),
+            }
+            if let Some(v) = valid {
+                v.truncate(rows);
+            }
+        }
+        self.num_rows = self.num_rows.min(rows);
+    }
+
     /// The table.
     pub fn finish(self) -> Table {
         let columns = self
@@ -288,6 +374,70 @@ pub fn to_record_batch(table: &Table) -> Result<RecordBatch, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The direct CSV encoder writes what arrow-csv's writer writes.
+    #[test]
+    fn csv_rows_are_arrow_csvs() {
+        let arrow = |t: &Table| {
+            let batch = to_record_batch(t).unwrap();
+            let mut out = Vec::new();
+            let mut w = arrow_csv::WriterBuilder::new().with_header(false).build(&mut out);
+            w.write(&batch).unwrap();
+            drop(w);
+            out
+        };
+        let texts = ["plain", "", "a,b", "say \"hi\"", "two\nlines", "cr\rhere", " lead", "#hash", "é ü", "\"", ","];
+        let n = texts.len();
+        let col = |name: &str, data: ColumnData, valid: Option<Vec<bool>>| sluice_job::Column { name: name.into(), data, valid };
+        let f64s = vec![0.5, -0.0, 1.0, 1e20, 1e-7, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 123456.789, f64::MAX, f64::MIN_POSITIVE];
+        let f32s: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
+        let t = Table {
+            num_rows: n,
+            columns: vec![
+                col("id", ColumnData::S64((0..n as i64).map(|i| i * 1_000_000_007 - 5_000_000_000).collect()), None),
+                col("s", ColumnData::String(texts.iter().map(|s| s.to_string()).collect()), None),
+                col("x", ColumnData::F64(f64s), Some((0..n).map(|i| i % 4 != 3).collect())),
+                col("y", ColumnData::F32(f32s), None),
+                col("b", ColumnData::Bool((0..n).map(|i| i % 3 == 0).collect()), Some((0..n).map(|i| i != 1).collect())),
+                col("m", ColumnData::S64(vec![i64::MIN, i64::MAX, 0, -1, 1, 9, 10, 99, 100, -100, 7]), None),
+            ],
+        };
+        assert_eq!(String::from_utf8(csv_rows(&t)).unwrap(), String::from_utf8(arrow(&t)).unwrap());
+        // One column: an empty (or null) field is quoted, a row of one
+        // empty field must not read back as no field.
+        for valid in [None, Some((0..n).map(|i| i % 2 == 0).collect())] {
+            let one = Table { num_rows: n, columns: vec![col("s", t.columns[1].data.clone(), valid)] };
+            assert_eq!(String::from_utf8(csv_rows(&one)).unwrap(), String::from_utf8(arrow(&one)).unwrap());
+        }
+        let empty = Table { num_rows: 0, columns: t.columns.clone().into_iter().map(|mut c| { c.data = empty_like(&c.data); c.valid = None; c }).collect() };
+        assert_eq!(csv_rows(&empty), arrow(&empty));
+    }
+
+    #[test]
+    fn a_failed_push_truncates_back() {
+        let ints = Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Int64, true)]);
+        let batch = |a: Vec<Option<i64>>, b: Vec<i64>| {
+            RecordBatch::try_new(Arc::new(ints.clone()), vec![Arc::new(Int64Array::from(a)), Arc::new(Int64Array::from(b))])
+                .unwrap()
+        };
+        let mut t = TableBuilder::new(&ints, 0);
+        t.push(batch(vec![Some(1), Some(2)], vec![1, 2])).unwrap();
+        // `b` now wants floats but holds integers: `a` converts (a null
+        // adds a validity mask), then `b` fails.
+        t.fields[1] = Arc::new(Field::new("b", DataType::Float64, true));
+        let e = t.push(batch(vec![Some(3), None], vec![3, 4])).unwrap_err();
+        assert!(e.contains("column `b`"), "{e}");
+        t.truncate(2);
+        assert_eq!(t.num_rows(), 2);
+        assert!(t.columns.iter().all(|(d, v)| d.len() == 2 && v.as_ref().is_none_or(|v| v.len() == 2)));
+        t.fields[1] = Arc::new(Field::new("b", DataType::Int64, true));
+        t.push(batch(vec![None], vec![5])).unwrap();
+        let table = t.finish();
+        assert_eq!(table.num_rows, 3);
+        assert_eq!(table.columns[0].data, ColumnData::S64(vec![1, 2, 0]));
+        assert_eq!(table.columns[0].valid, Some(vec![true, true, false]));
+        assert_eq!(table.columns[1].data, ColumnData::S64(vec![1, 2, 5]));
+    }
 
     #[test]
     fn json_lines_keep_nan_and_infinities() {

@@ -67,16 +67,14 @@ pub struct TabularInput {
 /// that could not be read.
 #[derive(Debug)]
 pub struct TabularRows {
-    /// The rows read, in order, as the readers produced them (one or more
-    /// batches per file; not joined).
-    pub batches: Vec<RecordBatch>,
-    /// Source names (relative paths) of the files the rows came from.
-    pub sources: Vec<String>,
-    /// Per row: index into `sources`.
-    pub row_source: Vec<u32>,
-    /// Per row: 0-based row number in its file (header excluded).
-    pub row_number: Vec<u64>,
-    /// Rows that could not be read: one entry per failed segment.
+    /// The rows read, in order, already in the host's form: each file's
+    /// Arrow batches are converted as soon as it is parsed, so the Arrow
+    /// form of only one file is in memory next to the table.
+    pub table: sluice_job::Table,
+    /// Where each row of `table` came from.
+    pub origins: sluice_job::RowOrigins,
+    /// Rows that could not be read: one entry per failed segment (or per
+    /// failed row of a segment read row by row).
     pub failed: Vec<FailedRows>,
 }
 
@@ -704,13 +702,30 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef, input: &TabularInput) -> Res
 }
 
 /// Reads a mini-batch's segments: the rows that could be read, with their
-/// provenance, and the segments that could not.
+/// provenance, and the segments that could not. A file whose rows parse
+/// but do not convert into the host's form (a column of a type the host
+/// cannot take) fails those rows, with the conversion's message.
 pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) -> TabularRows {
-    let mut parts = Vec::new();
-    let mut sources = Vec::new();
-    let mut row_source = Vec::new();
-    let mut row_number = Vec::new();
+    let mut table = crate::encode::TableBuilder::new(&input.schema, 0);
+    let mut origins = sluice_job::RowOrigins::default();
     let mut failed = Vec::new();
+    // Converts one segment's batches into the table (all or nothing) and
+    // records their provenance, or fails the rows.
+    let mut convert = |table: &mut crate::encode::TableBuilder,
+                       failed: &mut Vec<FailedRows>,
+                       name: &str,
+                       batches: Vec<RecordBatch>,
+                       rows: Vec<u64>| {
+        let before = table.num_rows();
+        for b in batches {
+            if let Err(message) = table.push(b) {
+                table.truncate(before);
+                failed.push(FailedRows { source: name.to_string(), rows: Some(rows), message });
+                return;
+            }
+        }
+        origins.push_segment(name, rows);
+    };
     for seg in segments {
         let item = &plan.items[seg.file];
         let read = read_segment_parts(item, &seg.rows, input);
@@ -723,27 +738,20 @@ pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) 
                 failed.push(FailedRows { source: item.name.clone(), rows: None, message: what.to_string() });
             }
             Ok((n, batches)) => {
-                let src = sources.len() as u32;
-                sources.push(item.name.clone());
                 let n = n as u64;
-                row_source.extend(std::iter::repeat_n(src, n as usize));
-                match &seg.rows {
-                    RowSpan::All => row_number.extend(0..n),
-                    RowSpan::Range { start, .. } => row_number.extend(*start..start + n),
-                    RowSpan::Rows(r) => row_number.extend_from_slice(r),
-                }
-                parts.extend(batches);
+                let rows = match &seg.rows {
+                    RowSpan::All => (0..n).collect(),
+                    RowSpan::Range { start, .. } => (*start..start + n).collect(),
+                    RowSpan::Rows(r) => r.clone(),
+                };
+                convert(&mut table, &mut failed, &item.name, batches, rows);
             }
             Err(message) => match read_row_by_row(item, &seg.rows, input) {
                 // The file reads, but some rows do not parse: those rows
                 // fail, the others go on.
                 Ok((batch, good, bad)) => {
                     if !good.is_empty() {
-                        let src = sources.len() as u32;
-                        sources.push(item.name.clone());
-                        row_source.extend(std::iter::repeat_n(src, good.len()));
-                        row_number.extend_from_slice(&good);
-                        parts.push(batch);
+                        convert(&mut table, &mut failed, &item.name, vec![batch], good);
                     }
                     for (row, message) in bad {
                         failed.push(FailedRows { source: item.name.clone(), rows: Some(vec![row]), message });
@@ -760,7 +768,7 @@ pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) 
             },
         }
     }
-    TabularRows { batches: parts, sources, row_source, row_number, failed }
+    TabularRows { table: table.finish(), origins, failed }
 }
 
 /// A segment whose rows did not all parse, read one row at a time: the

@@ -254,25 +254,18 @@ pub struct FileInput {
     pub data: Vec<u8>,
 }
 
-/// The items of a mini-batch as the scorer receives them.
+/// The items of a file mini-batch as the scorer receives them (tabular
+/// rows reach the engine as its `HostRows`: a [`Table`] and its
+/// [`RowOrigins`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Items {
     Files(Vec<FileInput>),
-    /// Tabular rows with provenance: row `i` is from `sources[row_source[i]]`,
-    /// row `row_number[i]` of that source.
-    Rows {
-        rows: Table,
-        sources: Vec<String>,
-        row_source: Vec<u32>,
-        row_number: Vec<u64>,
-    },
 }
 
 impl Items {
     pub fn len(&self) -> usize {
         match self {
             Items::Files(f) => f.len(),
-            Items::Rows { rows, .. } => rows.num_rows,
         }
     }
 
@@ -286,4 +279,81 @@ impl Items {
 pub struct MiniBatchInput {
     pub id: String,
     pub items: Items,
+}
+
+/// Where each row of a tabular mini-batch came from: row `i` is row
+/// `row[i]` (0-based, header excluded) of the file `sources[source[i]]`.
+/// The one provenance type of the reader's output, the engine's rows, the
+/// guest's `table-items` and the job directory's row labels.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowOrigins {
+    /// Source names (relative paths) of the files the rows came from, each
+    /// once per segment read.
+    pub sources: Vec<String>,
+    /// Per row: index into `sources`.
+    pub source: Vec<u32>,
+    /// Per row: 0-based row number in its file (header excluded).
+    pub row: Vec<u64>,
+}
+
+impl RowOrigins {
+    /// Appends the rows `rows` of the file `name` (one new entry of
+    /// `sources`, even when the name is already there: a segment each).
+    pub fn push_segment(&mut self, name: &str, rows: impl IntoIterator<Item = u64>) {
+        let src = self.sources.len() as u32;
+        self.sources.push(name.to_string());
+        let before = self.row.len();
+        self.row.extend(rows);
+        self.source.resize(self.source.len() + (self.row.len() - before), src);
+    }
+
+    /// Rows described.
+    pub fn len(&self) -> usize {
+        self.row.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.row.is_empty()
+    }
+
+    /// The source name of row `i`.
+    pub fn source_of(&self, i: usize) -> Option<&str> {
+        self.sources.get(*self.source.get(i)? as usize).map(String::as_str)
+    }
+
+    /// What messages call row `i`: `file.csv row 12` ([`row_label`]);
+    /// `row {i}` for an index past the rows.
+    pub fn label(&self, i: usize) -> String {
+        match (self.source_of(i), self.row.get(i)) {
+            (Some(s), Some(&n)) => row_label(s, n),
+            _ => format!("row {i}"),
+        }
+    }
+}
+
+/// What messages and reports call row `row` (0-based, header excluded) of
+/// the file `source`: `file.csv row 12`.
+pub fn row_label(source: &str, row: u64) -> String {
+    format!("{source} row {row}")
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn segments_and_labels() {
+        let mut o = RowOrigins::default();
+        o.push_segment("a.csv", 0..2);
+        o.push_segment("b.csv", [7, 9]);
+        o.push_segment("a.csv", std::iter::empty());
+        assert_eq!(o.len(), 4);
+        assert_eq!(o.source, [0, 0, 1, 1]);
+        assert_eq!(o.sources.len(), 3);
+        assert_eq!(o.label(1), "a.csv row 1");
+        assert_eq!(o.label(3), "b.csv row 9");
+        assert_eq!(o.label(4), "row 4");
+        assert_eq!(row_label("c.jsonl", 12), "c.jsonl row 12");
+    }
 }

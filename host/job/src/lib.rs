@@ -19,7 +19,7 @@ pub mod spec;
 pub mod text;
 pub mod thresholds;
 
-pub use data::{BatchOutput, Column, ColumnData, ItemError, Table};
+pub use data::{BatchOutput, Column, ColumnData, ItemError, RowOrigins, Table, row_label};
 pub use plan::{InputItem, MiniBatchPlan, Plan};
 pub use result::{Failure, ReasonCode};
 pub use spec::{JobSpec, Limits, SpecError};

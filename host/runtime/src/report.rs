@@ -141,21 +141,22 @@ impl BatchRecord {
     }
 }
 
-/// Names of the rows of a tabular mini-batch: items `0..row_source.len()`
-/// are the rows the scorer saw, the rest rows the host could not read.
+/// Names of the rows of a tabular mini-batch: items `0..origins.len()`
+/// are the rows the scorer saw (shared with the engine's copy of the
+/// mini-batch), the rest rows the host could not read (`file.csv row 12`,
+/// or the file's name for a file whose rows were never counted).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RowLabels {
-    pub sources: Vec<String>,
-    pub row_source: Vec<u32>,
-    pub row_number: Vec<u64>,
+    pub origins: std::sync::Arc<sluice_job::RowOrigins>,
     pub unread: Vec<String>,
 }
 
 impl RowLabels {
     fn label(&self, i: usize) -> Option<String> {
-        match (self.row_source.get(i), self.row_number.get(i)) {
-            (Some(&s), Some(&n)) => Some(format!("{} row {n}", self.sources.get(s as usize)?)),
-            _ => self.unread.get(i - self.row_source.len()).cloned(),
+        if i < self.origins.len() {
+            Some(self.origins.label(i))
+        } else {
+            self.unread.get(i - self.origins.len()).cloned()
         }
     }
 }

@@ -898,32 +898,16 @@ fn read_rows(
     tab: &TabularInput,
     record: &mut BatchRecord,
 ) -> (PreparedBatch, Vec<usize>, Vec<(usize, ReasonCode, String)>) {
-    let mut rows = sluice_io::read_mini_batch(&job.plan, &mb.segments, tab);
+    let rows = sluice_io::read_mini_batch(&job.plan, &mb.segments, tab);
     let mut errors = Vec::new();
-    let (table, convert_error) = match sluice_io::encode::into_table(&tab.schema, std::mem::take(&mut rows.batches)) {
-        Ok(t) => (t, None),
-        Err(e) => (sluice_job::Table::default(), Some(e)),
-    };
-    let seen = if convert_error.is_some() { 0 } else { table.num_rows };
-    let mut labels = RowLabels {
-        sources: rows.sources.clone(),
-        row_source: rows.row_source.clone(),
-        row_number: rows.row_number.clone(),
-        unread: Vec::new(),
-    };
-    if let Some(e) = convert_error {
-        labels.row_source.clear();
-        labels.row_number.clear();
-        for (&s, &n) in rows.row_source.iter().zip(&rows.row_number) {
-            labels.unread.push(format!("{} row {n}", rows.sources[s as usize]));
-            errors.push((labels.unread.len() - 1, ReasonCode::InputError, e.clone()));
-        }
-    }
+    let seen = rows.table.num_rows;
+    let origins = Arc::new(rows.origins);
+    let mut labels = RowLabels { origins: origins.clone(), unread: Vec::new() };
     for f in &rows.failed {
         match &f.rows {
             Some(rs) => {
-                for r in rs {
-                    labels.unread.push(format!("{} row {r}", f.source));
+                for &r in rs {
+                    labels.unread.push(sluice_job::row_label(&f.source, r));
                     errors.push((
                         labels.unread.len() - 1,
                         ReasonCode::InputError,
@@ -944,7 +928,7 @@ fn read_rows(
     record.item_count = seen + labels.unread.len();
     record.row_labels = Some(labels);
     let guest_index: Vec<usize> = (0..seen).collect();
-    let host_rows = HostRows { table, sources: rows.sources, row_source: rows.row_source, row_number: rows.row_number };
+    let host_rows = HostRows { table: rows.table, origins };
     (PreparedBatch::rows(mb.id.clone(), host_rows), guest_index, errors)
 }
 

@@ -7,28 +7,17 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sluice_job::Table;
+use sluice_job::{RowOrigins, Table};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::{wit, wit_batch, wit_onnx};
 
-/// The current tabular mini-batch as the host holds it.
+/// The current tabular mini-batch as the host holds it: its rows and where
+/// each came from.
 #[derive(Debug)]
 pub struct HostRows {
     pub table: Table,
-    pub sources: Vec<String>,
-    pub row_source: Vec<u32>,
-    pub row_number: Vec<u64>,
-}
-
-impl HostRows {
-    /// `file.csv row 12`, for messages.
-    pub(crate) fn where_is(&self, row: usize) -> String {
-        match (self.row_source.get(row), self.row_number.get(row)) {
-            (Some(&s), Some(&n)) => format!("{} row {n}", self.sources.get(s as usize).map_or("?", String::as_str)),
-            _ => format!("row {row}"),
-        }
-    }
+    pub origins: Arc<RowOrigins>,
 }
 
 /// The batch feature's state in a store.

@@ -222,7 +222,7 @@ fn check_source<'a>(
             if let Some(row) = null {
                 return Err(err(
                     C::InvalidInput,
-                    format!("column `{}` is null at row {row} ({})", c.name, rows.where_is(row)),
+                    format!("column `{}` is null at row {row} ({})", c.name, rows.origins.label(row)),
                 ));
             }
         }
