@@ -11,6 +11,7 @@ mod hostile;
 mod import_fuzz;
 mod inputs;
 mod jobs;
+mod large_input;
 mod onnx;
 mod output;
 mod plugins;

@@ -30,8 +30,10 @@ fn cancel_halfway_then_resume_gives_the_uninterrupted_output_byte_for_byte() {
     let expected = std::fs::read(whole.out_path("csv")).unwrap();
 
     let work = tempfile::tempdir().unwrap();
-    let e = embed::embed(FILE_STATS.as_ref(), &whole.input(), work.path(), |o| {
-        sluice_runtime::RunOptions { cache_dir: Some(cache_dir()), compiler: compiler(), ..o }
+    let e = embed::embed(FILE_STATS.as_ref(), &whole.input(), work.path(), |o| sluice_runtime::RunOptions {
+        cache_dir: Some(cache_dir()),
+        compiler: compiler(),
+        ..o
     })
     .unwrap();
     assert_eq!(e.canceled.status, JobStatus::Canceled, "{:?}", e.canceled.reason);

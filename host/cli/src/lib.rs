@@ -399,8 +399,8 @@ pub(crate) fn run_spec(
     };
     let opts = RunOptions { restart, source: Some(source), cache_dir, ..RunOptions::new(job_dir) };
     let context = || format!("job `{}`", spec.name);
-    let prepared =
-        sluice_runtime::prepare_local(spec, &opts).map_err(|e| Failure::Job(anyhow::Error::new(e).context(context())))?;
+    let prepared = sluice_runtime::prepare_local(spec, &opts)
+        .map_err(|e| Failure::Job(anyhow::Error::new(e).context(context())))?;
     let observers = Observers(vec![Arc::new(ProgressObserver::new(progress)), Arc::new(index)]);
     let cancel = CancelToken::default();
     let signals = cancel_on_signals(&cancel);

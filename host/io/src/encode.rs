@@ -286,8 +286,12 @@ impl TableBuilder {
             }
             let err = |e: arrow_schema::ArrowError| format!("column `{}`: {e}", field.name());
             match (field.data_type(), data) {
-                (DataType::Float64, ColumnData::F64(v)) => v.extend_from_slice(a.as_primitive::<Float64Type>().values()),
-                (DataType::Float32, ColumnData::F32(v)) => v.extend_from_slice(a.as_primitive::<Float32Type>().values()),
+                (DataType::Float64, ColumnData::F64(v)) => {
+                    v.extend_from_slice(a.as_primitive::<Float64Type>().values())
+                }
+                (DataType::Float32, ColumnData::F32(v)) => {
+                    v.extend_from_slice(a.as_primitive::<Float32Type>().values())
+                }
                 (DataType::Int64, ColumnData::S64(v)) => v.extend_from_slice(a.as_primitive::<Int64Type>().values()),
                 (t, ColumnData::S64(v)) if t.is_integer() => {
                     let c = arrow_cast::cast(&a, &DataType::Int64).map_err(err)?;
@@ -388,8 +392,24 @@ mod tests {
         };
         let texts = ["plain", "", "a,b", "say \"hi\"", "two\nlines", "cr\rhere", " lead", "#hash", "é ü", "\"", ","];
         let n = texts.len();
-        let col = |name: &str, data: ColumnData, valid: Option<Vec<bool>>| sluice_job::Column { name: name.into(), data, valid };
-        let f64s = vec![0.5, -0.0, 1.0, 1e20, 1e-7, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 123456.789, f64::MAX, f64::MIN_POSITIVE];
+        let col = |name: &str, data: ColumnData, valid: Option<Vec<bool>>| sluice_job::Column {
+            name: name.into(),
+            data,
+            valid,
+        };
+        let f64s = vec![
+            0.5,
+            -0.0,
+            1.0,
+            1e20,
+            1e-7,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            123456.789,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
         let f32s: Vec<f32> = f64s.iter().map(|&x| x as f32).collect();
         let t = Table {
             num_rows: n,
@@ -398,7 +418,11 @@ mod tests {
                 col("s", ColumnData::String(texts.iter().map(|s| s.to_string()).collect()), None),
                 col("x", ColumnData::F64(f64s), Some((0..n).map(|i| i % 4 != 3).collect())),
                 col("y", ColumnData::F32(f32s), None),
-                col("b", ColumnData::Bool((0..n).map(|i| i % 3 == 0).collect()), Some((0..n).map(|i| i != 1).collect())),
+                col(
+                    "b",
+                    ColumnData::Bool((0..n).map(|i| i % 3 == 0).collect()),
+                    Some((0..n).map(|i| i != 1).collect()),
+                ),
                 col("m", ColumnData::S64(vec![i64::MIN, i64::MAX, 0, -1, 1, 9, 10, 99, 100, -100, 7]), None),
             ],
         };
@@ -409,7 +433,19 @@ mod tests {
             let one = Table { num_rows: n, columns: vec![col("s", t.columns[1].data.clone(), valid)] };
             assert_eq!(String::from_utf8(csv_rows(&one)).unwrap(), String::from_utf8(arrow(&one)).unwrap());
         }
-        let empty = Table { num_rows: 0, columns: t.columns.clone().into_iter().map(|mut c| { c.data = empty_like(&c.data); c.valid = None; c }).collect() };
+        let empty = Table {
+            num_rows: 0,
+            columns: t
+                .columns
+                .clone()
+                .into_iter()
+                .map(|mut c| {
+                    c.data = empty_like(&c.data);
+                    c.valid = None;
+                    c
+                })
+                .collect(),
+        };
         assert_eq!(csv_rows(&empty), arrow(&empty));
     }
 
@@ -417,8 +453,11 @@ mod tests {
     fn a_failed_push_truncates_back() {
         let ints = Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Int64, true)]);
         let batch = |a: Vec<Option<i64>>, b: Vec<i64>| {
-            RecordBatch::try_new(Arc::new(ints.clone()), vec![Arc::new(Int64Array::from(a)), Arc::new(Int64Array::from(b))])
-                .unwrap()
+            RecordBatch::try_new(
+                Arc::new(ints.clone()),
+                vec![Arc::new(Int64Array::from(a)), Arc::new(Int64Array::from(b))],
+            )
+            .unwrap()
         };
         let mut t = TableBuilder::new(&ints, 0);
         t.push(batch(vec![Some(1), Some(2)], vec![1, 2])).unwrap();

@@ -599,11 +599,24 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
         TableFormat::Parquet => {
             let mut b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
                 .map_err(|e| e.to_string())?
-                .with_batch_size(batch_size)
-                .with_offset(first as usize);
+                .with_batch_size(batch_size);
+            // Only the row groups that hold the rows, so a worker never
+            // decodes a large file from its start to reach its mini-batch.
+            let mut skip = first;
             if let Some(n) = count {
-                b = b.with_limit(n as usize);
+                let (mut start, mut groups, mut groups_first) = (0u64, Vec::new(), None);
+                for (g, rg) in b.metadata().row_groups().iter().enumerate() {
+                    let end = start + rg.num_rows().max(0) as u64;
+                    if end > first && start < first + n {
+                        groups_first.get_or_insert(start);
+                        groups.push(g);
+                    }
+                    start = end;
+                }
+                skip = first - groups_first.unwrap_or(first);
+                b = b.with_row_groups(groups).with_limit(n as usize);
             }
+            b = b.with_offset(skip as usize);
             let reader = b.build().map_err(|e| e.to_string())?;
             let mut out = Vec::new();
             for batch in reader {

@@ -135,8 +135,11 @@ pub struct Limits {
     /// default 1024); each line counts its text plus 64 bytes for the tags
     /// the host adds. Further lines are dropped with one notice.
     pub max_log_bytes: u64,
-    /// Cap on one input file (`limits.max_file_mb`, default 64); a larger file
-    /// is an item error naming the cap.
+    /// Cap on one input file read whole (`limits.max_file_mb`, default 64):
+    /// file input, tabular `"N files"` and `partition_keys`; a larger file is
+    /// an item error naming the cap. For tabular row- or byte-sized
+    /// mini-batches it caps each mini-batch's segment of a file instead, so
+    /// a file of any size can run in bounded memory.
     pub max_file_bytes: u64,
     /// Cap on the inputs of one ONNX run together, and on each output
     /// (`limits.max_tensor_mb`, default 256), checked before the host

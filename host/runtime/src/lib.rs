@@ -19,11 +19,11 @@ mod replay;
 mod report;
 mod scheduler;
 
+pub use jobdir::{BatchRow, BatchRowStatus, ErrorLine, JobDir, JobDirError, ProgressFile, ResourceSummary};
 pub use observer::{
     BatchFinished, BatchOutcome, BatchStarted, CancelToken, CountersSnapshot, JobStarted, NoObserver, Observers,
     RunObserver,
 };
-pub use jobdir::{BatchRow, BatchRowStatus, ErrorLine, JobDir, JobDirError, ProgressFile, ResourceSummary};
 pub use progress::{LogWriter, ProgressMode, ProgressObserver};
 pub use replay::{Replay, replay};
 pub use scheduler::{

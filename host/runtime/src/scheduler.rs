@@ -1,8 +1,8 @@
 //! The single-node scheduler.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -233,7 +233,11 @@ impl std::fmt::Debug for PreparedJob {
 /// Prepares `spec` to run in `opts.job_dir` with its rows going to `output`
 /// (`Some` when the spec has `append_row_to`): the prepare step of
 /// prepare / run / finish.
-pub fn prepare(spec: &JobSpec, opts: &RunOptions, output: Option<Box<dyn OutputStore>>) -> Result<PreparedJob, RunError> {
+pub fn prepare(
+    spec: &JobSpec,
+    opts: &RunOptions,
+    output: Option<Box<dyn OutputStore>>,
+) -> Result<PreparedJob, RunError> {
     check_paths(spec, &opts.job_dir)?;
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -663,12 +667,7 @@ fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// (its output or journal cannot be written) stops the job and leaves the
 /// mini-batch uncommitted. A result whose lease was lost meanwhile, or
 /// that comes after a cancel's grace period, is dropped uncommitted.
-fn run_delivery(
-    job: &Job<'_>,
-    rt: &mut tokio::runtime::Runtime,
-    lease: Lease,
-    instance: &mut Option<ScorerInstance>,
-) {
+fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, instance: &mut Option<ScorerInstance>) {
     let index = lease.index;
     let mb = &job.plan.mini_batches[index];
     let items = job.plan.items_of(mb);
