@@ -83,6 +83,7 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
         instance_id: 0,
         models: None,
         log_budget: None,
+        stop: None,
     };
 
     // Warm the pool's slots first.

@@ -84,6 +84,7 @@ fn one_engine_serves_two_jobs_with_different_memory_caps() {
         instance_id: 0,
         models: None,
         log_budget: None,
+        stop: None,
     };
     let batch = || {
         PreparedBatch::new(MiniBatchInput {

@@ -105,3 +105,44 @@ fn a_lost_lease_is_delivered_again_and_the_output_has_each_row_once() {
     assert_eq!(r.output_rows, 8);
     assert_eq!(std::fs::read(job.out_path("csv")).unwrap(), expected);
 }
+
+/// Cancels its job once `n` tries have started.
+struct CancelAfter {
+    cancel: CancelToken,
+    n: usize,
+    started: Mutex<usize>,
+}
+
+impl sluice_runtime::RunObserver for CancelAfter {
+    fn mini_batch_started(&self, _: &sluice_runtime::BatchStarted) {
+        let mut s = self.started.lock().unwrap();
+        *s += 1;
+        if *s == self.n {
+            self.cancel.cancel("canceled by the test");
+        }
+    }
+}
+
+#[test]
+fn a_cancel_interrupts_guests_in_flight_after_the_grace_period() {
+    // One guest computes forever, the other sleeps in a host call; their
+    // deadline (an hour) and fuel are out of reach: only the cancel's
+    // abandon can end their calls.
+    let job = Job::new(ADVERSARY)
+        .file("loop.txt", "")
+        .file("sleep.txt", "")
+        .set("mini_batch_size", "1")
+        .set("max_concurrency_per_instance", "2")
+        .set("limits.fuel", "9000000000000000000")
+        .set("retry_settings.timeout", "3600");
+    let (spec, opts) = (job.spec(), job.options());
+    let r = within(60, "the canceled job", move || {
+        let prepared = sluice_runtime::prepare_local(&spec, &opts).unwrap();
+        let cancel = CancelToken::new(std::time::Duration::from_millis(300));
+        let observer = CancelAfter { cancel: cancel.clone(), n: 2, started: Mutex::new(0) };
+        prepared.run(Backends::default(), &observer, &cancel).unwrap()
+    });
+    assert_eq!(r.status, JobStatus::Canceled, "{:?}", r.reason);
+    assert_eq!(r.mini_batches.not_run, 2, "{:?}", r.mini_batches);
+    assert!(r.reason.unwrap().contains("canceled by the test"));
+}

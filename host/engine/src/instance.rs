@@ -1,13 +1,14 @@
 //! One sandboxed scorer instance: its store, limits and calls.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sluice_job::data::{FileInput, Items, MiniBatchInput};
 use sluice_job::spec::{Mount, ScorerConfig};
 use sluice_job::{BatchOutput, Column, ColumnData, Failure, ItemError, Limits, ReasonCode, Table};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::bindings::{Scorer, wit};
@@ -43,7 +44,16 @@ pub struct InstanceSettings {
     /// instance is made for (so retries share one cap); `None` gives the
     /// instance its own `limits.max_log_kb`.
     pub log_budget: Option<Arc<LogBudget>>,
+    /// Set by the embedder to abandon the instance's work (a canceled job
+    /// past its grace period): the call in progress fails within about
+    /// 50 ms, whether the guest computes or waits in a host call.
+    /// An ONNX inference in progress is not cut short (it ends at its own
+    /// deadline). `None`: only the deadline stops a call.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// How often a call checks [`InstanceSettings::stop`].
+pub(crate) const STOP_CHECK: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for InstanceSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,10 +118,23 @@ impl ScorerComponent {
             log: LogState { logger },
             onnx: OnnxState::new(settings.models.clone(), &settings.limits),
             batch: BatchState::default(),
+            stop: settings.stop.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
-        store.epoch_deadline_trap();
+        // Every few ticks: stop when abandoned or past the call's deadline.
+        let stop = settings.stop.clone();
+        store.epoch_deadline_callback(move |ctx| {
+            let state = ctx.data();
+            if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            let now = std::time::Instant::now();
+            match state.onnx.deadline {
+                Some(d) if now < d => Ok(UpdateDeadline::Continue(ticks_until(d - now))),
+                _ => Ok(UpdateDeadline::Interrupt),
+            }
+        });
         arm(&mut store, &settings);
 
         let instance = bounded(&settings, self.pre.instance_pre().instantiate_async(&mut store))
@@ -154,13 +177,17 @@ impl ScorerComponent {
 fn arm(store: &mut Store<StoreState>, s: &InstanceSettings) {
     // Fuel is enabled on every engine we build, so this cannot fail.
     let _ = store.set_fuel(s.limits.fuel);
-    let ticks = s.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
-    store.set_epoch_deadline(ticks);
+    store.set_epoch_deadline(ticks_until(s.timeout));
     store.set_hostcall_fuel(hostcall_fuel(&s.limits));
     let data = store.data_mut();
     data.onnx.deadline = Some(std::time::Instant::now() + s.timeout);
     data.diag = Default::default();
     data.onnx.timed_out = false;
+}
+
+/// Epoch ticks until the next check: the time left, at most [`STOP_CHECK`].
+fn ticks_until(left: Duration) -> u64 {
+    left.min(STOP_CHECK).as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64
 }
 
 /// The most bytes one host call (or one returned result) may copy out of
@@ -183,12 +210,30 @@ fn bounded_text(s: &str) -> String {
 /// a guest that computes; this stops one waiting in a host call (a sleep),
 /// which epochs cannot reach.
 async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output = T>) -> Result<T, Failure> {
-    tokio::time::timeout(s.timeout, call).await.map_err(|_| {
-        Failure::new(
-            ReasonCode::Timeout,
-            format!("exceeded retry_settings.timeout = {}s (wall clock)", s.timeout.as_secs()),
-        )
-    })
+    let stopped = async {
+        match &s.stop {
+            Some(stop) => {
+                while !stop.load(Ordering::Acquire) {
+                    tokio::time::sleep(STOP_CHECK).await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(s.timeout, call) => r.map_err(|_| {
+            Failure::new(
+                ReasonCode::Timeout,
+                format!("exceeded retry_settings.timeout = {}s (wall clock)", s.timeout.as_secs()),
+            )
+        }),
+        () = stopped => Err(abandoned()),
+    }
+}
+
+/// The failure of a call the embedder abandoned ([`InstanceSettings::stop`]).
+fn abandoned() -> Failure {
+    Failure::new(ReasonCode::Timeout, "abandoned: the job was canceled and its grace period is over")
 }
 
 fn prefix(f: Failure, what: &str) -> Failure {
@@ -210,6 +255,9 @@ fn classify(e: &wasmtime::Error, state: &StoreState, limits: &Limits) -> Failure
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => {
             return Failure::new(ReasonCode::Timeout, "ran out of fuel (limits.fuel): the guest computed for too long");
+        }
+        Some(Trap::Interrupt) if state.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) => {
+            return abandoned();
         }
         Some(Trap::Interrupt) => {
             return Failure::new(ReasonCode::Timeout, "exceeded retry_settings.timeout (wall clock, interrupted)");

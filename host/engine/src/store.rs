@@ -34,6 +34,9 @@ pub(crate) struct StoreState {
     pub(crate) log: LogState,
     pub(crate) onnx: OnnxState,
     pub(crate) batch: BatchState,
+    /// The embedder's abandon flag ([`crate::InstanceSettings::stop`]), to
+    /// tell an abandoned call's interrupt from a deadline's.
+    pub(crate) stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl WasiView for StoreState {

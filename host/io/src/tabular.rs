@@ -815,20 +815,25 @@ fn read_row_by_row(
             let mut data = Vec::new();
             let mut spans = Vec::new();
             let mut rd = BufReader::with_capacity(SCAN_BUFFER, f);
+            // Rescanned each time the bytes read double (and at the end), so
+            // a long segment costs linear time, not one scan per refill.
+            let mut next_scan = SCAN_BUFFER;
             loop {
                 let got = rd.fill_buf().map_err(|e| format!("cannot read: {e}"))?;
-                if got.is_empty() {
-                    break;
-                }
+                let eof = got.is_empty();
                 let n = got.len();
                 data.extend_from_slice(got);
                 rd.consume(n);
+                if !eof && data.len() < next_scan {
+                    continue;
+                }
+                next_scan = data.len().saturating_mul(2);
                 spans.clear();
                 let mut keep = |o: u64, l: u64| spans.push((o, l));
                 scan_rows(data.as_slice(), quotes, SCAN_BUFFER, &mut keep).map_err(|e| e.to_string())?;
                 // The last span may be a row cut by the read: complete
                 // only with more than `want` spans or at the end.
-                if spans.len() > want {
+                if spans.len() > want || eof {
                     break;
                 }
                 if data.len() as u64 > input.max_file_bytes.saturating_mul(2).max(1 << 20) {

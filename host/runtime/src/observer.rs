@@ -206,6 +206,12 @@ impl CancelToken {
         self.inner.abandon.load(Ordering::Acquire)
     }
 
+    /// The flag [`CancelToken::abandon`] sets, for the engine to interrupt
+    /// the calls in flight.
+    pub(crate) fn abandon_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.inner.abandon)
+    }
+
     /// The grace period is over: abandon what is in flight.
     pub(crate) fn abandon(&self) {
         self.inner.abandon.store(true, Ordering::Release);

@@ -788,6 +788,12 @@ fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, i
             record.finish_ok(input_errors, enc.rows, last_failure, start.elapsed());
             job.settle_ok(lease, record);
         }
+        // A try that failed because the cancel abandoned it (its call was
+        // interrupted) is not the mini-batch's outcome: a resume runs it.
+        Err(_) if job.cancel.abandoned() => {
+            *instance = None;
+            job.drop_delivery(lease);
+        }
         Err((f, id)) => {
             if id.is_some() {
                 record.instance = id;
@@ -949,6 +955,7 @@ impl Job<'_> {
             instance_id: self.next_instance.fetch_add(1, Ordering::Relaxed),
             models: self.models.clone(),
             log_budget,
+            stop: Some(self.cancel.abandon_flag()),
         }
     }
 
