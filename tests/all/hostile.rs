@@ -165,7 +165,11 @@ fn root_causes_are_named() {
 
 #[test]
 fn the_log_cap_counts_lines_and_is_shared_by_retries() {
+    // 2,000,000 log writes take ~20 s in a debug build: a deadline well
+    // past that, so a loaded machine does not turn the cap test into a
+    // timeout.
     let job = adversary(&["emptylines.txt", "chattyfail.txt"])
+        .set("retry_settings.timeout", "300")
         .set("limits.max_log_kb", "16")
         .set("retry_settings.max_retries", "2");
     let result = job.run();

@@ -4,14 +4,20 @@
 /// The values of one column, one typed vector each (never one enum per cell).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnData {
+    /// WIT `f32` values.
     F32(Vec<f32>),
+    /// WIT `f64` values.
     F64(Vec<f64>),
+    /// WIT `s64` values.
     S64(Vec<i64>),
+    /// WIT `string` values.
     String(Vec<String>),
+    /// WIT `bool` values.
     Bool(Vec<bool>),
 }
 
 impl ColumnData {
+    /// The number of values.
     pub fn len(&self) -> usize {
         match self {
             ColumnData::F32(v) => v.len(),
@@ -22,6 +28,7 @@ impl ColumnData {
         }
     }
 
+    /// Whether the column has no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -68,15 +75,20 @@ pub type Schema = Vec<(String, &'static str)>;
 /// per row (`false` = null).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
+    /// The column's name, unique in its table.
     pub name: String,
+    /// The values, one per row (a null's slot holds a default).
     pub data: ColumnData,
+    /// Per row, whether it is set; `None` when no value is null.
     pub valid: Option<Vec<bool>>,
 }
 
 /// A table of equally long columns.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Table {
+    /// The number of rows every column has.
     pub num_rows: usize,
+    /// The columns, in order.
     pub columns: Vec<Column>,
 }
 
@@ -136,16 +148,20 @@ impl Table {
 /// not handle. `item` indexes the mini-batch's items.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemError {
+    /// Index of the item in the mini-batch.
     pub item: usize,
+    /// Why it failed (guest text, bounded when it was lifted).
     pub message: String,
 }
 
 /// What one successful `run()` produced, checked against its mini-batch.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchOutput {
+    /// The rows returned.
     pub rows: Table,
     /// The input item of each output row.
     pub row_items: Vec<usize>,
+    /// The items that failed, at most one error each.
     pub errors: Vec<ItemError>,
 }
 
@@ -251,6 +267,7 @@ mod tests {
 pub struct FileInput {
     /// Path relative to the input folder.
     pub name: String,
+    /// The file's bytes.
     pub data: Vec<u8>,
 }
 
@@ -259,16 +276,19 @@ pub struct FileInput {
 /// [`RowOrigins`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Items {
+    /// One file per item.
     Files(Vec<FileInput>),
 }
 
 impl Items {
+    /// The number of items.
     pub fn len(&self) -> usize {
         match self {
             Items::Files(f) => f.len(),
         }
     }
 
+    /// Whether the mini-batch has no items.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -277,7 +297,9 @@ impl Items {
 /// A mini-batch as handed to one `run()`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MiniBatchInput {
+    /// The mini-batch's stable id.
     pub id: String,
+    /// What the scorer receives.
     pub items: Items,
 }
 

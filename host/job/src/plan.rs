@@ -14,6 +14,7 @@ pub struct InputItem {
     pub name: String,
     /// Where the host reads it.
     pub path: PathBuf,
+    /// Size in bytes when listed.
     pub size: u64,
     /// Modification time (ns since the epoch), part of the item's identity.
     pub modified_ns: u128,
@@ -32,6 +33,7 @@ pub struct MiniBatchPlan {
     /// Stable id: a hash of its items' identities (name, size, mtime) and,
     /// for tabular input, its row ranges.
     pub id: String,
+    /// Its items: a range of [`Plan::items`].
     pub items: Range<usize>,
     /// Tabular input: the rows of each file in `items` this mini-batch
     /// holds, in order. Empty for file input (each file is one item).
@@ -47,6 +49,7 @@ pub struct MiniBatchPlan {
 pub struct Segment {
     /// Index into [`Plan::items`].
     pub file: usize,
+    /// Which of the file's rows.
     pub rows: RowSpan,
 }
 
@@ -58,12 +61,20 @@ pub enum RowSpan {
     All,
     /// Rows `start..end`; the first of them begins at byte `offset` of the
     /// file (CSV, JSON Lines), so a reader can seek there.
-    Range { start: u64, end: u64, offset: u64 },
+    Range {
+        /// The first row (0-based, header excluded).
+        start: u64,
+        /// One past the last row.
+        end: u64,
+        /// Byte offset of row `start` in the file.
+        offset: u64,
+    },
     /// These rows, ascending (a partition of `partition_keys`).
     Rows(Vec<u64>),
 }
 
 impl RowSpan {
+    /// The number of rows, when the span says (`None` for a whole file).
     pub fn len(&self) -> Option<u64> {
         match self {
             RowSpan::All => None,
@@ -72,6 +83,7 @@ impl RowSpan {
         }
     }
 
+    /// Whether the span holds no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == Some(0)
     }
@@ -80,7 +92,9 @@ impl RowSpan {
 /// The whole job cut into mini-batches.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
+    /// Every input item, in input order.
     pub items: Vec<InputItem>,
+    /// The mini-batches, in input order.
     pub mini_batches: Vec<MiniBatchPlan>,
 }
 
@@ -160,6 +174,7 @@ impl Plan {
         }
     }
 
+    /// The items of mini-batch `mb`.
     pub fn items_of(&self, mb: &MiniBatchPlan) -> &[InputItem] {
         &self.items[mb.items.clone()]
     }

@@ -99,6 +99,9 @@ impl BatchRecord {
     ) {
         self.status = BatchStatus::Succeeded;
         self.error_labels = item_errors.iter().map(|e| self.item_label(e.0)).collect();
+        // Resolved: a finished record, kept until the job ends, must not
+        // hold every row's origin (a long job would keep them all).
+        self.row_labels = None;
         self.item_errors = item_errors;
         self.rows = rows;
         self.failure = recovered;
@@ -107,6 +110,7 @@ impl BatchRecord {
 
     pub(crate) fn finish_failed(&mut self, f: Failure, d: Duration) {
         self.status = BatchStatus::Failed;
+        self.row_labels = None;
         self.failure = Some(f);
         self.duration = d;
     }
