@@ -11,7 +11,7 @@
 #   --copies C             the large input holds C times the reference rows (default 10; env COPIES)
 #
 # What it does:
-#   1. scripts/setup.sh, scripts/python-env.sh, and the reference data (bench/tabular/make_data.py,
+#   1. scripts/setup.sh, scripts/python-env.sh, and the reference data (scripts/bench-data.sh:
 #      200 files x 5,000 rows, as scripts/bench-tabular.sh makes it) in .sluice/bench/data-200-5000/;
 #   2. builds sluice, sluice-bench (large_input) and the tabular-classifier scorer (release);
 #   3. with `large_input`: .sluice/bench/large/{1x,Cx}.csv (one header, ids renumbered), the same
@@ -46,19 +46,11 @@ say() { echo "bench-large-input: $*" >&2; }
 load_before=$(uptime)
 say "load before: $load_before"
 
-# 1. set-up and the reference data (the same data and stamp as scripts/bench-tabular.sh)
+# 1. set-up and the reference data (scripts/bench-data.sh, as scripts/bench-tabular.sh makes it)
 ./scripts/setup.sh >&2
 py=$(./scripts/python-env.sh --print-python)
 bench="$root/.sluice/bench"
-data="$bench/data-200-5000"
-stamp="$data/.generated"
-want="$(sha256sum bench/tabular/make_data.py | cut -d' ' -f1) -N 200 -R 5000 --pickle"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    say "generating the reference data into $data"
-    rm -f "$stamp"
-    "$py" bench/tabular/make_data.py --out "$data" -N 200 -R 5000 --pickle >&2
-    echo "$want" >"$stamp"
-fi
+data=$(./scripts/bench-data.sh 200 5000)
 model="$data/model"
 
 # 2. builds

@@ -14,7 +14,7 @@
 #
 # What it does:
 #   1. scripts/setup.sh (wasm32-wasip2 target, ONNX Runtime) and scripts/python-env.sh (.sluice/venv);
-#   2. generates the data once with bench/tabular/make_data.py --pickle into .sluice/bench/data-N-R/
+#   2. generates the data once (scripts/bench-data.sh: bench/tabular/make_data.py --pickle) into .sluice/bench/data-N-R/
 #      (model/ = MLflow folder with model.onnx and model.pkl; input/ = N CSV files of R rows);
 #   3. builds sluice, sluice-bench (tabular_bound) and the tabular-classifier scorer in release mode;
 #   4. writes .sluice/bench/job-N-R.yaml (mltable input, mlflow_model input, "10 files" mini-batches,
@@ -61,19 +61,9 @@ py=$(./scripts/python-env.sh --print-python)
 
 # 2. data (deterministic: regenerated only when missing or when the generator changed)
 bench="$root/.sluice/bench"
-data="$bench/data-$FILES-$ROWS"
+data=$(./scripts/bench-data.sh "$FILES" "$ROWS")
 input="$data/input"
 model="$data/model"
-stamp="$data/.generated"
-want="$(sha256sum bench/tabular/make_data.py | cut -d' ' -f1) -N $FILES -R $ROWS --pickle"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    say "generating $FILES files x $ROWS rows into $data"
-    rm -f "$stamp"
-    "$py" bench/tabular/make_data.py --out "$data" -N "$FILES" -R "$ROWS" --pickle >&2
-    echo "$want" >"$stamp"
-else
-    say "data already in $data"
-fi
 total_rows=$((FILES * ROWS))
 
 # 3. builds

@@ -482,7 +482,7 @@ fn check_item(item: &InputItem, input: &TabularInput, whole: bool) -> Result<(),
     }
     crate::inputs::unchanged(item)?;
     if whole && item.size > input.max_file_bytes {
-        return Err(format!("{}: {}", item.name, over_cap(item.size, input.max_file_bytes)));
+        return Err(over_cap(item.size, input.max_file_bytes));
     }
     Ok(())
 }
