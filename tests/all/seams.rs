@@ -146,3 +146,102 @@ fn a_cancel_interrupts_guests_in_flight_after_the_grace_period() {
     assert_eq!(r.mini_batches.not_run, 2, "{:?}", r.mini_batches);
     assert!(r.reason.unwrap().contains("canceled by the test"));
 }
+
+/// The input from memory: items listed with paths that do not exist, bytes
+/// served from a map, every range asked for recorded.
+#[derive(Debug, Default)]
+struct MemorySource {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+    ranges: Mutex<Vec<(String, u64, u64)>>,
+}
+
+impl sluice_io::InputSource for MemorySource {
+    fn list(
+        &self,
+        _: &sluice_job::spec::InputSpec,
+    ) -> Result<Vec<sluice_job::InputItem>, sluice_io::inputs::InputError> {
+        Ok(self
+            .files
+            .iter()
+            .map(|(name, data)| sluice_job::InputItem {
+                name: name.clone(),
+                path: format!("memory:/{name}").into(),
+                size: data.len() as u64,
+                modified_ns: 0,
+                refused: None,
+            })
+            .collect())
+    }
+    fn check(&self, item: &sluice_job::InputItem) -> Result<(), String> {
+        if self.files.contains_key(&item.name) { Ok(()) } else { Err("gone".into()) }
+    }
+    fn read_range(
+        &self,
+        item: &sluice_job::InputItem,
+        range: std::ops::Range<u64>,
+    ) -> Result<Box<dyn std::io::Read + Send>, String> {
+        self.ranges.lock().unwrap().push((item.name.clone(), range.start, range.end));
+        let data = &self.files[&item.name];
+        let (lo, hi) = (range.start.min(data.len() as u64) as usize, range.end.min(data.len() as u64) as usize);
+        Ok(Box::new(std::io::Cursor::new(data[lo..hi].to_vec())))
+    }
+}
+
+/// Runs `job` with its input served by a [`MemorySource`] holding its files,
+/// after the input folder is deleted: a reader that opened a file itself
+/// would fail.
+fn run_from_memory(job: &Job) -> (sluice_job::result::JobResult, Arc<MemorySource>) {
+    // The spec is checked (its input folder exists) before the folder goes.
+    let (spec, opts) = (job.spec(), job.options());
+    let mut source = MemorySource::default();
+    for e in std::fs::read_dir(job.input()).unwrap() {
+        let e = e.unwrap();
+        source.files.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap());
+    }
+    std::fs::remove_dir_all(job.input()).unwrap();
+    let source = Arc::new(source);
+    let out = spec.append_row_to.as_ref().unwrap();
+    let staged = sluice_runtime::JobDir::open(&opts.job_dir).staged_dir();
+    let output = sluice_io::LocalOutput::with_format(&out.path, &staged, out.format).unwrap();
+    let prepared = sluice_runtime::prepare(&spec, &opts, source.clone(), Some(Box::new(output))).unwrap();
+    let r = prepared.run(Backends::default(), &NoObserver, &CancelToken::default()).unwrap();
+    (r, source)
+}
+
+#[test]
+fn every_input_byte_comes_through_the_input_source() {
+    // Tabular: a CSV and a Parquet file in row mini-batches that start
+    // inside both (byte ranges of the CSV, row groups of the Parquet file).
+    let csv: String = std::iter::once("id\n".to_string()).chain((0..3000).map(|i| format!("{i}\n"))).collect();
+    let schema =
+        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false)]));
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(500)).build();
+    let mut pq = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut pq, schema.clone(), Some(props)).unwrap();
+    let ids = arrow_array::Int64Array::from_iter_values(3000..6000);
+    w.write(&arrow_array::RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap()).unwrap();
+    w.close().unwrap();
+    let job = Job::tabular(PASSTHROUGH)
+        .file("a.csv", &csv)
+        .file("b.parquet", &pq)
+        .set("mini_batch_size", "700")
+        .output("csv");
+    let (r, source) = run_from_memory(&job);
+    assert_eq!(r.status, JobStatus::Completed, "{:?}", r.reason);
+    assert_eq!(r.mini_batches.total, 9);
+    let (h, rows) = job.csv_rows();
+    let id = h.iter().position(|c| c == "id").unwrap();
+    let got: Vec<String> = rows.iter().map(|r| r[id].clone()).collect();
+    assert_eq!(got, (0..6000).map(|i| i.to_string()).collect::<Vec<_>>());
+    let ranges = source.ranges.lock().unwrap();
+    // Workers read from inside both files, not from their starts.
+    assert!(ranges.iter().any(|(n, start, _)| n == "a.csv" && *start > 0), "{ranges:?}");
+    assert!(ranges.iter().any(|(n, start, end)| n == "b.parquet" && *start > 0 && *end < u64::MAX), "{ranges:?}");
+
+    // File mode: each file read whole through the source.
+    let job = files_job(3);
+    let (r, source) = run_from_memory(&job);
+    assert_eq!(r.status, JobStatus::Completed, "{:?}", r.reason);
+    assert_eq!(r.output_rows, 3);
+    assert_eq!(source.ranges.lock().unwrap().len(), 3);
+}

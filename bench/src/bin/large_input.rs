@@ -182,7 +182,8 @@ fn plan(path: PathBuf, size: &str) -> anyhow::Result<()> {
     let limits = sluice_job::spec::Limits::default();
     let start = Instant::now();
     let items = sluice_io::list_input(&spec)?;
-    let (plan, _) = sluice_io::plan_tabular(items, size, &[], limits.max_file_bytes)?;
+    let (plan, _) =
+        sluice_io::plan_tabular(std::sync::Arc::new(sluice_io::LocalSource), items, size, &[], limits.max_file_bytes)?;
     let secs = start.elapsed().as_secs_f64();
     let rows: u64 = plan.mini_batches.iter().filter_map(|b| b.rows).sum();
     println!(

@@ -239,7 +239,13 @@ fn corrupt(u: &mut Unstructured, b: &mut Vec<u8>) -> AResult<()> {
 pub fn check(dir: &std::path::Path, case: &Case) -> Result<(), String> {
     let spec = InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: dir.to_path_buf(), tabular: true };
     let items = sluice_io::list_input(&spec).map_err(|e| format!("listing: {e}"))?;
-    let Ok((plan, input)) = sluice_io::plan_tabular(items, case.size, &case.keys, case.max_file_bytes) else {
+    let Ok((plan, input)) = sluice_io::plan_tabular(
+        std::sync::Arc::new(sluice_io::LocalSource),
+        items,
+        case.size,
+        &case.keys,
+        case.max_file_bytes,
+    ) else {
         return Ok(()); // a refused input (no readable table, unknown key) is an answer
     };
     check_plan(&plan, &input)
@@ -370,8 +376,13 @@ mod tests {
             let spec =
                 InputSpec { name: "d".into(), kind: InputKind::UriFolder, path: dir.path().into(), tabular: true };
             let items = sluice_io::list_input(&spec).unwrap();
-            if let Ok((plan, _)) = sluice_io::plan_tabular(items, case.size, &case.keys, case.max_file_bytes)
-                && plan.mini_batches.iter().any(|m| m.rows.unwrap_or(0) > 0)
+            if let Ok((plan, _)) = sluice_io::plan_tabular(
+                std::sync::Arc::new(sluice_io::LocalSource),
+                items,
+                case.size,
+                &case.keys,
+                case.max_file_bytes,
+            ) && plan.mini_batches.iter().any(|m| m.rows.unwrap_or(0) > 0)
             {
                 planned += 1;
             }
@@ -390,7 +401,9 @@ mod tests {
         }
         let spec = InputSpec { name: "d".into(), kind: InputKind::UriFolder, path: dir.path().into(), tabular: true };
         let items = sluice_io::list_input(&spec).unwrap();
-        let (mut plan, input) = sluice_io::plan_tabular(items, case.size, &[], 1 << 20).unwrap();
+        let (mut plan, input) =
+            sluice_io::plan_tabular(std::sync::Arc::new(sluice_io::LocalSource), items, case.size, &[], 1 << 20)
+                .unwrap();
         assert_eq!(plan.mini_batches.len(), 2);
         assert!(check_plan(&plan, &input).is_ok());
         plan.mini_batches[0].rows = Some(2);

@@ -1,6 +1,7 @@
 //! Listing a job's input and reading its items.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -142,14 +143,6 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, String> {
     Ok(f)
 }
 
-/// Reads a whole regular file (see [`open_regular`]).
-pub fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
-    let mut f = open_regular(path)?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
-    Ok(buf)
-}
-
 /// What a file that is not a regular file is, in words.
 fn file_kind(t: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
@@ -166,40 +159,81 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
     }
 }
 
-/// Reads an item's bytes for the scorer. Object storage would implement
-/// this too.
-pub trait ItemSource: Send + Sync {
-    /// The whole item, or the item error's message.
-    fn read(&self, item: &InputItem) -> Result<Vec<u8>, String>;
+/// Where a job's input items come from: lists them and reads byte ranges of
+/// them. The readers (file mode, and Arrow's CSV, JSON Lines and Parquet
+/// readers for tabular input) consume only ranges, so object storage is
+/// another implementation of this trait, not a change to the readers or
+/// the scheduler. [`LocalSource`] is the local filesystem.
+pub trait InputSource: Send + Sync + std::fmt::Debug {
+    /// The items of an input, in an order every machine agrees on.
+    fn list(&self, spec: &InputSpec) -> Result<Vec<InputItem>, InputError>;
+
+    /// Whether an item may be read now: not refused when listed, and still
+    /// what listing saw (a changed or deleted item is an item error, not a
+    /// silent mix of old and new). The message is the item error's.
+    fn check(&self, item: &InputItem) -> Result<(), String>;
+
+    /// A reader of the item's bytes in `range`; a range that runs past the
+    /// item's end reads to its end (`start..u64::MAX` reads the rest). The
+    /// caller has [`check`](InputSource::check)ed the item: this does not
+    /// repeat it per range.
+    fn read_range(&self, item: &InputItem, range: Range<u64>) -> Result<Box<dyn Read + Send>, String>;
 }
 
-/// Reads items from the local filesystem, refusing any larger than a cap.
-#[derive(Debug, Clone)]
-pub struct FsItemSource {
-    /// `limits.max_file_bytes`.
-    pub max_bytes: u64,
+/// Reads a whole item of at most `cap` bytes (`limits.max_file_bytes`):
+/// checks it, then reads at most one byte past the cap, since the item may
+/// have grown since it was listed. `over` says why one over the cap is
+/// refused (its size and the cap).
+pub fn read_whole(
+    source: &dyn InputSource,
+    item: &InputItem,
+    cap: u64,
+    over: impl Fn(u64, u64) -> String,
+) -> Result<Vec<u8>, String> {
+    source.check(item)?;
+    if item.size > cap {
+        return Err(over(item.size, cap));
+    }
+    let mut buf = Vec::with_capacity(item.size as usize + 1);
+    source
+        .read_range(item, 0..cap.saturating_add(1))?
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > cap {
+        return Err(over(buf.len() as u64, cap));
+    }
+    Ok(buf)
 }
 
-impl ItemSource for FsItemSource {
-    fn read(&self, item: &InputItem) -> Result<Vec<u8>, String> {
+/// Why a file-mode item over the cap is not read.
+pub fn over_file_cap(size: u64, cap: u64) -> String {
+    format!("file is {size} bytes, over the cap limits.max_file_mb = {} MiB", cap >> 20)
+}
+
+/// The local filesystem as an [`InputSource`]: folders listed recursively
+/// ([`list_input`]), only regular files read ([`open_regular`]), each item
+/// checked against its listed size and modification time ([`unchanged`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalSource;
+
+impl InputSource for LocalSource {
+    fn list(&self, spec: &InputSpec) -> Result<Vec<InputItem>, InputError> {
+        list_input(spec)
+    }
+
+    fn check(&self, item: &InputItem) -> Result<(), String> {
         if let Some(why) = &item.refused {
             return Err(why.clone());
         }
-        let too_big =
-            |n: u64| format!("file is {n} bytes, over the cap limits.max_file_mb = {} MiB", self.max_bytes >> 20);
-        if item.size > self.max_bytes {
-            return Err(too_big(item.size));
+        unchanged(item)
+    }
+
+    fn read_range(&self, item: &InputItem, range: Range<u64>) -> Result<Box<dyn Read + Send>, String> {
+        let mut f = open_regular(&item.path)?;
+        if range.start > 0 {
+            f.seek(SeekFrom::Start(range.start)).map_err(|e| format!("cannot read: {e}"))?;
         }
-        unchanged(item)?;
-        let f = open_regular(&item.path)?;
-        let mut buf = Vec::with_capacity(item.size as usize);
-        // Read at most one byte past the cap: the file may have grown since
-        // it was listed.
-        f.take(self.max_bytes + 1).read_to_end(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
-        if buf.len() as u64 > self.max_bytes {
-            return Err(too_big(buf.len() as u64));
-        }
-        Ok(buf)
+        Ok(Box::new(f.take(range.end.saturating_sub(range.start))))
     }
 }
 
@@ -228,10 +262,13 @@ mod tests {
         assert_eq!(names, ["a.txt", "alias", "b/c/d.txt", "leak", "z.txt"]);
         assert!(items[3].refused.as_ref().unwrap().contains("leaves the input folder"));
         assert!(items[1].refused.is_none());
-        let src = FsItemSource { max_bytes: 2 };
-        assert_eq!(src.read(&items[0]).unwrap(), b"22");
-        assert!(src.read(&items[2]).unwrap_err().contains("limits.max_file_mb"));
-        assert!(src.read(&items[3]).is_err());
+        let read = |i: &InputItem| read_whole(&LocalSource, i, 2, over_file_cap);
+        assert_eq!(read(&items[0]).unwrap(), b"22");
+        assert!(read(&items[2]).unwrap_err().contains("limits.max_file_mb"));
+        assert!(read(&items[3]).is_err());
+        let mut tail = String::new();
+        LocalSource.read_range(&items[2], 1..u64::MAX).unwrap().read_to_string(&mut tail).unwrap();
+        assert_eq!(tail, "33");
         std::fs::remove_dir_all(&root).unwrap();
         std::fs::remove_dir_all(&outside).unwrap();
     }

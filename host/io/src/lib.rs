@@ -1,6 +1,6 @@
 //! Inputs, outputs, the work queue and the commit log of sluice, each behind a small trait
-//! so object storage or a distributed queue can replace the local, embedded
-//! defaults without touching the scheduler.
+//! ([`InputSource`], [`OutputStore`], [`WorkQueue`], [`CommitLog`]) so object storage or a
+//! distributed queue can replace the local, embedded defaults without touching the scheduler.
 
 pub mod commit;
 pub mod encode;
@@ -12,8 +12,8 @@ pub mod tabular;
 
 pub use commit::{CommitLog, EntryHead};
 pub use encode::Encode;
-pub use inputs::{FsItemSource, ItemSource, list_input};
+pub use inputs::{InputSource, LocalSource, list_input, read_whole};
 pub use journal::{JournalError, LocalJournal, Manifest};
 pub use output::{LocalOutput, OutputStore};
 pub use queue::{InProcessQueue, Lease, LeaseGuard, LeaseLost, WorkQueue};
-pub use tabular::{TableFormat, TabularInput, TabularRows, plan_tabular, read_mini_batch};
+pub use tabular::{ItemChunks, TableFormat, TabularInput, TabularRows, plan_tabular, read_mini_batch};

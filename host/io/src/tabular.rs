@@ -11,9 +11,13 @@
 //! Whatever cannot be read (a file whose header differs from the job's, a
 //! cell that does not parse as its column's type, a file over
 //! `limits.max_file_mb`) fails only the rows it holds, as item errors.
+//!
+//! Every byte comes through the job's [`InputSource`] as a byte range
+//! (Parquet through [`ItemChunks`], its `ChunkReader`): nothing here opens
+//! a file, so object storage needs no change to these readers.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
@@ -21,6 +25,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sluice_job::plan::{RowSpan, Segment};
 use sluice_job::size::MiniBatchSize;
 use sluice_job::{InputItem, Plan};
+
+use crate::inputs::InputSource;
 
 /// The formats of tabular files, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +65,75 @@ pub struct TabularInput {
     pub schema: SchemaRef,
     /// Where the schema came from, for messages.
     pub schema_source: String,
-    /// Cap on one file (`limits.max_file_mb`).
+    /// Cap on one file read whole, and on one mini-batch segment's bytes
+    /// (`limits.max_file_mb`).
     pub max_file_bytes: u64,
+    /// Where the files' bytes come from.
+    pub source: Arc<dyn InputSource>,
+}
+
+impl TabularInput {
+    /// A reader of `item`'s bytes from `offset` to its end.
+    fn read_from(&self, item: &InputItem, offset: u64) -> Result<Box<dyn Read + Send>, String> {
+        self.source.read_range(item, offset..u64::MAX)
+    }
+
+    /// `item` as Parquet's reader reads it.
+    fn parquet(
+        &self,
+        item: &InputItem,
+    ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<ItemChunks>, String> {
+        let chunks = ItemChunks { source: self.source.clone(), item: item.clone() };
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(chunks).map_err(|e| e.to_string())
+    }
+}
+
+/// An item as Parquet's reader sees it: its footer, then the column chunks
+/// it needs, each one ranged read of the [`InputSource`]. Its length is the
+/// listed size, which [`InputSource::check`] has confirmed.
+#[derive(Debug)]
+pub struct ItemChunks {
+    source: Arc<dyn InputSource>,
+    item: InputItem,
+}
+
+impl parquet::file::reader::Length for ItemChunks {
+    fn len(&self) -> u64 {
+        self.item.size
+    }
+}
+
+impl parquet::file::reader::ChunkReader for ItemChunks {
+    type T = Box<dyn Read + Send>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        self.source.read_range(&self.item, start..u64::MAX).map_err(parquet::errors::ParquetError::General)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use parquet::errors::ParquetError;
+        // Parquet asks for lengths its footer names: bound them by the
+        // file, so a corrupt footer cannot make the host allocate more.
+        if start.saturating_add(length as u64) > self.item.size {
+            return Err(ParquetError::EOF(format!(
+                "{} bytes at offset {start} run past the file's end ({} bytes)",
+                length, self.item.size
+            )));
+        }
+        let mut buf = Vec::with_capacity(length);
+        self.source
+            .read_range(&self.item, start..start + length as u64)
+            .map_err(ParquetError::General)?
+            .read_to_end(&mut buf)
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        if buf.len() != length {
+            return Err(ParquetError::EOF(format!(
+                "expected {length} bytes at offset {start}, got {} (did the file change?)",
+                buf.len()
+            )));
+        }
+        Ok(buf.into())
+    }
 }
 
 /// Rows read for one mini-batch, with where each came from, and the rows
@@ -90,14 +163,15 @@ pub struct FailedRows {
 
 /// Plans a tabular job: fixes the schema and cuts `items` into mini-batches.
 pub fn plan_tabular(
+    source: Arc<dyn InputSource>,
     items: Vec<InputItem>,
     size: MiniBatchSize,
     partition_keys: &[String],
     max_file_bytes: u64,
 ) -> Result<(Plan, TabularInput), TabularError> {
     let whole = !partition_keys.is_empty() || matches!(size, MiniBatchSize::Files(_));
-    let (schema, schema_source) = job_schema(&items, max_file_bytes, whole)?;
-    let input = TabularInput { schema, schema_source, max_file_bytes };
+    let (schema, schema_source) = job_schema(&source, &items, max_file_bytes, whole)?;
+    let input = TabularInput { schema, schema_source, max_file_bytes, source };
     let plan = if !partition_keys.is_empty() {
         plan_partitions(items, partition_keys, &input)?
     } else {
@@ -121,7 +195,12 @@ pub fn plan_tabular(
 /// The first readable table's columns, normalised: what the host hands
 /// the guest must be one of the WIT column types, so dates, times and
 /// all-empty columns are read as text.
-fn job_schema(items: &[InputItem], max_file_bytes: u64, whole: bool) -> Result<(SchemaRef, String), TabularError> {
+fn job_schema(
+    source: &Arc<dyn InputSource>,
+    items: &[InputItem],
+    max_file_bytes: u64,
+    whole: bool,
+) -> Result<(SchemaRef, String), TabularError> {
     let mut why = Vec::new();
     for item in items {
         if why.len() >= 5 {
@@ -136,7 +215,7 @@ fn job_schema(items: &[InputItem], max_file_bytes: u64, whole: bool) -> Result<(
             why.push(format!("{}: {}", item.name, over_cap(item.size, max_file_bytes)));
             continue;
         }
-        match file_schema(item, format) {
+        match file_schema(source, item, format) {
             Ok(s) if !s.fields().is_empty() => {
                 let fields: Vec<Field> =
                     s.fields().iter().map(|f| Field::new(f.name(), normalise_type(f.data_type()), true)).collect();
@@ -172,15 +251,15 @@ fn normalise_type(t: &DataType) -> DataType {
 
 /// A file's own columns (CSV: header names with types inferred from the
 /// first 1,000 rows).
-fn file_schema(item: &InputItem, format: TableFormat) -> Result<Schema, String> {
-    let f = crate::inputs::open_regular(&item.path)?;
+fn file_schema(source: &Arc<dyn InputSource>, item: &InputItem, format: TableFormat) -> Result<Schema, String> {
+    source.check(item)?;
     match format {
         TableFormat::Csv => {
             // Infer from the header and the first 1,000 rows that are text:
             // one bad row must not decide the job's columns (it fails on
             // its own when read).
             let mut sample = Vec::new();
-            f.take(16 << 20).read_to_end(&mut sample).map_err(|e| format!("cannot read: {e}"))?;
+            source.read_range(item, 0..16 << 20)?.read_to_end(&mut sample).map_err(|e| format!("cannot read: {e}"))?;
             let mut clean = Vec::with_capacity(sample.len());
             for (off, len) in line_spans(&sample, true).into_iter().take(1001) {
                 let line = &sample[off as usize..(off + len) as usize];
@@ -198,12 +277,17 @@ fn file_schema(item: &InputItem, format: TableFormat) -> Result<Schema, String> 
                 .map(|(s, _)| s)
                 .map_err(|e| e.to_string())
         }
-        TableFormat::JsonLines => arrow_json::reader::infer_json_schema(BufReader::new(f), Some(1000))
-            .map(|(s, _)| s)
-            .map_err(|e| e.to_string()),
-        TableFormat::Parquet => parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .map(|b| b.schema().as_ref().clone())
-            .map_err(|e| e.to_string()),
+        TableFormat::JsonLines => {
+            arrow_json::reader::infer_json_schema(BufReader::new(source.read_range(item, 0..u64::MAX)?), Some(1000))
+                .map(|(s, _)| s)
+                .map_err(|e| e.to_string())
+        }
+        TableFormat::Parquet => {
+            let chunks = ItemChunks { source: source.clone(), item: item.clone() };
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(chunks)
+                .map(|b| b.schema().as_ref().clone())
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -220,95 +304,170 @@ enum Cut {
 /// rows are never cut). A file that cannot be scanned gets a mini-batch of
 /// its own that fails as one item.
 fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
-    let mut batches: Vec<Vec<Segment>> = Vec::new();
-    let mut current: Vec<Segment> = Vec::new();
-    let mut in_batch_rows = 0u64;
-    let mut in_batch_bytes = 0u64;
-    let cap = input.max_file_bytes;
+    let mut cutter = Cutter::new(cut, input.max_file_bytes);
     for (file, item) in items.iter().enumerate() {
-        let mut seg_start: Option<(u64, u64)> = None; // (first row, its offset)
-        let mut i = 0u64;
-        let mark = batches.len();
-        let mut on_row = |offset: u64, len: u64| {
-            let full = match cut {
-                Cut::Rows(n) => in_batch_rows >= n,
-                Cut::Bytes(n) => in_batch_rows > 0 && in_batch_bytes + len > n,
-            } || (in_batch_rows > 0 && in_batch_bytes + len > cap);
-            if full {
-                if let Some((start, off)) = seg_start.take() {
-                    current.push(Segment { file, rows: RowSpan::Range { start, end: i, offset: off } });
-                }
-                batches.push(std::mem::take(&mut current));
-                in_batch_rows = 0;
-                in_batch_bytes = 0;
-            }
-            if seg_start.is_none() {
-                seg_start = Some((i, offset));
-            }
-            in_batch_rows += 1;
-            in_batch_bytes += len;
-            i += 1;
-        };
-        let scanned = scan_file(item, input, &mut on_row);
+        cutter.start_file(file);
+        let scanned = scan_file(item, input, &mut |offset, len, count| cutter.rows(offset, len, count));
         match scanned {
-            Ok(()) if i > 0 => {
-                if let Some((start, off)) = seg_start {
-                    current.push(Segment { file, rows: RowSpan::Range { start, end: i, offset: off } });
-                }
-            }
+            Ok(()) if cutter.file_rows > 0 => cutter.end_file(),
             // Unreadable or without rows: a mini-batch of its own, where
             // reading it fails as one item with the reason. (A scan that
             // fails part-way drops what it had planned of the file.)
-            _ => {
-                current.retain(|s| s.file != file);
-                for b in &mut batches[mark..] {
-                    b.retain(|s| s.file != file);
-                }
-                batches.retain(|b| !b.is_empty());
-                if !current.is_empty() {
-                    batches.push(std::mem::take(&mut current));
-                }
-                in_batch_rows = 0;
-                in_batch_bytes = 0;
-                batches.push(vec![Segment { file, rows: RowSpan::All }]);
-            }
+            _ => cutter.drop_file(),
         }
     }
-    if !current.is_empty() {
-        batches.push(current);
+    Plan::from_segments(items, cutter.finish())
+}
+
+/// Cuts a stream of rows into mini-batches of segments: the state of
+/// [`plan_scanned`], per mini-batch only.
+#[derive(Debug)]
+struct Cutter {
+    cut: Cut,
+    /// No segment holds more bytes than this (`limits.max_file_mb`).
+    cap: u64,
+    batches: Vec<Vec<Segment>>,
+    current: Vec<Segment>,
+    in_batch_rows: u64,
+    in_batch_bytes: u64,
+    file: usize,
+    /// Rows of the current file so far.
+    file_rows: u64,
+    /// The current file's open segment: its first row and that row's offset.
+    seg_start: Option<(u64, u64)>,
+    /// `batches.len()` when the current file started.
+    mark: usize,
+}
+
+impl Cutter {
+    fn new(cut: Cut, cap: u64) -> Cutter {
+        Cutter {
+            cut,
+            cap,
+            batches: Vec::new(),
+            current: Vec::new(),
+            in_batch_rows: 0,
+            in_batch_bytes: 0,
+            file: 0,
+            file_rows: 0,
+            seg_start: None,
+            mark: 0,
+        }
     }
-    Plan::from_segments(items, batches)
+
+    fn start_file(&mut self, file: usize) {
+        (self.file, self.file_rows, self.seg_start, self.mark) = (file, 0, None, self.batches.len());
+    }
+
+    /// `count` rows of `len` bytes each, the first at `offset` (a CSV or
+    /// JSON Lines row: one at its byte offset; Parquet: a run of rows
+    /// numbered from `offset`, so a file is planned in one step per
+    /// mini-batch, not one per row).
+    fn rows(&mut self, mut offset: u64, len: u64, mut count: u64) {
+        let len = len.max(1);
+        while count > 0 {
+            let full = match self.cut {
+                Cut::Rows(n) => self.in_batch_rows >= n,
+                Cut::Bytes(n) => self.in_batch_rows > 0 && self.in_batch_bytes + len > n,
+            } || (self.in_batch_rows > 0 && self.in_batch_bytes + len > self.cap);
+            if full {
+                self.close_segment();
+                self.batches.push(std::mem::take(&mut self.current));
+                self.in_batch_rows = 0;
+                self.in_batch_bytes = 0;
+            }
+            if self.seg_start.is_none() {
+                self.seg_start = Some((self.file_rows, offset));
+            }
+            // As many rows as fit before the next cut (at least one: the
+            // check above made room). Rows that fit under a byte limit
+            // `limit`: an empty mini-batch always takes its first row.
+            let fit = |limit: u64| {
+                if self.in_batch_rows == 0 {
+                    (limit / len).max(1)
+                } else {
+                    limit.saturating_sub(self.in_batch_bytes) / len
+                }
+            };
+            let mut take = count.min(fit(self.cap));
+            match self.cut {
+                Cut::Rows(n) => take = take.min(n - self.in_batch_rows),
+                Cut::Bytes(n) => take = take.min(fit(n)),
+            }
+            let take = take.max(1);
+            self.in_batch_rows += take;
+            self.in_batch_bytes += take * len;
+            self.file_rows += take;
+            offset += take;
+            count -= take;
+        }
+    }
+
+    fn close_segment(&mut self) {
+        if let Some((start, offset)) = self.seg_start.take() {
+            self.current.push(Segment { file: self.file, rows: RowSpan::Range { start, end: self.file_rows, offset } });
+        }
+    }
+
+    fn end_file(&mut self) {
+        self.close_segment();
+    }
+
+    /// The current file could not be scanned: what was planned of it goes,
+    /// and it gets a mini-batch of its own.
+    fn drop_file(&mut self) {
+        let file = self.file;
+        self.seg_start = None;
+        self.current.retain(|s| s.file != file);
+        for b in &mut self.batches[self.mark..] {
+            b.retain(|s| s.file != file);
+        }
+        self.batches.retain(|b| !b.is_empty());
+        if !self.current.is_empty() {
+            self.batches.push(std::mem::take(&mut self.current));
+        }
+        self.in_batch_rows = 0;
+        self.in_batch_bytes = 0;
+        self.batches.push(vec![Segment { file, rows: RowSpan::All }]);
+    }
+
+    fn finish(mut self) -> Vec<Vec<Segment>> {
+        if !self.current.is_empty() {
+            self.batches.push(self.current);
+        }
+        self.batches
+    }
 }
 
 /// The planner's read buffer: a file is scanned this much at a time.
 pub(crate) const SCAN_BUFFER: usize = 1 << 20;
 
-/// Calls `on_row(offset, length)` for every row of a file, in order.
-/// CSV and JSON Lines: a quote-aware streaming scan for line ends (blank
-/// lines are not rows; the CSV header is skipped); Parquet: from its
-/// metadata, with the file's bytes spread evenly over its rows.
-fn scan_file(item: &InputItem, input: &TabularInput, on_row: &mut dyn FnMut(u64, u64)) -> Result<(), String> {
+/// Calls `on_rows(offset, length, count)` for the rows of a file, in order.
+/// CSV and JSON Lines: a quote-aware streaming scan for line ends, one call
+/// per row (blank lines are not rows; the CSV header is skipped); Parquet:
+/// one call for all its rows, from its footer's row count, with the file's
+/// bytes spread evenly over them (the reader later decodes only the row
+/// groups a segment overlaps).
+fn scan_file(item: &InputItem, input: &TabularInput, on_rows: &mut dyn FnMut(u64, u64, u64)) -> Result<(), String> {
     check_item(item, input, false)?;
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
-    let f = crate::inputs::open_regular(&item.path)?;
     match format {
         TableFormat::Parquet => {
-            let b =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())?;
+            let b = input.parquet(item)?;
             let n = b.metadata().file_metadata().num_rows().max(0) as u64;
             let per_row = item.size.checked_div(n).unwrap_or(0).max(1);
-            for i in 0..n {
-                on_row(i, per_row);
+            if n > 0 {
+                on_rows(0, per_row, n);
             }
             Ok(())
         }
         TableFormat::Csv | TableFormat::JsonLines => {
             let mut header = format == TableFormat::Csv;
-            scan_rows(f, format == TableFormat::Csv, SCAN_BUFFER, &mut |o, l| {
+            scan_rows(input.read_from(item, 0)?, format == TableFormat::Csv, SCAN_BUFFER, &mut |o, l| {
                 if std::mem::take(&mut header) {
                     return;
                 }
-                on_row(o, l)
+                on_rows(o, l, 1)
             })
             .map_err(|e| format!("cannot read: {e}"))
         }
@@ -477,10 +636,7 @@ fn over_cap(size: u64, cap: u64) -> String {
 /// An item may be read: not refused, unchanged since planning and, when it
 /// is read whole (`whole`), within `limits.max_file_mb`.
 fn check_item(item: &InputItem, input: &TabularInput, whole: bool) -> Result<(), String> {
-    if let Some(why) = &item.refused {
-        return Err(why.clone());
-    }
-    crate::inputs::unchanged(item)?;
+    input.source.check(item)?;
     if whole && item.size > input.max_file_bytes {
         return Err(over_cap(item.size, input.max_file_bytes));
     }
@@ -501,7 +657,6 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
     check_item(item, input, !matches!(rows, RowSpan::Range { .. }))?;
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     let schema = input.schema.clone();
-    let mut f = crate::inputs::open_regular(&item.path)?;
     // Rows to read from `first` on, and which of them to keep.
     let (first, count, keep): (u64, Option<u64>, Option<Vec<u32>>) = match rows {
         RowSpan::All => (0, None, None),
@@ -521,7 +676,11 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
         // of the job's time.)
         TableFormat::Csv if *rows == RowSpan::All => {
             let mut data = Vec::with_capacity(item.size as usize + 1);
-            f.take(input.max_file_bytes + 1).read_to_end(&mut data).map_err(|e| format!("cannot read: {e}"))?;
+            input
+                .source
+                .read_range(item, 0..input.max_file_bytes + 1)?
+                .read_to_end(&mut data)
+                .map_err(|e| format!("cannot read: {e}"))?;
             check_header(&mut data.as_slice(), &schema, item)?;
             let n = count_lines(&data, true).saturating_sub(1);
             arrow_csv::ReaderBuilder::new(schema.clone())
@@ -533,47 +692,39 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
                 .map_err(|e| e.to_string())?
         }
         TableFormat::Csv => {
-            check_header(&mut f, &schema, item)?;
-            f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-            let f = BufReader::with_capacity(1 << 20, f);
+            check_header(&mut input.source.read_range(item, 0..HEADER_MAX)?, &schema, item)?;
             let offset = match rows {
                 RowSpan::Range { offset, .. } => Some(*offset),
                 _ => None,
             };
             let mut b = arrow_csv::ReaderBuilder::new(schema.clone()).with_batch_size(batch_size);
-            let reader: Box<dyn BufRead> = match offset {
-                Some(off) => {
-                    let mut f = f;
-                    f.seek(SeekFrom::Start(off)).map_err(|e| e.to_string())?;
+            match offset {
+                Some(_) => {
                     b = b.with_header(false);
                     if let Some(n) = count {
                         b = b.with_bounds(0, n as usize);
                     }
-                    Box::new(f)
                 }
                 None => {
                     b = b.with_header(true);
                     if let Some(n) = count {
                         b = b.with_bounds(first as usize, (first + n) as usize);
                     }
-                    Box::new(f)
                 }
-            };
-            b.build(reader).map_err(|e| e.to_string())?.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+            }
+            let f = BufReader::with_capacity(1 << 20, input.read_from(item, offset.unwrap_or(0))?);
+            b.build(f).map_err(|e| e.to_string())?.collect::<Result<_, _>>().map_err(|e| e.to_string())?
         }
         // JSON Lines rows may leave out keys: a missing key is a null, as
         // arrow-json reads it, so there is no per-file column check.
         TableFormat::JsonLines => {
-            let skip = match rows {
-                RowSpan::Range { offset, .. } => {
-                    f.seek(SeekFrom::Start(*offset)).map_err(|e| e.to_string())?;
-                    0
-                }
-                _ => first,
+            let (offset, skip) = match rows {
+                RowSpan::Range { offset, .. } => (*offset, 0),
+                _ => (0, first),
             };
             let reader = arrow_json::ReaderBuilder::new(schema.clone())
                 .with_batch_size(batch_size)
-                .build(BufReader::new(f))
+                .build(BufReader::new(input.read_from(item, offset)?))
                 .map_err(|e| e.to_string())?;
             let mut out = Vec::new();
             let (mut skipped, mut taken) = (0u64, 0u64);
@@ -597,9 +748,7 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
             out
         }
         TableFormat::Parquet => {
-            let mut b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                .map_err(|e| e.to_string())?
-                .with_batch_size(batch_size);
+            let mut b = input.parquet(item)?.with_batch_size(batch_size);
             // Only the row groups that hold the rows, so a worker never
             // decodes a large file from its start to reach its mini-batch.
             let mut skip = first;
@@ -665,10 +814,13 @@ fn count_lines(data: &[u8], quotes: bool) -> usize {
     line_spans(data, quotes).len()
 }
 
+/// The most bytes a CSV header may take.
+const HEADER_MAX: u64 = 1 << 20;
+
 /// A CSV file's header must name the job's columns, in order.
 fn check_header(f: &mut impl Read, schema: &Schema, item: &InputItem) -> Result<(), String> {
     let mut first = Vec::new();
-    BufReader::new(f.by_ref().take(1 << 20)).read_until(b'\n', &mut first).map_err(|e| e.to_string())?;
+    BufReader::new(f.by_ref().take(HEADER_MAX)).read_until(b'\n', &mut first).map_err(|e| e.to_string())?;
     if first.iter().all(u8::is_ascii_whitespace) {
         return Err("empty file: no header and no rows".into());
     }
@@ -800,9 +952,8 @@ fn read_row_by_row(
     if format == TableFormat::Parquet {
         return Err("Parquet is read whole".into());
     }
-    let mut f = crate::inputs::open_regular(&item.path)?;
     if format == TableFormat::Csv {
-        check_header(&mut f, &input.schema, item)?;
+        check_header(&mut input.source.read_range(item, 0..HEADER_MAX)?, &input.schema, item)?;
     }
     let quotes = format == TableFormat::Csv;
     // A row range: only its bytes, from its offset until its rows are in
@@ -810,11 +961,10 @@ fn read_row_by_row(
     // other span: the file, which is within the cap.
     let (data, spans, first): (Vec<u8>, Vec<(u64, u64)>, u64) = match rows {
         RowSpan::Range { start, end, offset } => {
-            f.seek(SeekFrom::Start(*offset)).map_err(|e| e.to_string())?;
             let want = (end - start) as usize;
             let mut data = Vec::new();
             let mut spans = Vec::new();
-            let mut rd = BufReader::with_capacity(SCAN_BUFFER, f);
+            let mut rd = BufReader::with_capacity(SCAN_BUFFER, input.read_from(item, *offset)?);
             // Rescanned each time the bytes read double (and at the end), so
             // a long segment costs linear time, not one scan per refill.
             let mut next_scan = SCAN_BUFFER;
@@ -844,7 +994,7 @@ fn read_row_by_row(
             (data, spans, *start)
         }
         _ => {
-            let data = crate::inputs::read_regular(&item.path)?;
+            let data = crate::inputs::read_whole(&*input.source, item, input.max_file_bytes, over_cap)?;
             let mut spans = line_spans(&data, quotes);
             if format == TableFormat::Csv && !spans.is_empty() {
                 spans.remove(0);
@@ -906,6 +1056,50 @@ mod tests {
         let rows: Vec<&[u8]> = spans.iter().map(|&(o, l)| &data[o as usize..(o + l) as usize]).collect();
         assert_eq!(rows, [&b"h1,h2\n"[..], b"1,\"a\nb\"\n", b"2,c\r\n", b"3,d"]);
         assert_eq!(line_spans(b"{\"a\":\"x\\\"\"}\n{}\n", false).len(), 2);
+    }
+
+    #[test]
+    fn a_run_of_rows_plans_as_its_rows_one_by_one() {
+        // Parquet hands the planner all its rows at once; the mini-batches
+        // must be those of the same rows given one at a time.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..300 {
+            let cut = if next(2) == 0 { Cut::Rows(1 + next(50)) } else { Cut::Bytes(1 + next(400)) };
+            let cap = 1 + next(500);
+            let files: Vec<(u64, u64)> = (0..1 + next(4)).map(|_| (next(120), 1 + next(60))).collect();
+            let (mut bulk, mut single) = (Cutter::new(cut, cap), Cutter::new(cut, cap));
+            for (file, &(rows, len)) in files.iter().enumerate() {
+                bulk.start_file(file);
+                single.start_file(file);
+                if rows > 0 {
+                    bulk.rows(0, len, rows);
+                }
+                for r in 0..rows {
+                    single.rows(r, len, 1);
+                }
+                if rows > 0 {
+                    bulk.end_file();
+                    single.end_file();
+                } else {
+                    bulk.drop_file();
+                    single.drop_file();
+                }
+            }
+            let (bulk, single) = (bulk.finish(), single.finish());
+            assert_eq!(bulk, single, "{cut:?} cap {cap} files {files:?}");
+            for b in &bulk {
+                let rows: u64 = b.iter().map(|s| s.rows.len().unwrap_or(0)).sum();
+                if let Cut::Rows(n) = cut {
+                    assert!(rows <= n, "{rows} rows in a mini-batch of {n}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,9 +11,10 @@ use sluice_engine::{
     Compiler, HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
     ScorerEngine, ScorerInstance,
 };
+use sluice_io::inputs::over_file_cap;
 use sluice_io::journal::{LocalJournal, Manifest};
 use sluice_io::{
-    CommitLog, Encode, FsItemSource, InProcessQueue, ItemSource, Lease, LocalOutput, OutputStore, TabularInput,
+    CommitLog, Encode, InProcessQueue, InputSource, Lease, LocalOutput, LocalSource, OutputStore, TabularInput,
     WorkQueue,
 };
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
@@ -105,7 +106,8 @@ struct Job<'a> {
     spec: &'a JobSpec,
     plan: Plan,
     component: ScorerComponent,
-    source: FsItemSource,
+    /// Where the input's bytes come from.
+    input: Arc<dyn InputSource>,
     /// Tabular input: the job's columns and how to read its files.
     tabular: Option<TabularInput>,
     models: Option<Arc<ModelRegistry>>,
@@ -174,11 +176,12 @@ pub fn run_job_with_output(
     opts: &RunOptions,
     output: Option<Box<dyn OutputStore>>,
 ) -> Result<JobResult, RunError> {
-    prepare(spec, opts, output)?.run(Backends::default(), &NoObserver, &CancelToken::default())
+    prepare(spec, opts, Arc::new(LocalSource), output)?.run(Backends::default(), &NoObserver, &CancelToken::default())
 }
 
-/// [`prepare`] with the rows going to the local file `task.append_row_to`
-/// names (staged under the job directory).
+/// [`prepare`] with the input read from the local filesystem and the rows
+/// going to the local file `task.append_row_to` names (staged under the job
+/// directory).
 pub fn prepare_local(spec: &JobSpec, opts: &RunOptions) -> Result<PreparedJob, RunError> {
     check_paths(spec, &opts.job_dir)?;
     let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
@@ -188,7 +191,7 @@ pub fn prepare_local(spec: &JobSpec, opts: &RunOptions) -> Result<PreparedJob, R
         )),
         None => None,
     };
-    prepare(spec, opts, output)
+    prepare(spec, opts, Arc::new(LocalSource), output)
 }
 
 /// A job ready to run: planned, its models loaded, its scorer compiled, its
@@ -202,6 +205,7 @@ pub struct PreparedJob {
     /// wall-clock deadlines.
     engine: ScorerEngine,
     component: ScorerComponent,
+    input: Arc<dyn InputSource>,
     tabular: Option<TabularInput>,
     models: Option<Arc<ModelRegistry>>,
     output: Option<Arc<dyn OutputStore>>,
@@ -230,12 +234,13 @@ impl std::fmt::Debug for PreparedJob {
     }
 }
 
-/// Prepares `spec` to run in `opts.job_dir` with its rows going to `output`
-/// (`Some` when the spec has `append_row_to`): the prepare step of
-/// prepare / run / finish.
+/// Prepares `spec` to run in `opts.job_dir`, its input listed and read
+/// through `input` and its rows going to `output` (`Some` when the spec has
+/// `append_row_to`): the prepare step of prepare / run / finish.
 pub fn prepare(
     spec: &JobSpec,
     opts: &RunOptions,
+    input: Arc<dyn InputSource>,
     output: Option<Box<dyn OutputStore>>,
 ) -> Result<PreparedJob, RunError> {
     check_paths(spec, &opts.job_dir)?;
@@ -252,14 +257,19 @@ pub fn prepare(
         tracing::info!("note: {note}");
     }
 
-    let items = sluice_io::list_input(&spec.input)?;
+    let items = input.list(&spec.input)?;
     if items.is_empty() {
         tracing::warn!("{} holds no input files: nothing to score", spec.input.path.display());
     }
     let (plan, tabular) = if spec.input.tabular {
-        let (plan, tabular) =
-            sluice_io::plan_tabular(items, spec.mini_batch_size, &spec.partition_keys, spec.limits.max_file_bytes)
-                .map_err(|source| RunError::Tabular { path: spec.input.path.clone(), source })?;
+        let (plan, tabular) = sluice_io::plan_tabular(
+            input.clone(),
+            items,
+            spec.mini_batch_size,
+            &spec.partition_keys,
+            spec.limits.max_file_bytes,
+        )
+        .map_err(|source| RunError::Tabular { path: spec.input.path.clone(), source })?;
         tracing::info!("tabular input: {} columns from {}", tabular.schema.fields().len(), tabular.schema_source);
         (plan, Some(tabular))
     } else {
@@ -351,6 +361,7 @@ pub fn prepare(
         plan,
         engine,
         component,
+        input,
         tabular,
         models,
         output,
@@ -416,6 +427,7 @@ impl PreparedJob {
             plan,
             engine,
             component,
+            input,
             tabular,
             models,
             output,
@@ -441,7 +453,7 @@ impl PreparedJob {
             queue,
             journal,
             component,
-            source: FsItemSource { max_bytes: spec.limits.max_file_bytes },
+            input,
             tabular,
             models,
             output,
@@ -701,7 +713,7 @@ fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, i
             let mut guest_index = Vec::with_capacity(items.len());
             let mut input_errors = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                match job.source.read(item) {
+                match sluice_io::read_whole(&*job.input, item, job.spec.limits.max_file_bytes, over_file_cap) {
                     Ok(data) => {
                         inputs.push(FileInput { name: item.name.clone(), data });
                         guest_index.push(i);
