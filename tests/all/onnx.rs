@@ -142,3 +142,38 @@ fn a_missing_runtime_library_is_an_error_naming_the_fix() {
     assert!(stderr.contains("nowhere/libonnxruntime.so"), "{stderr}");
     assert!(stderr.contains("scripts/install-onnxruntime.sh"), "{stderr}");
 }
+
+#[test]
+fn a_run_cut_into_row_chunks_scores_like_smaller_mini_batches() {
+    // 20,000 rows (the example's 1,000, twenty times with fresh ids): in one
+    // mini-batch the host runs the model in row chunks of 8,192; in
+    // 4,000-row mini-batches each run is whole. The rows must score alike.
+    let mut csv = String::new();
+    let mut header = None;
+    let mut rows = Vec::new();
+    for e in std::fs::read_dir(repo("examples/tabular/data")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let mut lines = text.lines();
+        header = lines.next().map(str::to_string);
+        rows.extend(lines.map(|l| l.split_once(',').unwrap().1.to_string()));
+    }
+    rows.sort();
+    csv.push_str(&header.unwrap());
+    csv.push('\n');
+    for i in 0..20_000 {
+        csv.push_str(&format!("{i},{}\n", rows[i % rows.len()]));
+    }
+    let run = |size: &str| {
+        let job = Job::tabular(TABULAR_CLASSIFIER)
+            .model("model", "examples/tabular/model")
+            .file("big.csv", &csv)
+            .set("mini_batch_size", size)
+            .output("csv");
+        let r = job.run();
+        assert_eq!(r.status, sluice_job::result::JobStatus::Completed, "{:?}", r.reason);
+        std::fs::read_to_string(job.out_path("csv")).unwrap()
+    };
+    let chunked = run("1 files");
+    assert_eq!(chunked.lines().count(), 20_001);
+    assert_eq!(chunked, run("4000"));
+}

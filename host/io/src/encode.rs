@@ -259,6 +259,25 @@ impl TableBuilder {
         self.num_rows
     }
 
+    /// Makes room for `rows` rows in all (no more than asked: a mini-batch's
+    /// table is its largest allocation, and growing it by doubling would
+    /// leave up to half of it unused, and copy it at each step).
+    pub fn reserve_total(&mut self, rows: usize) {
+        let more = rows.saturating_sub(self.num_rows);
+        for (data, valid) in &mut self.columns {
+            match data {
+                ColumnData::F32(v) => v.reserve_exact(more),
+                ColumnData::F64(v) => v.reserve_exact(more),
+                ColumnData::S64(v) => v.reserve_exact(more),
+                ColumnData::String(v) => v.reserve_exact(more),
+                ColumnData::Bool(v) => v.reserve_exact(more),
+            }
+            if let Some(v) = valid {
+                v.reserve_exact(more);
+            }
+        }
+    }
+
     /// Appends a batch's rows, converting (and then freeing) it column by
     /// column. On an error the table is left with a partial row set: drop
     /// it, or [`TableBuilder::truncate`] it to the rows before.
@@ -274,8 +293,9 @@ impl TableBuilder {
         drop(batch);
         for ((field, (data, valid)), a) in self.fields.iter().zip(&mut self.columns).zip(arrays) {
             if a.logical_null_count() > 0 || valid.is_some() {
+                let cap = capacity(data).max(before + n);
                 let v = valid.get_or_insert_with(|| {
-                    let mut v = Vec::with_capacity(before + n);
+                    let mut v = Vec::with_capacity(cap);
                     v.resize(before, true);
                     v
                 });
@@ -343,6 +363,17 @@ impl TableBuilder {
             .map(|(f, (data, valid))| sluice_job::Column { name: f.name().clone(), data, valid })
             .collect();
         Table { num_rows: self.num_rows, columns }
+    }
+}
+
+/// The values a column has room for.
+fn capacity(d: &ColumnData) -> usize {
+    match d {
+        ColumnData::F32(v) => v.capacity(),
+        ColumnData::F64(v) => v.capacity(),
+        ColumnData::S64(v) => v.capacity(),
+        ColumnData::String(v) => v.capacity(),
+        ColumnData::Bool(v) => v.capacity(),
     }
 }
 

@@ -871,7 +871,27 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef, input: &TabularInput) -> Res
 /// but do not convert into the host's form (a column of a type the host
 /// cannot take) fails those rows, with the conversion's message.
 pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) -> TabularRows {
-    let mut table = crate::encode::TableBuilder::new(&input.schema, 0);
+    // The table is sized up front, not grown by doubling (which leaves up
+    // to half of the mini-batch's largest allocation unused and copies it
+    // at each step): to the planned rows when every segment's rows are
+    // known (row ranges), else (whole files, `"N files"`) by extrapolating
+    // from the files read so far, by bytes and by files, whichever is
+    // less (a small first file before a large one cannot make it reserve
+    // more than one file's rows times the files).
+    let planned = segments.iter().map(|s| s.rows.len()).sum::<Option<u64>>();
+    let mut table = crate::encode::TableBuilder::new(&input.schema, planned.unwrap_or(0) as usize);
+    let total_bytes: u64 = segments.iter().map(|s| plan.items[s.file].size).sum();
+    let (mut bytes_read, mut files_read) = (0u64, 0usize);
+    let mut estimate = |table: &mut crate::encode::TableBuilder, rows: usize, bytes: u64| {
+        bytes_read += bytes;
+        files_read += 1;
+        if planned.is_none() {
+            let rows_after = (table.num_rows() + rows) as u128;
+            let by_bytes = rows_after * total_bytes as u128 / bytes_read.max(1) as u128;
+            let by_files = rows_after * segments.len() as u128 / files_read as u128;
+            table.reserve_total(by_bytes.min(by_files).max(rows_after) as usize);
+        }
+    };
     let mut origins = sluice_job::RowOrigins::default();
     let mut failed = Vec::new();
     // Converts one segment's batches into the table (all or nothing) and
@@ -903,6 +923,7 @@ pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) 
                 failed.push(FailedRows { source: item.name.clone(), rows: None, message: what.to_string() });
             }
             Ok((n, batches)) => {
+                estimate(&mut table, n, item.size);
                 let n = n as u64;
                 let rows = match &seg.rows {
                     RowSpan::All => (0..n).collect(),
