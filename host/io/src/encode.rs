@@ -259,6 +259,11 @@ impl TableBuilder {
         self.num_rows
     }
 
+    /// Rows the table has room for without growing.
+    pub fn capacity(&self) -> usize {
+        self.columns.iter().map(|(d, _)| capacity(d)).min().unwrap_or(usize::MAX)
+    }
+
     /// Makes room for `rows` rows in all (no more than asked: a mini-batch's
     /// table is its largest allocation, and growing it by doubling would
     /// leave up to half of it unused, and copy it at each step).

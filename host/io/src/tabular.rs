@@ -649,54 +649,113 @@ pub fn read_segment(item: &InputItem, rows: &RowSpan, input: &TabularInput) -> R
     arrow_select::concat::concat_batches(&input.schema, &parts).map_err(|e| e.to_string())
 }
 
+/// Rows per Arrow batch when a segment is read. Each batch is handed on
+/// (converted into the host table) as soon as it is parsed, so a reader
+/// holds one batch's parse buffers at a time, not a segment's (arrow-csv's
+/// buffers for 50,000 rows of 31 columns are over 25 MB).
+const READ_BATCH_ROWS: usize = 1024;
+
+/// The read buffer of a segment's reader; [`read_segment_with`] counts the
+/// bytes it has taken from the source, so what it reports may run this far
+/// ahead of what was parsed.
+const READ_BUFFER: usize = 64 << 10;
+
 /// Reads the rows of one segment, in the job's schema, as Arrow batches
 /// (not joined: a caller converting them anyway saves a copy).
 pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput) -> Result<Vec<RecordBatch>, String> {
+    let mut parts = Vec::new();
+    read_segment_with(item, rows, input, &mut |b, _| {
+        parts.push(b);
+        Ok(())
+    })?;
+    Ok(parts)
+}
+
+/// Reads the rows of one segment, in the job's schema, handing each batch
+/// to `sink` as it is parsed, with the bytes of the item taken so far (for
+/// Parquet, its share of the file's bytes); returns the rows read. An error
+/// from `sink` stops the read and is returned as it is.
+pub fn read_segment_with(
+    item: &InputItem,
+    rows: &RowSpan,
+    input: &TabularInput,
+    sink: &mut dyn FnMut(RecordBatch, u64) -> Result<(), String>,
+) -> Result<u64, String> {
     // A row range is read by its bytes (planning kept each within the cap);
     // anything else reads the file from its start.
     check_item(item, input, !matches!(rows, RowSpan::Range { .. }))?;
     let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
-    let schema = input.schema.clone();
-    // Rows to read from `first` on, and which of them to keep.
-    let (first, count, keep): (u64, Option<u64>, Option<Vec<u32>>) = match rows {
-        RowSpan::All => (0, None, None),
-        RowSpan::Range { start, end, .. } => (*start, Some(end - start), None),
+    match rows {
+        RowSpan::All => read_span(item, format, input, Span { first: 0, count: None, offset: None }, sink),
+        RowSpan::Range { start, end, offset } => {
+            let span = Span { first: *start, count: Some(end - start), offset: Some(*offset) };
+            read_span(item, format, input, span, sink)
+        }
+        // A row subset (partition keys): its span, then the rows in it.
         RowSpan::Rows(r) => {
             let lo = r.first().copied().unwrap_or(0);
             let hi = r.last().map_or(0, |x| x + 1);
-            (lo, Some(hi - lo), Some(r.iter().map(|&x| (x - lo) as u32).collect()))
+            let mut parts = Vec::new();
+            let span = Span { first: lo, count: Some(hi - lo), offset: None };
+            read_span(item, format, input, span, &mut |b, _| {
+                parts.push(b);
+                Ok(())
+            })?;
+            let batch = arrow_select::concat::concat_batches(&input.schema, &parts).map_err(|e| e.to_string())?;
+            drop(parts);
+            let keep = UInt32Array::from(r.iter().map(|&x| (x - lo) as u32).collect::<Vec<_>>());
+            let batch = arrow_select::take::take_record_batch(&batch, &keep).map_err(|e| e.to_string())?;
+            let n = batch.num_rows() as u64;
+            sink(batch, item.size)?;
+            Ok(n)
         }
-    };
-    let batch_size = count.map_or(16 * 1024, |n| n.clamp(1, 64 * 1024) as usize);
-    let batches: Vec<RecordBatch> = match format {
-        // A whole CSV file: read it into memory once, count its rows and
-        // parse it as one batch of exactly that many rows. (arrow-csv sizes
-        // its buffers by the batch size: a guess larger than the file
-        // costs allocations and page faults per file, measured at a fifth
-        // of the job's time.)
-        TableFormat::Csv if *rows == RowSpan::All => {
-            let mut data = Vec::with_capacity(item.size as usize + 1);
-            input
-                .source
-                .read_range(item, 0..input.max_file_bytes + 1)?
-                .read_to_end(&mut data)
-                .map_err(|e| format!("cannot read: {e}"))?;
-            check_header(&mut data.as_slice(), &schema, item)?;
-            let n = count_lines(&data, true).saturating_sub(1);
-            arrow_csv::ReaderBuilder::new(schema.clone())
-                .with_header(true)
-                .with_batch_size(n.clamp(1, 1 << 20))
-                .build_buffered(data.as_slice())
-                .map_err(|e| e.to_string())?
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?
-        }
+    }
+}
+
+/// Which rows of a file to read: `count` rows (all when `None`) from row
+/// `first`, which starts at byte `offset` when planning recorded it.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    first: u64,
+    count: Option<u64>,
+    offset: Option<u64>,
+}
+
+/// A reader that counts the bytes taken through it.
+struct Counted<R> {
+    inner: R,
+    taken: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.taken.set(self.taken.get() + n as u64);
+        Ok(n)
+    }
+}
+
+fn read_span(
+    item: &InputItem,
+    format: TableFormat,
+    input: &TabularInput,
+    span: Span,
+    sink: &mut dyn FnMut(RecordBatch, u64) -> Result<(), String>,
+) -> Result<u64, String> {
+    let Span { first, count, offset } = span;
+    let schema = input.schema.clone();
+    let batch_size = count.map_or(READ_BATCH_ROWS, |n| n.clamp(1, READ_BATCH_ROWS as u64) as usize);
+    // The bytes a reader may take: a whole file within the cap (one byte
+    // more shows it grew), a range to the file's end (its rows bound it).
+    let start = offset.unwrap_or(0);
+    let end = if offset.is_some() { u64::MAX } else { input.max_file_bytes.saturating_add(1) };
+    let taken = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let counted =
+        |r: Box<dyn Read + Send>| BufReader::with_capacity(READ_BUFFER, Counted { inner: r, taken: taken.clone() });
+    let mut got = 0u64;
+    match format {
         TableFormat::Csv => {
             check_header(&mut input.source.read_range(item, 0..HEADER_MAX)?, &schema, item)?;
-            let offset = match rows {
-                RowSpan::Range { offset, .. } => Some(*offset),
-                _ => None,
-            };
             let mut b = arrow_csv::ReaderBuilder::new(schema.clone()).with_batch_size(batch_size);
             match offset {
                 Some(_) => {
@@ -712,22 +771,22 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
                     }
                 }
             }
-            let f = BufReader::with_capacity(1 << 20, input.read_from(item, offset.unwrap_or(0))?);
-            b.build(f).map_err(|e| e.to_string())?.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+            let reader = b.build(counted(input.source.read_range(item, start..end)?)).map_err(|e| e.to_string())?;
+            for batch in reader {
+                let batch = batch.map_err(|e| e.to_string())?;
+                got += batch.num_rows() as u64;
+                sink(batch, start + taken.get())?;
+            }
         }
         // JSON Lines rows may leave out keys: a missing key is a null, as
         // arrow-json reads it, so there is no per-file column check.
         TableFormat::JsonLines => {
-            let (offset, skip) = match rows {
-                RowSpan::Range { offset, .. } => (*offset, 0),
-                _ => (0, first),
-            };
+            let skip = if offset.is_some() { 0 } else { first };
             let reader = arrow_json::ReaderBuilder::new(schema.clone())
                 .with_batch_size(batch_size)
-                .build(BufReader::new(input.read_from(item, offset)?))
+                .build(counted(input.source.read_range(item, start..end)?))
                 .map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            let (mut skipped, mut taken) = (0u64, 0u64);
+            let mut skipped = 0u64;
             for b in reader {
                 let mut b = b.map_err(|e| e.to_string())?;
                 if skipped < skip {
@@ -736,19 +795,21 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
                     b = b.slice(drop as usize, b.num_rows() - drop as usize);
                 }
                 if let Some(n) = count {
-                    let want = (n - taken).min(b.num_rows() as u64);
+                    let want = (n - got).min(b.num_rows() as u64);
                     b = b.slice(0, want as usize);
                 }
-                taken += b.num_rows() as u64;
-                out.push(b);
-                if count.is_some_and(|n| taken >= n) {
+                got += b.num_rows() as u64;
+                if b.num_rows() > 0 {
+                    sink(b, start + taken.get())?;
+                }
+                if count.is_some_and(|n| got >= n) {
                     break;
                 }
             }
-            out
         }
         TableFormat::Parquet => {
             let mut b = input.parquet(item)?.with_batch_size(batch_size);
+            let file_rows = b.metadata().file_metadata().num_rows().max(1) as u64;
             // Only the row groups that hold the rows, so a worker never
             // decodes a large file from its start to reach its mini-batch.
             let mut skip = first;
@@ -767,51 +828,22 @@ pub fn read_segment_parts(item: &InputItem, rows: &RowSpan, input: &TabularInput
             }
             b = b.with_offset(skip as usize);
             let reader = b.build().map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
             for batch in reader {
-                out.push(conform(&batch.map_err(|e| e.to_string())?, &schema, input)?);
+                let batch = conform(&batch.map_err(|e| e.to_string())?, &schema, input)?;
+                got += batch.num_rows() as u64;
+                let share = (item.size as u128 * (first + got) as u128 / file_rows as u128) as u64;
+                sink(batch, share.min(item.size))?;
             }
-            out
         }
-    };
-    let got: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    }
     if let Some(n) = count
-        && (got as u64) < n
+        && got < n
     {
         return Err(format!(
             "expected {n} rows from row {first} but the file holds only {got} there (did it change during the job?)"
         ));
     }
-    match keep {
-        None => Ok(batches),
-        Some(keep) => {
-            let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
-            Ok(vec![
-                arrow_select::take::take_record_batch(&batch, &UInt32Array::from(keep)).map_err(|e| e.to_string())?,
-            ])
-        }
-    }
-}
-
-/// The number of non-blank lines, as [`line_spans`] counts them, without
-/// keeping their spans.
-fn count_lines(data: &[u8], quotes: bool) -> usize {
-    if !quotes || memchr::memchr(b'"', data).is_none() {
-        // No quotes: a line is a run up to a newline holding a non-blank byte.
-        let mut n = 0;
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
-            if data[start..end].iter().any(|b| !b.is_ascii_whitespace()) {
-                n += 1;
-            }
-            start = end + 1;
-            if start > data.len() {
-                break;
-            }
-        }
-        return n;
-    }
-    line_spans(data, quotes).len()
+    Ok(got)
 }
 
 /// The most bytes a CSV header may take.
@@ -871,90 +903,115 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef, input: &TabularInput) -> Res
 /// but do not convert into the host's form (a column of a type the host
 /// cannot take) fails those rows, with the conversion's message.
 pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) -> TabularRows {
-    // The table is sized up front, not grown by doubling (which leaves up
-    // to half of the mini-batch's largest allocation unused and copies it
-    // at each step): to the planned rows when every segment's rows are
-    // known (row ranges), else (whole files, `"N files"`) by extrapolating
-    // from the files read so far, by bytes and by files, whichever is
-    // less (a small first file before a large one cannot make it reserve
-    // more than one file's rows times the files).
     let planned = segments.iter().map(|s| s.rows.len()).sum::<Option<u64>>();
     let mut table = crate::encode::TableBuilder::new(&input.schema, planned.unwrap_or(0) as usize);
-    let total_bytes: u64 = segments.iter().map(|s| plan.items[s.file].size).sum();
-    let (mut bytes_read, mut files_read) = (0u64, 0usize);
-    let mut estimate = |table: &mut crate::encode::TableBuilder, rows: usize, bytes: u64| {
-        bytes_read += bytes;
-        files_read += 1;
-        if planned.is_none() {
-            let rows_after = (table.num_rows() + rows) as u128;
-            let by_bytes = rows_after * total_bytes as u128 / bytes_read.max(1) as u128;
-            let by_files = rows_after * segments.len() as u128 / files_read as u128;
-            table.reserve_total(by_bytes.min(by_files).max(rows_after) as usize);
-        }
+    let mut sizer = TableSizer {
+        planned: planned.is_some(),
+        total_bytes: segments.iter().map(|s| plan.items[s.file].size).sum(),
+        done_bytes: 0,
     };
     let mut origins = sluice_job::RowOrigins::default();
     let mut failed = Vec::new();
-    // Converts one segment's batches into the table (all or nothing) and
-    // records their provenance, or fails the rows.
-    let mut convert = |table: &mut crate::encode::TableBuilder,
-                       failed: &mut Vec<FailedRows>,
-                       name: &str,
-                       batches: Vec<RecordBatch>,
-                       rows: Vec<u64>| {
-        let before = table.num_rows();
-        for b in batches {
-            if let Err(message) = table.push(b) {
-                table.truncate(before);
-                failed.push(FailedRows { source: name.to_string(), rows: Some(rows), message });
-                return;
-            }
-        }
-        origins.push_segment(name, rows);
-    };
     for seg in segments {
         let item = &plan.items[seg.file];
-        let read = read_segment_parts(item, &seg.rows, input);
-        match read.map(|parts| (parts.iter().map(RecordBatch::num_rows).sum::<usize>(), parts)) {
-            Ok((0, _)) if seg.rows == RowSpan::All => {
+        let before = table.num_rows();
+        // Each batch goes into the table as it is parsed; a batch that does
+        // not convert stops the read (`unfit`), and the segment's rows fail
+        // with the conversion's message.
+        let mut unfit = None;
+        let read = read_segment_with(item, &seg.rows, input, &mut |b, bytes| {
+            sizer.make_room(&mut table, b.num_rows(), bytes);
+            table.push(b).map_err(|message| {
+                unfit = Some(message);
+                String::new()
+            })
+        });
+        sizer.done_bytes += item.size;
+        let rows_of = |n: u64| -> Vec<u64> {
+            match &seg.rows {
+                RowSpan::All => (0..n).collect(),
+                RowSpan::Range { start, .. } => (*start..start + n).collect(),
+                RowSpan::Rows(r) => r.clone(),
+            }
+        };
+        let planned_rows = || match &seg.rows {
+            RowSpan::All => None,
+            RowSpan::Range { start, end, .. } => Some((*start..*end).collect()),
+            RowSpan::Rows(r) => Some(r.clone()),
+        };
+        if let Some(message) = unfit {
+            table.truncate(before);
+            failed.push(FailedRows { source: item.name.clone(), rows: planned_rows(), message });
+            continue;
+        }
+        match read {
+            Ok(0) if seg.rows == RowSpan::All => {
                 let what = match TableFormat::from_name(&item.name) {
                     Some(TableFormat::Csv) => "no rows: the file holds only a header",
                     _ => "no rows: the file holds no table rows",
                 };
                 failed.push(FailedRows { source: item.name.clone(), rows: None, message: what.to_string() });
             }
-            Ok((n, batches)) => {
-                estimate(&mut table, n, item.size);
-                let n = n as u64;
-                let rows = match &seg.rows {
-                    RowSpan::All => (0..n).collect(),
-                    RowSpan::Range { start, .. } => (*start..start + n).collect(),
-                    RowSpan::Rows(r) => r.clone(),
-                };
-                convert(&mut table, &mut failed, &item.name, batches, rows);
+            Ok(n) => origins.push_segment(&item.name, rows_of(n)),
+            Err(message) => {
+                table.truncate(before);
+                match read_row_by_row(item, &seg.rows, input) {
+                    // The file reads, but some rows do not parse: those rows
+                    // fail, the others go on.
+                    Ok((batch, good, bad)) => {
+                        if !good.is_empty() {
+                            match table.push(batch) {
+                                Ok(()) => origins.push_segment(&item.name, good),
+                                Err(message) => {
+                                    table.truncate(before);
+                                    failed.push(FailedRows { source: item.name.clone(), rows: Some(good), message });
+                                }
+                            }
+                        }
+                        for (row, message) in bad {
+                            failed.push(FailedRows { source: item.name.clone(), rows: Some(vec![row]), message });
+                        }
+                    }
+                    Err(_) => failed.push(FailedRows { source: item.name.clone(), rows: planned_rows(), message }),
+                }
             }
-            Err(message) => match read_row_by_row(item, &seg.rows, input) {
-                // The file reads, but some rows do not parse: those rows
-                // fail, the others go on.
-                Ok((batch, good, bad)) => {
-                    if !good.is_empty() {
-                        convert(&mut table, &mut failed, &item.name, vec![batch], good);
-                    }
-                    for (row, message) in bad {
-                        failed.push(FailedRows { source: item.name.clone(), rows: Some(vec![row]), message });
-                    }
-                }
-                Err(_) => {
-                    let rows = match &seg.rows {
-                        RowSpan::All => None,
-                        RowSpan::Range { start, end, .. } => Some((*start..*end).collect()),
-                        RowSpan::Rows(r) => Some(r.clone()),
-                    };
-                    failed.push(FailedRows { source: item.name.clone(), rows, message });
-                }
-            },
         }
     }
     TabularRows { table: table.finish(), origins, failed }
+}
+
+/// Sizes a mini-batch's host table up front rather than letting it grow
+/// by doubling (which leaves up to half of the mini-batch's largest
+/// allocation unused, and copies it at each step): to the planned rows
+/// when every segment's rows are known (row ranges), else (whole files,
+/// `"N files"`) by extrapolating the rows per byte read so far to the
+/// mini-batch's bytes. A wrong guess costs only address space (capacity
+/// no row is written to is never touched), and the guess is bounded, so a
+/// small first file before a large one cannot make it reserve much.
+#[derive(Debug)]
+struct TableSizer {
+    planned: bool,
+    total_bytes: u64,
+    /// Bytes of the segments read before this one.
+    done_bytes: u64,
+}
+
+impl TableSizer {
+    /// Before `rows` more rows go in, `bytes` of the current item taken.
+    fn make_room(&self, table: &mut crate::encode::TableBuilder, rows: usize, bytes: u64) {
+        if self.planned {
+            return;
+        }
+        let rows_after = (table.num_rows() + rows) as u128;
+        // The reader runs up to a buffer ahead of what it parsed: count
+        // that out, so the guess errs high (untouched) rather than low (a
+        // second allocation and copy).
+        let read = (self.done_bytes + bytes).saturating_sub(READ_BUFFER as u64).max(1) as u128;
+        let guess = (rows_after * self.total_bytes as u128 / read).min(rows_after * 2 + 65_536);
+        if guess > table.capacity() as u128 {
+            table.reserve_total(guess as usize);
+        }
+    }
 }
 
 /// A segment whose rows did not all parse, read one row at a time: the
