@@ -1,6 +1,8 @@
 //! `sluice`: the command line, thin over `sluice-runtime`. A library so
 //! the integration tests can build the same CLI into their own binary.
 
+#![warn(missing_docs)]
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

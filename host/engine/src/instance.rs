@@ -33,8 +33,11 @@ pub struct InstanceSettings {
     pub limits: Limits,
     /// Wall clock for each `init()` and `run()`.
     pub timeout: Duration,
+    /// The job's `task.config` settings and program arguments, handed to the guest's `init()`.
     pub config: ScorerConfig,
+    /// The host folders the guest may read, each preopened read-only at its guest path.
     pub mounts: Vec<Mount>,
+    /// Where the instance's log lines (the `log` import, stdout and stderr) go.
     pub log: Arc<dyn GuestLog>,
     /// A number for logs and reports.
     pub instance_id: usize,
@@ -360,6 +363,7 @@ impl std::fmt::Debug for PreparedBatch {
 }
 
 impl PreparedBatch {
+    /// A file mini-batch, converted once to its WIT form.
     pub fn new(batch: MiniBatchInput) -> PreparedBatch {
         let items = batch.items.len();
         let id = batch.id.clone();
@@ -467,6 +471,7 @@ impl ScorerInstance {
         }
     }
 
+    /// The instance's number, [`InstanceSettings::instance_id`].
     pub fn id(&self) -> usize {
         self.settings.instance_id
     }

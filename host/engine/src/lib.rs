@@ -39,6 +39,8 @@
 //! 6. `instance`: [`ScorerInstance`] and [`PreparedBatch`] (uses `engine`,
 //!    `store`, `features`).
 
+#![warn(missing_docs)]
+
 mod bindings;
 mod cache;
 mod compile;

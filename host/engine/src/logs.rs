@@ -9,14 +9,20 @@ use std::task::{Context, Poll};
 /// Severity of a guest log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// The finest detail.
     Trace,
+    /// Detail for debugging a scorer.
     Debug,
+    /// Ordinary progress; the guest's stdout lines get this level.
     Info,
+    /// Something the job's owner should look at; the guest's stderr lines get this level.
     Warn,
+    /// A failure the guest reports.
     Error,
 }
 
 impl Level {
+    /// The level's name in capitals (`"INFO"`), as log files and tracing print it.
     pub fn as_str(&self) -> &'static str {
         match self {
             Level::Trace => "TRACE",
@@ -31,6 +37,8 @@ impl Level {
 /// Where guest log lines go (the runtime writes them to per-instance files
 /// and to tracing).
 pub trait GuestLog: Send + Sync {
+    /// Takes one line of `instance`, logged while it ran `mini_batch` (`None` outside a `run()`); the text is
+    /// already escaped, cut and charged to the budget (or is the one notice that the budget is spent).
     fn line(&self, instance: usize, mini_batch: Option<&str>, level: Level, message: &str);
 }
 
@@ -51,6 +59,7 @@ pub struct LogBudget {
 }
 
 impl LogBudget {
+    /// A budget of `cap` bytes, nothing drawn yet.
     pub fn new(cap: u64) -> Arc<LogBudget> {
         Arc::new(LogBudget { cap, state: Mutex::new((0, false)) })
     }

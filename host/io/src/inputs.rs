@@ -8,10 +8,18 @@ use std::time::UNIX_EPOCH;
 use sluice_job::InputItem;
 use sluice_job::spec::{InputKind, InputSpec};
 
+/// Why a job's input cannot be listed at all; a file or sub-folder that cannot be read is an item error
+/// instead, and the rest of the input goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// The input folder cannot be resolved (missing, or not readable).
     #[error("{path}: cannot list the input: {source}")]
-    List { path: PathBuf, source: std::io::Error },
+    List {
+        /// The input folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// Lists the items of an input: a folder recursively in sorted order

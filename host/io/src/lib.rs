@@ -2,6 +2,8 @@
 //! ([`InputSource`], [`OutputStore`], [`WorkQueue`], [`CommitLog`]) so object storage or a
 //! distributed queue can replace the local, embedded defaults without touching the scheduler.
 
+#![warn(missing_docs)]
+
 pub mod commit;
 pub mod encode;
 pub mod inputs;

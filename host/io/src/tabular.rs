@@ -31,12 +31,17 @@ use crate::inputs::InputSource;
 /// The formats of tabular files, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableFormat {
+    /// Comma-separated values with a header row (`.csv`).
     Csv,
+    /// Apache Parquet (`.parquet`, `.pq`).
     Parquet,
+    /// One JSON object per line (`.jsonl`, `.ndjson`).
     JsonLines,
 }
 
 impl TableFormat {
+    /// The format of a file by its extension (any case); `None` for any other extension, which no tabular
+    /// reader takes.
     pub fn from_name(name: &str) -> Option<TableFormat> {
         let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
         match ext.as_str() {
@@ -48,14 +53,28 @@ impl TableFormat {
     }
 }
 
+/// Why a tabular job cannot be planned; it fails before any mini-batch runs.
 #[derive(Debug, thiserror::Error)]
 pub enum TabularError {
+    /// No input file gave a schema with columns; the value says why, for the first few files tried.
     #[error("the tabular input holds no readable table (CSV, Parquet or JSON Lines file): {0}")]
     NoSchema(String),
+    /// The values of the `partition_keys` columns could not be formatted to group the rows by.
     #[error("partition_keys: the values of [{keys}] cannot be compared: {message}")]
-    KeyValues { keys: String, message: String },
+    KeyValues {
+        /// The key columns, comma-separated.
+        keys: String,
+        /// Arrow's error.
+        message: String,
+    },
+    /// A `partition_keys` column is not in the job's schema.
     #[error("partition_keys: column `{key}` is not in the input's columns ({columns})")]
-    UnknownKey { key: String, columns: String },
+    UnknownKey {
+        /// The key asked for.
+        key: String,
+        /// The schema's columns, comma-separated.
+        columns: String,
+    },
 }
 
 /// What the workers need to read a tabular plan.
@@ -154,10 +173,12 @@ pub struct TabularRows {
 /// A segment that could not be read.
 #[derive(Debug, Clone)]
 pub struct FailedRows {
+    /// The file the rows were in (its name relative to the input).
     pub source: String,
     /// The rows lost (row numbers), when known; `None` for a whole file
     /// whose rows were never counted (it counts as one failed item).
     pub rows: Option<Vec<u64>>,
+    /// Why they could not be read.
     pub message: String,
 }
 

@@ -21,32 +21,95 @@ pub enum OnnxError {
     },
     /// A library was found but could not be loaded (not ONNX Runtime, too old, wrong architecture).
     #[error("cannot load ONNX Runtime from {}: {message}", path.display())]
-    LibraryLoad { path: PathBuf, message: String },
+    LibraryLoad {
+        /// The library file that was tried.
+        path: PathBuf,
+        /// Why loading it failed.
+        message: String,
+    },
     /// A granted model could not be resolved, read or compiled by ONNX Runtime.
     #[error("cannot load model from {}: {message}", path.display())]
-    ModelLoad { path: PathBuf, message: String },
+    ModelLoad {
+        /// The model file (or folder) granted.
+        path: PathBuf,
+        /// Why it could not be used.
+        message: String,
+    },
     /// The scorer asked for a model the job did not grant.
     #[error("model `{name}` is not granted to this job (granted: {})", list_or_none(.granted))]
-    UnknownModel { name: String, granted: Vec<String> },
+    UnknownModel {
+        /// The model name the scorer asked for.
+        name: String,
+        /// The names the job grants.
+        granted: Vec<String>,
+    },
     /// An input or output name the model does not have.
     #[error("model `{model}` has no {kind} named `{name}` (its {kind}s: {})", list_or_none(.known))]
-    UnknownName { model: String, kind: NameKind, name: String, known: Vec<String> },
+    UnknownName {
+        /// The model's granted name.
+        model: String,
+        /// Whether an input or an output was asked for.
+        kind: NameKind,
+        /// The name asked for.
+        name: String,
+        /// The model's names of that kind.
+        known: Vec<String>,
+    },
     /// A tensor's shape does not fit the model's, or its data length does not fit its own shape.
     #[error("model `{model}`, input `{name}`: shape {} does not match the model's {}: {reason}", Dims(.got), Dims(.expected))]
-    ShapeMismatch { model: String, name: String, expected: Vec<i64>, got: Vec<i64>, reason: String },
+    ShapeMismatch {
+        /// The model's granted name.
+        model: String,
+        /// The input.
+        name: String,
+        /// The model's shape for the input; a negative dim is dynamic.
+        expected: Vec<i64>,
+        /// The shape the scorer gave.
+        got: Vec<i64>,
+        /// What does not fit, in words.
+        reason: String,
+    },
     /// A tensor's element type differs from the model's, or an output's type is not supported.
     #[error("model `{model}`, `{name}`: expected {expected}, got {got}")]
-    TypeMismatch { model: String, name: String, expected: String, got: String },
+    TypeMismatch {
+        /// The model's granted name.
+        model: String,
+        /// The input or output.
+        name: String,
+        /// The type wanted, in words.
+        expected: String,
+        /// The type found, in words.
+        got: String,
+    },
     /// A tensor is over the job's per-tensor byte limit.
     #[error("model `{model}`, `{name}`: tensor of {bytes} bytes is over limits.max_tensor_mb ({limit} bytes)")]
-    TooLarge { model: String, name: String, bytes: u64, limit: u64 },
+    TooLarge {
+        /// The model's granted name.
+        model: String,
+        /// The input or output.
+        name: String,
+        /// The tensor's size in bytes.
+        bytes: u64,
+        /// The limit, `limits.max_tensor_mb`, in bytes.
+        limit: u64,
+    },
     /// Inputs that are wrong as a whole: a required input missing, a name given twice.
     #[error("model `{model}`: {message}")]
-    InvalidInput { model: String, message: String },
+    InvalidInput {
+        /// The model's granted name.
+        model: String,
+        /// What is wrong, in words.
+        message: String,
+    },
     /// The run's deadline passed; ONNX Runtime was told to stop (or the run never started).
     #[error("model `{model}` ran past its deadline and was stopped after {elapsed_ms} ms")]
-    Timeout { model: String, elapsed_ms: u64 },
-    /// ONNX Runtime failed while running a model.
+    Timeout {
+        /// The model's granted name.
+        model: String,
+        /// Milliseconds from the call's start to the stop.
+        elapsed_ms: u64,
+    },
+    /// ONNX Runtime failed while running a model; the value is its message.
     #[error("ONNX Runtime: {0}")]
     Runtime(String),
 }
@@ -54,7 +117,9 @@ pub enum OnnxError {
 /// Which side of a model a name is on, for [`OnnxError::UnknownName`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameKind {
+    /// A model input.
     Input,
+    /// A model output.
     Output,
 }
 
@@ -70,13 +135,21 @@ impl fmt::Display for NameKind {
 /// The coarse error kinds a scorer can tell apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// The model is not granted to the job ([`OnnxError::UnknownModel`]).
     UnknownModel,
+    /// The model has no input or output of that name ([`OnnxError::UnknownName`]).
     UnknownName,
+    /// A tensor's shape does not fit ([`OnnxError::ShapeMismatch`]).
     ShapeMismatch,
+    /// A tensor's element type does not fit ([`OnnxError::TypeMismatch`]).
     TypeMismatch,
+    /// A tensor is over `limits.max_tensor_mb` ([`OnnxError::TooLarge`]).
     TooLarge,
+    /// The inputs are wrong as a whole ([`OnnxError::InvalidInput`]).
     InvalidInput,
+    /// A failure on the host's side (the library, loading the model, ONNX Runtime itself).
     Runtime,
+    /// The run passed its deadline ([`OnnxError::Timeout`]).
     Timeout,
 }
 

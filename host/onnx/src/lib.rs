@@ -13,6 +13,8 @@
 //!
 //! Each module's documentation says where its limits are.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod registry;
 pub mod runtime;

@@ -42,7 +42,9 @@ use crate::watchdog::{self, Armed};
 /// flavor (`flavors: onnx: data: model.onnx`); the flavor's `data` names the file inside the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelGrant {
+    /// The name scorers ask for the model by; a job grants each name once.
     pub name: String,
+    /// The `.onnx` file or MLflow model folder on this machine.
     pub path: PathBuf,
 }
 
@@ -104,6 +106,7 @@ impl ModelRegistry {
         self.models.keys().cloned().collect()
     }
 
+    /// The granted model called `name`, or [`OnnxError::UnknownModel`] with the granted names.
     pub fn get(&self, name: &str) -> Result<Arc<Model>, OnnxError> {
         self.models
             .get(name)
@@ -259,6 +262,7 @@ impl Model {
         &self.hash
     }
 
+    /// The model's inputs and outputs, as read from its `.onnx` file when loaded.
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }

@@ -13,12 +13,19 @@ use ort::value::{TensorElementType, ValueType};
 /// The element type of a model's input or output.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ElementType {
+    /// 32-bit float (`f32`); can be fed and read.
     F32,
+    /// 64-bit float (`f64`); can be fed and read.
     F64,
+    /// Signed 64-bit integer (`s64` in WIT); can be fed and read.
     I64,
+    /// Signed 32-bit integer (`s32` in WIT); can be fed and read.
     I32,
+    /// Unsigned byte (`u8`); can be fed and read.
     U8,
+    /// Boolean; described only, it cannot be fed or read.
     Bool,
+    /// String; described only, it cannot be fed or read.
     String,
     /// Any other tensor element type, or a non-tensor value (`sequence<...>`, `map<k,v>`, `optional<...>`),
     /// by name.
@@ -58,7 +65,9 @@ impl From<TensorElementType> for ElementType {
 /// One input or output of a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorInfo {
+    /// The name the model gives the input or output.
     pub name: String,
+    /// Its element type, or the kind of a non-tensor value.
     pub element_type: ElementType,
     /// Dims as the model declares them; -1 is a dynamic dim. Empty for a scalar or a non-tensor value.
     pub shape: Vec<i64>,
@@ -88,21 +97,29 @@ fn value_type_name(ty: &ValueType) -> String {
 /// A model's signature: its inputs (all required) and outputs, in the model's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInfo {
+    /// The inputs, each of which a run must give.
     pub inputs: Vec<TensorInfo>,
+    /// The outputs a run can ask for.
     pub outputs: Vec<TensorInfo>,
 }
 
 /// The elements of a dense tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
+    /// 32-bit floats.
     F32(Vec<f32>),
+    /// 64-bit floats.
     F64(Vec<f64>),
+    /// Signed 64-bit integers.
     I64(Vec<i64>),
+    /// Signed 32-bit integers.
     I32(Vec<i32>),
+    /// Unsigned bytes.
     U8(Vec<u8>),
 }
 
 impl TensorData {
+    /// The element type of the data, to compare with a model's [`TensorInfo::element_type`].
     pub fn element_type(&self) -> ElementType {
         match self {
             TensorData::F32(_) => ElementType::F32,
@@ -124,6 +141,7 @@ impl TensorData {
         }
     }
 
+    /// Whether the tensor has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -142,11 +160,15 @@ impl TensorData {
 /// A dense tensor: its shape and its row-major elements (`data.len()` is the product of `shape`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// The dims, outermost first.
     pub shape: Vec<usize>,
+    /// The elements, row-major.
     pub data: TensorData,
 }
 
 impl Tensor {
+    /// A tensor of `shape` and `data`. Nothing is checked here: [`crate::Model::run`] refuses data whose
+    /// length does not fit the shape.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Tensor {
         Tensor { shape, data }
     }

@@ -20,20 +20,29 @@ pub struct JobIndex {
 /// One job as `jobs list` shows it.
 #[derive(Debug, Clone)]
 pub struct JobInfo {
+    /// The job directory.
     pub dir: PathBuf,
+    /// The job's name (from its spec).
     pub name: String,
     /// `running`, `interrupted` (its process is gone without a result),
     /// `completed`, `completed_with_errors` or `failed`.
     pub status: String,
+    /// When the (latest) run began (RFC 3339).
     pub started_at: String,
+    /// Mini-batches in the plan.
     pub mini_batches_total: u64,
+    /// Mini-batches finished, succeeded or failed.
     pub mini_batches_done: u64,
+    /// Mini-batches that failed.
     pub mini_batches_failed: u64,
+    /// Items that failed; `None` until the job has a result (the progress file does not count them).
     pub items_failed: Option<u64>,
+    /// Seconds the run took, or has taken so far.
     pub duration_s: f64,
 }
 
 impl JobIndex {
+    /// The registry under `data_dir`; nothing is read or created until it is used.
     pub fn new(data_dir: &Path) -> JobIndex {
         JobIndex { data_dir: data_dir.to_path_buf() }
     }

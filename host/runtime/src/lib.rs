@@ -9,6 +9,8 @@
 //! (`sluice-io`) and the engine facade (`sluice-engine`); it never touches
 //! wasmtime types.
 
+#![warn(missing_docs)]
+
 mod guest_log;
 pub mod jobdir;
 pub mod jobs;

@@ -16,6 +16,7 @@ use crate::{JobResult, RunError, RunOptions};
 /// What one replayed mini-batch did.
 #[derive(Debug)]
 pub struct Replay {
+    /// The result of the one-mini-batch run (in its scratch directory).
     pub result: JobResult,
     /// The rows it returned, as CSV with a header (empty when none).
     pub rows_csv: Vec<u8>,

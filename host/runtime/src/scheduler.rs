@@ -79,26 +79,60 @@ impl std::fmt::Debug for Backends {
 /// its thresholds, which is a [`JobResult`] with status `failed`).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The job directory, or a file or folder in it, could not be created, written or read.
     #[error("{path}: cannot create the job directory: {source}")]
-    JobDir { path: PathBuf, source: std::io::Error },
+    JobDir {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The input could not be listed.
     #[error(transparent)]
     Input(#[from] sluice_io::inputs::InputError),
+    /// The scorer could not be loaded, compiled or linked, or the job's limits do not fit the engine.
     #[error(transparent)]
     Engine(#[from] sluice_engine::EngineError),
+    /// The output could not be opened, or its staged parts could not be discarded.
     #[error("{path}: cannot write the output: {source}")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        /// The output file, or the folder of its staged parts.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A worker thread could not be spawned; the value is the OS error.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
+    /// A tabular job could not be planned.
     #[error("{}: {source}", .path.display())]
-    Tabular { path: PathBuf, source: sluice_io::tabular::TabularError },
+    Tabular {
+        /// The job's input.
+        path: PathBuf,
+        /// Why planning failed.
+        source: sluice_io::tabular::TabularError,
+    },
+    /// The models the job grants could not be loaded (the ONNX Runtime library, or a model file).
     #[error("cannot load the granted models")]
     Models(#[from] sluice_engine::OnnxError),
+    /// The journal could not be opened or written, or it belongs to a run with other inputs.
     #[error(transparent)]
     Journal(#[from] sluice_io::journal::JournalError),
+    /// The job would write over what it reads: the output is (or is in) the input, the scorer or a model,
+    /// or the job directory is inside the input folder.
     #[error("{what}; choose another path (a job never writes over what it reads)")]
-    Overlap { what: String },
+    Overlap {
+        /// Which paths overlap, in words.
+        what: String,
+    },
+    /// `replay` was given an id that no mini-batch id, or more than one, starts with.
     #[error("no mini-batch `{id}` in this job (its first ids: {known}); see processed_mini_batches.csv")]
-    NoSuchMiniBatch { id: String, known: String },
+    NoSuchMiniBatch {
+        /// The id (or id prefix) asked for.
+        id: String,
+        /// The plan's first few ids, comma-separated.
+        known: String,
+    },
 }
 
 /// State shared by the workers of one job.

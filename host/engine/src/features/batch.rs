@@ -16,7 +16,9 @@ use crate::bindings::{wit, wit_batch, wit_onnx};
 /// each came from.
 #[derive(Debug)]
 pub struct HostRows {
+    /// The mini-batch's rows, every column.
     pub table: Table,
+    /// For each row, the file and row number it came from.
     pub origins: Arc<RowOrigins>,
 }
 
