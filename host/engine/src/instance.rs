@@ -430,6 +430,9 @@ impl ScorerInstance {
         };
         arm(&mut self.store, &self.settings);
         let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &wit)).await;
+        // The guest's copy of the delivered columns and provenance is in
+        // its memory now: free the host's before the result is checked.
+        drop(wit);
         self.store.data_mut().batch.rows = None;
         let out = match r {
             Err(f) => Err(f),

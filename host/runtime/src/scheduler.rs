@@ -779,7 +779,9 @@ fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, i
         job.settle_ok(lease, record);
         return;
     }
-    let batch = batch.with_log_budget(budget.clone());
+    // Taken out once the scorer has run, so the mini-batch's table (its
+    // largest allocation) is freed before its output is encoded.
+    let mut batch = Some(batch.with_log_budget(budget.clone()));
 
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(async {
@@ -791,7 +793,9 @@ fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, i
                 }
             };
             let id = inst.id();
-            let out = inst.run(&batch).await.map_err(|f| (f, Some(id)))?;
+            let out = inst.run(batch.as_ref().expect("the batch runs once")).await;
+            batch = None;
+            let out = out.map_err(|f| (f, Some(id)))?;
             let mut enc = job.encode(out, &guest_index).map_err(|f| (f, Some(id)))?;
             if let Some(part) = enc.part.take() {
                 if !job.keeps(&lease) {
