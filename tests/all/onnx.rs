@@ -177,3 +177,26 @@ fn a_run_cut_into_row_chunks_scores_like_smaller_mini_batches() {
     assert_eq!(chunked.lines().count(), 20_001);
     assert_eq!(chunked, run("4000"));
 }
+
+#[test]
+fn a_model_that_is_not_row_wise_is_run_whole_not_in_chunks() {
+    // 10,000 rows (more than a chunk of 8,192) through ReduceMean over the
+    // rows: the host's first chunk shows the output is not one row per
+    // input row, so the model runs once over every row. Chunk by chunk it
+    // would give 6 values, the means of each chunk.
+    let mut csv = String::from("x0,x1,x2\n");
+    for i in 0..10_000 {
+        csv.push_str(&format!("{},{},1\n", i % 10, 2 * (i % 10)));
+    }
+    let job = Job::tabular(ONNX_PROBE)
+        .model("mean", "host/onnx/tests/fixtures/batch_mean.onnx")
+        .file("rows.csv", &csv)
+        .set("mini_batch_size", "1 files")
+        .output("csv");
+    let r = job.run();
+    assert_eq!(r.status, sluice_job::result::JobStatus::Completed, "{:?}", r.reason);
+    let (_, rows) = job.csv_rows();
+    assert_eq!(rows.len(), 10_000);
+    assert_eq!((rows[0][0].as_str(), rows[0][1].as_str()), ("columns-mean", "ok"), "{:?}", rows[0]);
+    assert_eq!(rows[0][2], "3 values: [4.5, 9.0, 1.0]");
+}

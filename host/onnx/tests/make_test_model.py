@@ -20,6 +20,8 @@ Models:
                    made ONNX Runtime pre-pack it once per node: 1.5 s and 1.6 GB per session).
 - pairs.onnx:      x f32 [N,3] -> y = Reshape(x, [-1, 2]) f32 [M,2]: passes every check before the run, and
                    fails inside ONNX Runtime when N is odd (3N values cannot make pairs): a runtime failure.
+- batch_mean.onnx: x f32 [N,3] -> y = ReduceMean(x, axis 0) f32 [3]: one value per column, not one per row (a
+                   model that is not row-wise), for the host's row-chunked runs (run whole, not per chunk).
 - mlflow_model/:   an MLflow model folder (MLmodel with an onnx flavor) holding a copy of double_sum.onnx.
 """
 
@@ -123,6 +125,14 @@ def pairs():
     save(helper.make_graph(nodes, "pairs", [x], [y], [shape]), "pairs.onnx")
 
 
+def batch_mean():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])
+    # Opset 17: ReduceMean's axes are an attribute.
+    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], axes=[0], keepdims=0)]
+    save(helper.make_graph(nodes, "batch_mean", [x], [y]), "batch_mean.onnx")
+
+
 MLMODEL = """artifact_path: model
 flavors:
   onnx:
@@ -157,6 +167,7 @@ if __name__ == "__main__":
     double_sum()
     int_plus()
     pairs()
+    batch_mean()
     slow()
     spin()
     mlflow_folder()

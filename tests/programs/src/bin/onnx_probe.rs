@@ -65,8 +65,25 @@ impl Scorer for Probe {
     fn run(&mut self, batch: MiniBatch) -> Result<BatchResult, Error> {
         let mut out = ResultBuilder::new();
         if let Some(rows) = batch.rows() {
-            // Tabular: column sources, on every row of the mini-batch.
+            // Tabular: column sources, on every row of the mini-batch; with a
+            // `mean` model granted, columns x0..x2 through it (a model that is
+            // not row-wise: one value per column), reporting what came back.
             let n = rows.rows.num_rows as usize;
+            if let Ok(mean) = Model::load("mean") {
+                let cols = ["x0", "x1", "x2"].map(String::from);
+                let (c, m) =
+                    match mean.request().columns("x", &cols, None).to_column("y", "y", OutputSelect::Whole).run() {
+                        Ok(r) => match &r.columns[0].data {
+                            sluice_sdk::ColumnData::F32(v) => ("ok", format!("{} values: {v:?}", v.len())),
+                            _ => ("ok", "not f32".to_string()),
+                        },
+                        Err(e) => (code(&e), e.message),
+                    };
+                for i in 0..n {
+                    out.row(i).string("probe", "columns-mean").string("code", c).string("message", &m);
+                }
+                return Ok(out.finish());
+            }
             let (c, m) = match probe("columns-ok") {
                 Ok(m) => ("ok", m),
                 Err(e) => (code(&e), e.message),
