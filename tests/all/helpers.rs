@@ -195,3 +195,19 @@ pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// A Parquet file of one non-null Int64 column `id` holding `ids`, in row
+/// groups of at most `group_rows` rows, and how many row groups it has.
+pub fn ids_parquet(ids: std::ops::Range<i64>, group_rows: usize) -> (Vec<u8>, usize) {
+    use std::sync::Arc;
+    let schema =
+        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false)]));
+    let props =
+        parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(group_rows)).build();
+    let mut bytes = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema.clone(), Some(props)).unwrap();
+    let ids = arrow_array::Int64Array::from_iter_values(ids);
+    w.write(&arrow_array::RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap()).unwrap();
+    let groups = w.close().unwrap().num_row_groups();
+    (bytes, groups)
+}

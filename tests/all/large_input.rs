@@ -69,17 +69,10 @@ fn the_same_file_in_row_mini_batches_runs_each_row_once() {
 
 #[test]
 fn parquet_row_mini_batches_across_row_groups_give_each_row_once() {
-    use std::sync::Arc;
     // 10 row groups of 1,000 rows; mini-batches of 1,500 rows start and end
     // inside row groups.
-    let schema =
-        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false)]));
-    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(1000)).build();
-    let mut bytes = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema.clone(), Some(props)).unwrap();
-    let ids = arrow_array::Int64Array::from_iter_values(0..10_000);
-    w.write(&arrow_array::RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap()).unwrap();
-    assert_eq!(w.close().unwrap().num_row_groups(), 10);
+    let (bytes, groups) = ids_parquet(0..10_000, 1000);
+    assert_eq!(groups, 10);
     let job = Job::tabular(PASSTHROUGH).file("ids.parquet", &bytes).set("mini_batch_size", "1500").output("csv");
     let r = job.run();
     assert_eq!(r.status, sluice_job::result::JobStatus::Completed, "{:?}", r.reason);

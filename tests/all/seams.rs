@@ -213,14 +213,7 @@ fn every_input_byte_comes_through_the_input_source() {
     // Tabular: a CSV and a Parquet file in row mini-batches that start
     // inside both (byte ranges of the CSV, row groups of the Parquet file).
     let csv: String = std::iter::once("id\n".to_string()).chain((0..3000).map(|i| format!("{i}\n"))).collect();
-    let schema =
-        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false)]));
-    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(500)).build();
-    let mut pq = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut pq, schema.clone(), Some(props)).unwrap();
-    let ids = arrow_array::Int64Array::from_iter_values(3000..6000);
-    w.write(&arrow_array::RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap()).unwrap();
-    w.close().unwrap();
+    let (pq, _) = ids_parquet(3000..6000, 500);
     let job = Job::tabular(PASSTHROUGH)
         .file("a.csv", &csv)
         .file("b.parquet", &pq)

@@ -98,13 +98,18 @@ impl TabularInput {
     }
 
     /// `item` as Parquet's reader reads it.
-    fn parquet(
-        &self,
-        item: &InputItem,
-    ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<ItemChunks>, String> {
-        let chunks = ItemChunks { source: self.source.clone(), item: item.clone() };
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(chunks).map_err(|e| e.to_string())
+    fn parquet(&self, item: &InputItem) -> Result<ParquetBuilder, String> {
+        parquet_reader(&self.source, item)
     }
+}
+
+type ParquetBuilder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<ItemChunks>;
+
+/// `item` of `source` as Parquet's reader reads it: its footer read, its
+/// row groups not yet.
+fn parquet_reader(source: &Arc<dyn InputSource>, item: &InputItem) -> Result<ParquetBuilder, String> {
+    let chunks = ItemChunks { source: source.clone(), item: item.clone() };
+    ParquetBuilder::try_new(chunks).map_err(|e| e.to_string())
 }
 
 /// An item as Parquet's reader sees it: its footer, then the column chunks
@@ -303,12 +308,7 @@ fn file_schema(source: &Arc<dyn InputSource>, item: &InputItem, format: TableFor
                 .map(|(s, _)| s)
                 .map_err(|e| e.to_string())
         }
-        TableFormat::Parquet => {
-            let chunks = ItemChunks { source: source.clone(), item: item.clone() };
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(chunks)
-                .map(|b| b.schema().as_ref().clone())
-                .map_err(|e| e.to_string())
-        }
+        TableFormat::Parquet => parquet_reader(source, item).map(|b| b.schema().as_ref().clone()),
     }
 }
 
@@ -330,7 +330,7 @@ fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
         cutter.start_file(file);
         let scanned = scan_file(item, input, &mut |offset, len, count| cutter.rows(offset, len, count));
         match scanned {
-            Ok(()) if cutter.file_rows > 0 => cutter.end_file(),
+            Ok(()) if cutter.file_rows > 0 => cutter.close_segment(),
             // Unreadable or without rows: a mini-batch of its own, where
             // reading it fails as one item with the reason. (A scan that
             // fails part-way drops what it had planned of the file.)
@@ -428,10 +428,6 @@ impl Cutter {
         if let Some((start, offset)) = self.seg_start.take() {
             self.current.push(Segment { file: self.file, rows: RowSpan::Range { start, end: self.file_rows, offset } });
         }
-    }
-
-    fn end_file(&mut self) {
-        self.close_segment();
     }
 
     /// The current file could not be scanned: what was planned of it goes,
@@ -648,9 +644,9 @@ fn unknown_format(name: &str) -> String {
 /// and the ways out.
 fn over_cap(size: u64, cap: u64) -> String {
     format!(
-        "file is {size} bytes, over the cap limits.max_file_mb = {} MiB for a file read whole; raise it \
-         (--max-file-mb or limits.max_file_mb) or use row- or byte-sized mini-batches (mini_batch_size: \"50000\" or \"64MB\")",
-        cap >> 20
+        "{} for a file read whole; raise it (--max-file-mb or limits.max_file_mb) or use row- or byte-sized \
+         mini-batches (mini_batch_size: \"50000\" or \"64MB\")",
+        crate::inputs::over_file_cap(size, cap)
     )
 }
 
@@ -955,11 +951,8 @@ pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) 
                 RowSpan::Rows(r) => r.clone(),
             }
         };
-        let planned_rows = || match &seg.rows {
-            RowSpan::All => None,
-            RowSpan::Range { start, end, .. } => Some((*start..*end).collect()),
-            RowSpan::Rows(r) => Some(r.clone()),
-        };
+        // Every row the segment was planned to hold, when the plan says.
+        let planned_rows = || seg.rows.len().map(rows_of);
         if let Some(message) = unfit {
             table.truncate(before);
             failed.push(FailedRows { source: item.name.clone(), rows: planned_rows(), message });
@@ -1183,8 +1176,8 @@ mod tests {
                     single.rows(r, len, 1);
                 }
                 if rows > 0 {
-                    bulk.end_file();
-                    single.end_file();
+                    bulk.close_segment();
+                    single.close_segment();
                 } else {
                     bulk.drop_file();
                     single.drop_file();
