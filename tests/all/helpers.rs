@@ -79,6 +79,17 @@ impl Job {
         self
     }
 
+    /// The job as `sluice run` flags: one `--set KEY=VALUE` per setting.
+    pub fn cli_sets(&self) -> Vec<String> {
+        self.overrides
+            .iter()
+            .flat_map(|o| {
+                let v = serde_yaml_ng::to_string(&o.value).unwrap();
+                ["--set".to_string(), format!("{}={}", o.path, v.trim_end())]
+            })
+            .collect()
+    }
+
     pub fn set(mut self, key: &str, value: &str) -> Job {
         self.overrides.push(Override::parse(&format!("{key}={value}")).unwrap());
         self

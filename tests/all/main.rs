@@ -5,6 +5,7 @@ mod helpers;
 
 mod adversarial;
 mod cli;
+mod cluster;
 mod compile;
 mod engine;
 mod hostile;

@@ -11,7 +11,7 @@ use sluice_job::spec::SpecSource;
 use sluice_runtime::jobs::{JobIndex, alive, job_info, read_result};
 use sluice_runtime::{BatchRowStatus, ErrorLine, JobDir};
 
-use crate::{Failure, cache_dir, data_dir, exit_for};
+use crate::{ClusterArgs, Failure, cache_dir, data_dir, exit_for};
 
 /// Where jobs and the compile cache are.
 #[derive(Args, Debug)]
@@ -44,6 +44,10 @@ pub struct ResumeArgs {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+    /// Resume on this cluster (default: the one the job ran on, from its
+    /// cluster.json; none: in this process).
+    #[arg(long, env = "SLUICE_CLUSTER")]
+    cluster: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,8 +171,69 @@ pub fn resume(a: ResumeArgs) -> Result<ExitCode, Failure> {
     let dir = a.dirs.resolve(&a.job)?;
     let (source, spec) = saved_spec(&dir)?;
     let cache = cache_dir(a.dirs.cache_dir.as_deref(), false);
-    let r = crate::run_spec(&spec, source, dir, cache, a.dirs.index(), false, a.quiet)?;
+    let saved = JobDir::open(&dir).cluster().ok().flatten();
+    let cluster = ClusterArgs { cluster: a.cluster.or(saved), ..ClusterArgs::default() };
+    let r = crate::run_spec(&spec, source, dir, cache, a.dirs.index(), false, a.quiet, &cluster)?;
     Ok(exit_for(&r))
+}
+
+/// `sluice worker`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The NATS JetStream server (or cluster) to serve, nats://HOST:PORT
+    /// (env SLUICE_CLUSTER).
+    #[arg(long, env = "SLUICE_CLUSTER")]
+    cluster: String,
+    /// Instances this node runs at once, over all jobs (default: the cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_concurrency: Option<u64>,
+    /// The node's name in logs, reports and `jobs show` (default: the host
+    /// name and the process id); A-Z a-z 0-9 - _.
+    #[arg(long)]
+    name: Option<String>,
+    /// Where the node keeps artifacts and compiled scorers (env
+    /// SLUICE_CACHE_DIR).
+    #[arg(long, env = "SLUICE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub fn worker(a: WorkerArgs) -> Result<ExitCode, Failure> {
+    crate::init_worker_tracing();
+    let name = a.name.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
+        format!("{}-{}", if host.is_empty() { "node" } else { &host }, std::process::id())
+    });
+    let cache_dir = cache_dir(a.cache_dir.as_deref(), false)
+        .context("no cache folder for this user: give --cache-dir")
+        .map_err(Failure::Usage)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = sluice_cluster::WorkerOptions {
+        cluster: a.cluster,
+        name,
+        max_concurrency: a.max_concurrency.map_or(cores, |n| n as usize),
+        cache_dir,
+        compiler: sluice_runtime::Compiler::Discover,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // SIGTERM / Ctrl-C: the tries in flight finish and report, then the
+    // node leaves; a second signal exits at once (the server delivers what
+    // it held again once its leases expire).
+    let flag = stop.clone();
+    if let Ok(mut signals) =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+    {
+        std::thread::spawn(move || {
+            for _ in signals.forever() {
+                if flag.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    std::process::exit(130);
+                }
+                err_out!("stopping: the mini-batches in flight finish first (again to stop now)");
+            }
+        });
+    }
+    sluice_cluster::run_worker(opts, stop).map_err(|e| Failure::Job(e.into()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn jobs(c: JobsCommand) -> Result<ExitCode, Failure> {

@@ -67,6 +67,9 @@ enum Command {
     Validate(commands::ValidateArgs),
     /// Precompile a scorer into the compiled-component cache.
     Compile(commands::CompileArgs),
+    /// Serve the jobs of a cluster: take their mini-batches from NATS
+    /// JetStream, run them on this node's instances, report back.
+    Worker(commands::WorkerArgs),
     /// Internal: compile the component on stdin to a precompiled artifact
     /// on stdout. sluice runs itself this way, in a child process with the
     /// compile limits (limits.compile_memory_mb, limits.compile_timeout_s).
@@ -193,6 +196,28 @@ struct RunArgs {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Where a job's mini-batches run: here, or on a cluster's nodes.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ClusterArgs {
+    /// Run the job's mini-batches on the nodes (`sluice worker`) of the
+    /// NATS JetStream cluster at this URL, nats://HOST:PORT (env
+    /// SLUICE_CLUSTER); without it everything runs in this process.
+    #[arg(long, env = "SLUICE_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Cluster jobs: seconds a node may go silent on a mini-batch before it
+    /// is taken for lost and the mini-batch runs elsewhere (NODE_LOST).
+    #[arg(long, default_value_t = 30.0)]
+    pub lease: f64,
+}
+
+impl Default for ClusterArgs {
+    fn default() -> ClusterArgs {
+        ClusterArgs { cluster: None, lease: 30.0 }
+    }
 }
 
 /// Parses the process arguments and runs the command; the exit code is
@@ -212,6 +237,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => commands::replay(a),
         Command::Validate(a) => commands::validate(a),
         Command::Compile(a) => commands::compile(a),
+        Command::Worker(a) => commands::worker(a),
     };
     match outcome {
         Ok(code) => code,
@@ -378,7 +404,7 @@ fn run(a: RunArgs) -> Result<JobResult, Failure> {
         index.default_jobs_dir().join(format!("{}-{stamp}", spec.name))
     });
     let cache_dir = cache_dir(a.cache_dir.as_deref(), a.no_cache);
-    run_spec(&spec, source, job_dir, cache_dir, index, a.restart, a.quiet)
+    run_spec(&spec, source, job_dir, cache_dir, index, a.restart, a.quiet, &a.cluster)
 }
 
 /// Runs (or resumes) `spec` in `job_dir` and prints the summary.
@@ -390,8 +416,19 @@ pub(crate) fn run_spec(
     index: JobIndex,
     restart: bool,
     quiet: bool,
+    cluster: &ClusterArgs,
 ) -> Result<JobResult, Failure> {
     init_tracing(spec);
+    if cluster.cluster.is_none() && spec.instance_count > 1 {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "`resources.instance_count`: {} nodes need a cluster: run with --cluster nats://HOST:PORT \
+             (and `sluice worker` on each node), or use 1",
+            spec.instance_count
+        )));
+    }
+    if !(cluster.lease.is_finite() && (1.0..=3600.0).contains(&cluster.lease)) {
+        return Err(Failure::Usage(anyhow::anyhow!("--lease {}: expected 1 to 3600 seconds", cluster.lease)));
+    }
     let progress = if quiet {
         ProgressMode::Quiet
     } else if std::io::stderr().is_terminal() {
@@ -406,9 +443,29 @@ pub(crate) fn run_spec(
     let observers = Observers(vec![Arc::new(ProgressObserver::new(progress)), Arc::new(index)]);
     let cancel = CancelToken::default();
     let signals = cancel_on_signals(&cancel);
-    let result = prepared
-        .run(Backends::default(), &observers, &cancel)
-        .map_err(|e| Failure::Job(anyhow::Error::new(e).context(context())));
+    let result = match &cluster.cluster {
+        None => prepared.run(Backends::default(), &observers, &cancel),
+        Some(url) => {
+            let key = sluice_runtime::remote::job_key(&spec.name, &opts.job_dir);
+            match prepared.ticket(&key) {
+                Ok(ticket) => {
+                    let dispatch = sluice_cluster::NatsDispatch::new(sluice_cluster::ClusterSettings {
+                        url: url.clone(),
+                        lease: std::time::Duration::from_secs_f64(cluster.lease),
+                        instance_count: spec.instance_count,
+                        max_concurrency: spec.max_concurrency as u32,
+                    });
+                    tracing::info!("running job {key} on the cluster at {url}");
+                    if let Err(e) = sluice_runtime::JobDir::open(&opts.job_dir).write_cluster(url) {
+                        tracing::warn!("{}: {}", e.path.display(), e.source);
+                    }
+                    prepared.run_on(&dispatch, ticket, &observers, &cancel)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+    .map_err(|e| Failure::Job(anyhow::Error::new(e).context(context())));
     if let Some(handle) = signals {
         handle.close();
     }
@@ -442,6 +499,20 @@ fn humantime_stamp() -> String {
     format!("{}-{}-{:04x}", &digits[..8], &digits[8..14], nanos & 0xffff)
 }
 
+/// Tracing for `sluice worker`: INFO from sluice's crates (SLUICE_LOG
+/// overrides it), every line tagged with the node.
+pub(crate) fn init_worker_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,sluice_runtime=info,sluice_engine=info,sluice_io=info,sluice_cluster=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
 pub(crate) fn init_tracing(spec: &JobSpec) {
     use sluice_job::spec::LoggingLevel;
     let level = match spec.logging_level {
@@ -451,7 +522,7 @@ pub(crate) fn init_tracing(spec: &JobSpec) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "warn,sluice_runtime={level},sluice_engine={level},sluice_io={level}"
+            "warn,sluice_runtime={level},sluice_engine={level},sluice_io={level},sluice_cluster={level}"
         ))
     });
     let _ = tracing_subscriber::fmt()

@@ -17,6 +17,17 @@ pub trait OutputStore: Send + Sync {
     /// Stages mini-batch `index`'s encoded rows durably, replacing an
     /// earlier part.
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()>;
+    /// Stages one try's part under a name of its own (`tag`: unique per
+    /// delivery, e.g. `node2-3`), durably on return, without touching the
+    /// mini-batch's committed part: two deliveries of one mini-batch can
+    /// finish on two nodes, and a node killed mid-write must not corrupt a
+    /// part that already counts.
+    fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> io::Result<()>;
+    /// Makes try `tag`'s part mini-batch `index`'s part, atomically
+    /// replacing an earlier one; durable on return.
+    fn promote(&self, index: usize, tag: &str) -> io::Result<()>;
+    /// Deletes every try part that was not promoted (the end of a job).
+    fn discard_tries(&self) -> io::Result<()>;
     /// Whether mini-batch `index` has a staged part.
     fn has_part(&self, index: usize) -> bool;
     /// Forgets every staged part (a job started over with `--restart`).
@@ -106,6 +117,13 @@ impl LocalOutput {
         self.staging.join(format!("{index:08}.part"))
     }
 
+    /// Where try `tag` of mini-batch `index` is staged. The tag comes from
+    /// a remote node: only `[A-Za-z0-9_.-]`, at most 128 bytes, never `..`.
+    fn try_part(&self, index: usize, tag: &str) -> io::Result<PathBuf> {
+        check_tag(tag)?;
+        Ok(self.staging.join(format!("{index:08}.{tag}.try")))
+    }
+
     fn partial(&self) -> PathBuf {
         let mut name = self.path.file_name().unwrap_or_default().to_os_string();
         name.push(".partial");
@@ -151,6 +169,28 @@ impl OutputStore for LocalOutput {
         f.write_all(part)
     }
 
+    fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> io::Result<()> {
+        let path = self.try_part(index, tag)?;
+        let mut f = File::create(&path)?;
+        f.write_all(part)?;
+        f.sync_all()
+    }
+
+    fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
+        fs::rename(self.try_part(index, tag)?, self.part(index))?;
+        File::open(&self.staging)?.sync_all()
+    }
+
+    fn discard_tries(&self) -> io::Result<()> {
+        for e in fs::read_dir(&self.staging)? {
+            let e = e?;
+            if e.file_name().to_string_lossy().ends_with(".try") {
+                fs::remove_file(e.path())?;
+            }
+        }
+        Ok(())
+    }
+
     fn has_part(&self, index: usize) -> bool {
         self.part(index).is_file()
     }
@@ -182,6 +222,22 @@ impl OutputStore for LocalOutput {
     }
 }
 
+/// Refuses a try tag that is not a plain name (it names a file or object).
+pub fn check_tag(tag: &str) -> io::Result<()> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.contains("..")
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("try tag {:?}: only A-Z a-z 0-9 _ . - (at most 128 bytes)", tag.escape_debug().to_string()),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +257,22 @@ mod tests {
         out.assemble(&[0, 1, 2], b"h\n").unwrap();
         assert_eq!(fs::read_to_string(p).unwrap(), "h\na\nb\nc\n");
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_try_part_counts_only_once_promoted_and_bad_tags_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = LocalOutput::new(&dir.path().join("o.csv"), &dir.path().join("staged")).unwrap();
+        out.stage_try(0, "n1-1", b"one\n").unwrap();
+        out.stage_try(0, "n2-2", b"two\n").unwrap();
+        assert!(!out.has_part(0));
+        out.promote(0, "n2-2").unwrap();
+        assert!(out.has_part(0));
+        out.discard_tries().unwrap();
+        assert_eq!(out.assemble(&[0], b"").map(|p| fs::read_to_string(p).unwrap()).unwrap(), "two\n");
+        assert!(out.promote(0, "n1-1").is_err(), "a discarded try cannot be promoted");
+        for bad in ["", "../x", "a/b", "a\nb", &"x".repeat(129)] {
+            assert!(out.stage_try(1, bad, b"x").is_err(), "{bad:?} accepted");
+        }
     }
 }

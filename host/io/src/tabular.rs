@@ -187,6 +187,23 @@ pub struct FailedRows {
     pub message: String,
 }
 
+/// The job's columns as bytes (an Arrow IPC stream holding only the
+/// schema), for a node that reads the job's input without planning it.
+pub fn schema_to_ipc(schema: &Schema) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut buf, schema).map_err(|e| e.to_string())?;
+    w.finish().map_err(|e| e.to_string())?;
+    drop(w);
+    Ok(buf)
+}
+
+/// The columns [`schema_to_ipc`] wrote.
+pub fn schema_from_ipc(bytes: &[u8]) -> Result<SchemaRef, String> {
+    arrow_ipc::reader::StreamReader::try_new(bytes, None)
+        .map(|r| r.schema())
+        .map_err(|e| format!("the job's tabular schema does not parse: {e}"))
+}
+
 /// Plans a tabular job: fixes the schema and cuts `items` into mini-batches.
 pub fn plan_tabular(
     source: Arc<dyn InputSource>,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::size::MiniBatchSize;
 
 /// One input item (a file) as listed by the I/O layer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputItem {
     /// Path relative to the input root, `/`-separated: what the guest sees.
     pub name: String,
@@ -26,7 +26,7 @@ pub struct InputItem {
 
 /// One mini-batch: a contiguous range of the plan's items (files) and, for
 /// tabular input, which rows of them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MiniBatchPlan {
     /// Position in input order; output is committed in this order.
     pub index: usize,
@@ -45,7 +45,7 @@ pub struct MiniBatchPlan {
 }
 
 /// Rows of one tabular input file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     /// Index into [`Plan::items`].
     pub file: usize,
@@ -55,7 +55,7 @@ pub struct Segment {
 
 /// Which rows of a file a segment holds (row numbers are 0-based, header
 /// excluded).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RowSpan {
     /// The whole file.
     All,

@@ -33,6 +33,10 @@ pub enum ReasonCode {
     /// this mini-batch; the message says where. The mini-batch failed,
     /// the job went on.
     HostFault,
+    /// The cluster node running this try vanished (its lease on the
+    /// mini-batch expired: killed, partitioned, out of memory); the try
+    /// counts, and the mini-batch is delivered again to another node.
+    NodeLost,
 }
 
 impl ReasonCode {
@@ -48,6 +52,7 @@ impl ReasonCode {
             ReasonCode::ItemError => "ITEM_ERROR",
             ReasonCode::InputError => "INPUT_ERROR",
             ReasonCode::HostFault => "HOST_FAULT",
+            ReasonCode::NodeLost => "NODE_LOST",
         }
     }
 }

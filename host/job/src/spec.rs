@@ -204,8 +204,12 @@ pub struct JobSpec {
     /// only for tabular input.
     pub mini_batch_size: MiniBatchSize,
     /// Sandboxed instances running at once, one worker thread each
-    /// (`max_concurrency_per_instance`, 1..=1024, default the cores).
+    /// (`max_concurrency_per_instance`, 1..=1024, default the cores); on a
+    /// cluster, per node.
     pub max_concurrency: usize,
+    /// Nodes that may take part (`resources.instance_count`, 1..=1024,
+    /// default 1); more than 1 needs a cluster (`sluice run --cluster`).
+    pub instance_count: u32,
     /// Tries after the first, each on a fresh instance
     /// (`retry_settings.max_retries`, 0..=100, default 3).
     pub max_retries: u32,
@@ -742,12 +746,10 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         Some(n) => in_range(n, 1, 256).map_err(|m| err("onnx.intra_op_threads", m))? as usize,
     };
 
-    if let Some(r) = &raw.resources
-        && let Some(n) = r.instance_count
-        && n != 1
-    {
-        return Err(err("resources.instance_count", format!("{n}: this version of sluice runs on one node; use 1")));
-    }
+    let instance_count = match raw.resources.as_ref().and_then(|r| r.instance_count) {
+        None => 1,
+        Some(n) => in_range(n, 1, 1024).map_err(|m| err("resources.instance_count", m))? as u32,
+    };
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max_concurrency = match raw.max_concurrency_per_instance {
@@ -922,6 +924,7 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         input: InputSpec { name: input_name.to_string(), kind, path: input_path, tabular },
         mini_batch_size,
         max_concurrency,
+        instance_count,
         max_retries,
         timeout: Duration::from_secs(timeout),
         error_threshold,

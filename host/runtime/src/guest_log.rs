@@ -14,13 +14,22 @@ use sluice_engine::{GuestLog, Level};
 pub(crate) struct FileGuestLog {
     job: String,
     dir: PathBuf,
+    /// Starts every file name: a cluster node's name, so nodes sharing a
+    /// job directory write files of their own.
+    prefix: String,
     files: Mutex<HashMap<usize, BufWriter<File>>>,
 }
 
 impl FileGuestLog {
     pub(crate) fn new(job: &str, dir: PathBuf) -> std::io::Result<FileGuestLog> {
         std::fs::create_dir_all(&dir)?;
-        Ok(FileGuestLog { job: job.to_string(), dir, files: Mutex::new(HashMap::new()) })
+        Ok(FileGuestLog { job: job.to_string(), dir, prefix: String::new(), files: Mutex::new(HashMap::new()) })
+    }
+
+    /// Log files named `PREFIX-instance-N.log`.
+    pub(crate) fn with_prefix(mut self, prefix: &str) -> FileGuestLog {
+        self.prefix = format!("{prefix}-");
+        self
     }
 
     pub(crate) fn flush(&self) {
@@ -51,7 +60,7 @@ impl GuestLog for FileGuestLog {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 // Appended: a resumed job keeps the logs of earlier runs.
-                let path = self.dir.join(format!("instance-{instance}.log"));
+                let path = self.dir.join(format!("{}instance-{instance}.log", self.prefix));
                 match std::fs::OpenOptions::new().create(true).append(true).open(path) {
                     Ok(f) => v.insert(BufWriter::new(f)),
                     Err(e) => {

@@ -24,6 +24,7 @@ const ERRORS: &str = "errors.jsonl";
 const PROGRESS: &str = "progress.json";
 const RESOURCES: &str = "resources.csv";
 const SPEC: &str = "spec.json";
+const CLUSTER: &str = "cluster.json";
 const LOGS: &str = "logs";
 const STAGED: &str = "staged";
 
@@ -213,6 +214,20 @@ impl JobDir {
     /// `spec.json`, `None` for a directory that holds none (not resumable).
     pub fn spec_source(&self) -> Result<Option<SpecSource>, JobDirError> {
         read_json(&self.spec_path())
+    }
+
+    /// Writes `cluster.json`: the cluster a job's mini-batches run on, so
+    /// `sluice resume` runs them there again.
+    pub fn write_cluster(&self, url: &str) -> Result<(), JobDirError> {
+        let path = self.path.join(CLUSTER);
+        let json = serde_json::to_vec_pretty(&serde_json::json!({ "url": url })).map_err(|e| invalid(&path, e))?;
+        write_durably(&path, &json).map_err(err(&path))
+    }
+
+    /// The cluster `cluster.json` names; `None` for a job run in process.
+    pub fn cluster(&self) -> Result<Option<String>, JobDirError> {
+        let v: Option<serde_json::Value> = read_json(&self.path.join(CLUSTER))?;
+        Ok(v.and_then(|v| v.get("url").and_then(|u| u.as_str()).map(str::to_string)))
     }
 
     /// The guest log files (`logs/*.log`), sorted by name.

@@ -11,12 +11,14 @@
 
 #![warn(missing_docs)]
 
+mod exec;
 mod guest_log;
 pub mod jobdir;
 pub mod jobs;
 pub mod monitor;
 pub mod observer;
 mod progress;
+pub mod remote;
 mod replay;
 mod report;
 mod scheduler;

@@ -32,12 +32,30 @@ pub struct Replay {
 #[derive(Default)]
 struct Capture {
     parts: Mutex<HashMap<usize, Vec<u8>>>,
+    tries: Mutex<HashMap<(usize, String), Vec<u8>>>,
     assembled: Arc<Mutex<Vec<u8>>>,
 }
 
 impl OutputStore for Capture {
     fn stage(&self, index: usize, part: &[u8]) -> std::io::Result<()> {
         self.parts.lock().expect("capture").insert(index, part.to_vec());
+        Ok(())
+    }
+
+    fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> std::io::Result<()> {
+        self.tries.lock().expect("capture").insert((index, tag.to_string()), part.to_vec());
+        Ok(())
+    }
+
+    fn promote(&self, index: usize, tag: &str) -> std::io::Result<()> {
+        let part = self.tries.lock().expect("capture").remove(&(index, tag.to_string()));
+        let part = part.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no try {tag}")))?;
+        self.parts.lock().expect("capture").insert(index, part);
+        Ok(())
+    }
+
+    fn discard_tries(&self) -> std::io::Result<()> {
+        self.tries.lock().expect("capture").clear();
         Ok(())
     }
 

@@ -50,6 +50,10 @@ pub(crate) struct BatchRecord {
     pub error_labels: Vec<Option<String>>,
     pub rows: u64,
     pub instance: Option<usize>,
+    /// Cluster jobs: the nodes that ran its tries, in the order they
+    /// first reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
     #[serde(with = "secs")]
     pub duration: Duration,
     /// Set on a record loaded from the journal of an earlier run.
@@ -85,6 +89,7 @@ impl BatchRecord {
             error_labels: Vec::new(),
             rows: 0,
             instance: None,
+            nodes: Vec::new(),
             duration: Duration::ZERO,
             resumed: false,
         }

@@ -8,25 +8,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use sluice_engine::{
-    Compiler, HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, RegistryOptions, ScorerComponent,
+    Compiler, LogBudget, ModelRegistry, RegistryOptions, ScorerComponent,
     ScorerEngine, ScorerInstance,
 };
-use sluice_io::inputs::over_file_cap;
 use sluice_io::journal::{LocalJournal, Manifest};
 use sluice_io::{
-    CommitLog, Encode, InProcessQueue, InputSource, Lease, LocalOutput, LocalSource, OutputStore, TabularInput,
+    CommitLog, InProcessQueue, InputSource, Lease, LocalOutput, LocalSource, OutputStore, TabularInput,
     WorkQueue,
 };
-use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
+use sluice_job::data::Schema;
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
-use sluice_job::{BatchOutput, Failure, JobSpec, Plan, ReasonCode};
+use sluice_job::{Failure, JobSpec, Plan};
 
+use crate::exec::{Exec, TryInput, Tried, host_fault, install_panic_location_hook, worker_runtime};
 use crate::guest_log::FileGuestLog;
+use crate::remote::{Artifact, Dispatch, Dispatched, JobTicket};
 use crate::jobdir::JobDir;
 use crate::observer::{BatchFinished, BatchOutcome, BatchStarted, CancelToken, JobStarted, NoObserver, RunObserver};
 use crate::progress::Counters;
-use crate::report::{self, BatchRecord, BatchStatus, RowLabels, SavedSchema};
+use crate::report::{self, BatchRecord, BatchStatus, SavedSchema};
 
 /// How many errors `job_result.json` lists.
 const FIRST_ERRORS: usize = 20;
@@ -73,6 +74,13 @@ impl std::fmt::Debug for Backends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backends").field("queue", &self.queue.as_ref().map(|_| "custom")).finish()
     }
+}
+
+/// Who runs a prepared job's mini-batches: this process's workers, or a
+/// dispatcher's nodes.
+enum Driver<'d> {
+    Local(Backends),
+    Remote(&'d dyn Dispatch, JobTicket),
 }
 
 /// A job that could not run at all (as opposed to one that ran and failed
@@ -125,6 +133,9 @@ pub enum RunError {
         /// Which paths overlap, in words.
         what: String,
     },
+    /// A cluster job's ticket could not be made or opened on a node.
+    #[error("{0}")]
+    Ticket(String),
     /// `replay` was given an id that no mini-batch id, or more than one, starts with.
     #[error("no mini-batch `{id}` in this job (its first ids: {known}); see processed_mini_batches.csv")]
     NoSuchMiniBatch {
@@ -136,27 +147,21 @@ pub enum RunError {
 }
 
 /// State shared by the workers of one job.
-struct Job<'a> {
+pub(crate) struct Job<'a> {
     spec: &'a JobSpec,
-    plan: Plan,
-    component: ScorerComponent,
-    /// Where the input's bytes come from.
-    input: Arc<dyn InputSource>,
-    /// Tabular input: the job's columns and how to read its files.
-    tabular: Option<TabularInput>,
-    models: Option<Arc<ModelRegistry>>,
+    pub(crate) plan: Plan,
+    /// What running a try needs (the scorer, the input, the models).
+    pub(crate) exec: Exec,
     queue: Arc<dyn WorkQueue>,
-    output: Option<Arc<dyn OutputStore>>,
+    pub(crate) output: Option<Arc<dyn OutputStore>>,
     /// Owns exactly-once: stages parts (into `output`) and commits entries.
-    journal: Box<dyn CommitLog>,
-    log: Arc<FileGuestLog>,
+    pub(crate) journal: Box<dyn CommitLog>,
     thresholds: Thresholds,
-    stop: AtomicBool,
-    next_instance: AtomicUsize,
+    pub(crate) stop: AtomicBool,
     counters: Arc<Counters>,
-    state: Mutex<Shared>,
+    pub(crate) state: Mutex<Shared>,
     observer: &'a dyn RunObserver,
-    cancel: CancelToken,
+    pub(crate) cancel: CancelToken,
     /// Per mini-batch, what its earlier tries left (a failed try is
     /// delivered again, maybe to another worker).
     tries: Mutex<HashMap<usize, Tries>>,
@@ -171,27 +176,17 @@ struct Tries {
 }
 
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     tally: Tally,
-    crossed: Option<(Crossed, String)>,
-    /// Column names and types of the job's output, fixed by the first
-    /// mini-batch that succeeds; the header bytes that go with it.
-    schema: Option<(Schema, Vec<u8>)>,
-    records: Vec<Option<BatchRecord>>,
+    pub(crate) crossed: Option<(Crossed, String)>,
+    pub(crate) records: Vec<Option<BatchRecord>>,
     first_errors: Vec<ErrorEntry>,
     output_rows: u64,
     /// Why the job itself failed (not one of its mini-batches).
-    fault: Option<String>,
+    pub(crate) fault: Option<String>,
     /// Mini-batches whose result is being committed (the first result
     /// wins).
-    committing: std::collections::HashSet<usize>,
-}
-
-impl Shared {
-    /// What the output file starts with, once the job's columns are known.
-    fn header(&self) -> Vec<u8> {
-        self.schema.as_ref().map(|s| s.1.clone()).unwrap_or_default()
-    }
+    pub(crate) committing: std::collections::HashSet<usize>,
 }
 
 /// Runs a job to the end and writes its job directory, with its rows going
@@ -455,6 +450,62 @@ impl PreparedJob {
         observer: &dyn RunObserver,
         cancel: &CancelToken,
     ) -> Result<JobResult, RunError> {
+        self.run_with(Driver::Local(backends), observer, cancel)
+    }
+
+    /// What every node of a cluster needs to run this job's mini-batches
+    /// (see [`crate::remote`]); `key` names the job on the cluster. Needs
+    /// the spec's source ([`RunOptions::source`]).
+    pub fn ticket(&self, key: &str) -> Result<JobTicket, RunError> {
+        let source = self.opts.source.clone().ok_or_else(|| {
+            RunError::Ticket("a job run on a cluster needs its spec source (RunOptions::source)".into())
+        })?;
+        let artifact = |path: &std::path::Path, hash: &str| Artifact {
+            hash: hash.to_string(),
+            path: path.to_path_buf(),
+            size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        };
+        let models = match &self.models {
+            Some(reg) => reg
+                .names()
+                .into_iter()
+                .filter_map(|n| reg.get(&n).ok().map(|m| (n, artifact(m.path(), m.hash()))))
+                .collect(),
+            None => Vec::new(),
+        };
+        let tabular_schema = match &self.tabular {
+            Some(t) => Some(sluice_io::tabular::schema_to_ipc(&t.schema).map_err(RunError::Ticket)?),
+            None => None,
+        };
+        Ok(JobTicket {
+            key: key.to_string(),
+            name: self.spec.name.clone(),
+            source,
+            job_dir: std::path::absolute(&self.opts.job_dir).unwrap_or_else(|_| self.opts.job_dir.clone()),
+            scorer: artifact(&self.spec.scorer, &self.component.hash),
+            models,
+            tabular_schema,
+            schema_source: self.tabular.as_ref().map(|t| t.schema_source.clone()).unwrap_or_default(),
+            max_tries: self.spec.max_retries + 1,
+            mini_batches: self.todo.len(),
+        })
+    }
+
+    /// [`PreparedJob::run`] with the mini-batches run by `dispatch` (a
+    /// cluster's nodes) instead of this process's workers; everything else
+    /// (commits, thresholds, cancel, the output, the job directory) is the
+    /// same. `ticket` is what [`PreparedJob::ticket`] gave.
+    pub fn run_on(
+        self,
+        dispatch: &dyn Dispatch,
+        ticket: JobTicket,
+        observer: &dyn RunObserver,
+        cancel: &CancelToken,
+    ) -> Result<JobResult, RunError> {
+        self.run_with(Driver::Remote(dispatch, ticket), observer, cancel)
+    }
+
+    fn run_with(self, driver: Driver<'_>, observer: &dyn RunObserver, cancel: &CancelToken) -> Result<JobResult, RunError> {
         let PreparedJob {
             spec,
             opts,
@@ -480,27 +531,39 @@ impl PreparedJob {
         let total = plan.mini_batches.len();
         let resumed = records.iter().flatten().count() as u64;
         let workers = spec.max_concurrency.min(todo.len().max(1));
-        let queue: Arc<dyn WorkQueue> = backends.queue.unwrap_or_else(|| Arc::new(InProcessQueue::of(todo)));
+        let (queue, remote): (Arc<dyn WorkQueue>, _) = match driver {
+            Driver::Local(backends) => {
+                (backends.queue.unwrap_or_else(|| Arc::new(InProcessQueue::of(todo.clone()))), None)
+            }
+            // The nodes take mini-batches from the dispatcher's queue; this
+            // one stays empty.
+            Driver::Remote(d, ticket) => (Arc::new(InProcessQueue::of(Vec::new())) as Arc<dyn WorkQueue>, Some((d, ticket))),
+        };
         install_panic_location_hook();
         let job = Job {
             spec: &spec,
+            exec: Exec {
+                spec: spec.clone(),
+                component,
+                input,
+                tabular,
+                models,
+                log: log.clone(),
+                next_instance: AtomicUsize::new(1),
+                cancel: cancel.clone(),
+                schema: Mutex::new(schema),
+            },
             queue,
             journal,
-            component,
-            input,
-            tabular,
-            models,
             output,
-            log: log.clone(),
             thresholds: Thresholds {
                 error_threshold: spec.error_threshold,
                 mini_batch_error_threshold: spec.mini_batch_error_threshold,
                 allowed_failed_percent: spec.allowed_failed_percent,
             },
             stop: AtomicBool::new(false),
-            next_instance: AtomicUsize::new(1),
             counters: Arc::new(Counters::default()),
-            state: Mutex::new(Shared { records: vec![None; total], schema, ..Shared::default() }),
+            state: Mutex::new(Shared { records: vec![None; total], ..Shared::default() }),
             plan,
             observer,
             cancel: cancel.clone(),
@@ -568,6 +631,17 @@ impl PreparedJob {
                     std::thread::sleep(pause);
                 }
             });
+            if let Some((dispatch, ticket)) = remote {
+                let d = Dispatched { job, ticket, todo, tries: Mutex::new(HashMap::new()) };
+                let r = catch_unwind(AssertUnwindSafe(|| dispatch.dispatch(&d)));
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(why)) => job.fault(why),
+                    Err(p) => job.fault(format!("the dispatcher failed: {}", host_fault(&p).message)),
+                }
+                ended.store(true, Ordering::Release);
+                return Ok(());
+            }
             let mut handles = Vec::new();
             for w in 0..workers {
                 let h = std::thread::Builder::new()
@@ -700,23 +774,17 @@ fn worker(job: &Job<'_>) {
     }
 }
 
-fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_time().build()
-}
-
-/// Runs one delivery of a mini-batch: one try. A failed try is given back
-/// to the queue to be delivered again (to this or another worker, on a
-/// fresh instance) until `max_retries` is spent; the last failure is the
-/// mini-batch's. A panic in host code on the mini-batch's behalf (reading
-/// its input, a host import, checking its result) fails that try as
-/// `HOST_FAULT` naming the bug, never the worker or the job. A job fault
-/// (its output or journal cannot be written) stops the job and leaves the
-/// mini-batch uncommitted. A result whose lease was lost meanwhile, or
-/// that comes after a cancel's grace period, is dropped uncommitted.
+/// Runs one delivery of a mini-batch: one try ([`Exec::try_once`]), then
+/// settles it. A failed try is given back to the queue to be delivered
+/// again (to this or another worker, on a fresh instance) until
+/// `max_retries` is spent; the last failure is the mini-batch's. A job
+/// fault (its output or journal cannot be written) stops the job and
+/// leaves the mini-batch uncommitted. A result whose lease was lost
+/// meanwhile, or that comes after a cancel's grace period, is dropped
+/// uncommitted.
 fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, instance: &mut Option<ScorerInstance>) {
     let index = lease.index;
     let mb = &job.plan.mini_batches[index];
-    let items = job.plan.items_of(mb);
     let (start, budget, last_failure, last_instance) = {
         let mut tries = job.tries.lock().expect("tries lock");
         let t = tries.entry(index).or_insert_with(|| Tries {
@@ -729,132 +797,30 @@ fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, i
         (t.start, t.budget.clone(), t.last_failure.clone(), t.instance)
     };
     let max_tries = job.spec.max_retries + 1;
-    let mut record = BatchRecord::new(mb, items);
-    record.tries = lease.delivery;
-    record.instance = last_instance;
     job.observer.mini_batch_started(&BatchStarted { index, id: mb.id.clone(), attempt: lease.delivery });
-
-    // Read the items; the ones the host cannot read are item errors now and
-    // never reach the scorer.
-    let read = catch_unwind(AssertUnwindSafe(|| match &job.tabular {
-        Some(tab) => {
-            let mut r = BatchRecord::new(mb, items);
-            let (batch, guest_index, errors) = read_rows(job, mb, tab, &mut r);
-            (batch, guest_index, errors, Some(r))
-        }
-        None => {
-            let mut inputs = Vec::with_capacity(items.len());
-            let mut guest_index = Vec::with_capacity(items.len());
-            let mut input_errors = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match sluice_io::read_whole(&*job.input, item, job.spec.limits.max_file_bytes, over_file_cap) {
-                    Ok(data) => {
-                        inputs.push(FileInput { name: item.name.clone(), data });
-                        guest_index.push(i);
-                    }
-                    Err(message) => input_errors.push((i, ReasonCode::InputError, message)),
-                }
-            }
-            let batch = PreparedBatch::new(MiniBatchInput { id: mb.id.clone(), items: Items::Files(inputs) });
-            (batch, guest_index, input_errors, None)
-        }
-    }));
-    let (batch, guest_index, mut input_errors) = match read {
-        Ok((batch, guest_index, errors, tabular_record)) => {
-            if let Some(mut r) = tabular_record {
-                r.tries = record.tries;
-                r.instance = record.instance;
-                record = r;
-            }
-            (batch, guest_index, errors)
-        }
-        Err(panic) => {
-            record.finish_failed(prefix_failure(host_fault(&panic), "reading the input"), start.elapsed());
-            job.settle_failed(lease, record);
-            return;
-        }
-    };
-    if guest_index.is_empty() {
-        record.finish_ok(input_errors, 0, last_failure, start.elapsed());
-        job.settle_ok(lease, record);
-        return;
-    }
-    // Taken out once the scorer has run, so the mini-batch's table (its
-    // largest allocation) is freed before its output is encoded.
-    let mut batch = Some(batch.with_log_budget(budget.clone()));
-
-    let attempt = catch_unwind(AssertUnwindSafe(|| {
-        rt.block_on(async {
-            let inst = match instance {
-                Some(i) => i,
-                None => {
-                    let i = job.component.instantiate(job.instance_settings(Some(budget.clone()))).await?;
-                    instance.insert(i)
-                }
-            };
-            let id = inst.id();
-            let out = inst.run(batch.as_ref().expect("the batch runs once")).await;
-            batch = None;
-            let out = out.map_err(|f| (f, Some(id)))?;
-            let mut enc = job.encode(out, &guest_index).map_err(|f| (f, Some(id)))?;
-            if let Some(part) = enc.part.take() {
+    let t = TryInput { plan: &job.plan, mb, delivery: lease.delivery, budget, last_failure, last_instance, start };
+    match job.exec.try_once(rt, instance, t, &|schema| job.journal.save_schema(schema)) {
+        Tried::Succeeded { record, part } => {
+            if let Some(part) = part {
                 if !job.keeps(&lease) {
-                    return Err(Attempt::Dropped);
+                    job.drop_delivery(lease);
+                    return;
                 }
                 if let Err(e) = job.stage(index, &part) {
-                    return Err(Attempt::Fault(format!("cannot stage the output of mini-batch {}: {e}", mb.id)));
+                    job.fault(format!("cannot stage the output of mini-batch {}: {e}", mb.id));
+                    let _ = job.queue.nack(lease, false);
+                    return;
                 }
             }
-            Ok::<_, Attempt>((enc, id))
-        })
-    }));
-    let outcome = match attempt {
-        Ok(Ok((enc, id))) => Ok((enc, id)),
-        Ok(Err(Attempt::Failed(f, id))) => Err((f, id)),
-        Ok(Err(Attempt::Dropped)) => {
-            job.drop_delivery(lease);
-            return;
-        }
-        Ok(Err(Attempt::Fault(why))) => {
-            job.fault(why);
-            let _ = job.queue.nack(lease, false);
-            return;
-        }
-        Err(panic) => {
-            // The instance's store may be mid-call: never reuse it, nor
-            // the runtime the panic went through.
-            *instance = None;
-            if let Ok(fresh) = worker_runtime() {
-                *rt = fresh;
-            }
-            Err((host_fault(&panic), record.instance))
-        }
-    };
-    match outcome {
-        Ok((enc, id)) => {
-            record.instance = Some(id);
-            input_errors.extend(enc.errors);
-            input_errors.sort_by_key(|e| e.0);
-            record.finish_ok(input_errors, enc.rows, last_failure, start.elapsed());
             job.settle_ok(lease, record);
         }
-        // A try that failed because the cancel abandoned it (its call was
-        // interrupted) is not the mini-batch's outcome: a resume runs it.
-        Err(_) if job.cancel.abandoned() => {
-            *instance = None;
-            job.drop_delivery(lease);
-        }
-        Err((f, id)) => {
-            if id.is_some() {
-                record.instance = id;
-            }
-            tracing::warn!(mini_batch = %mb.id, instance = ?id, "try {} failed: {f}", record.tries);
-            *instance = None;
-            if record.tries < max_tries && !job.stop.load(Ordering::Acquire) {
+        Tried::Abandoned => job.drop_delivery(lease),
+        Tried::Failed { mut record, failure, retryable } => {
+            if retryable && record.tries < max_tries && !job.stop.load(Ordering::Acquire) {
                 {
                     let mut tries = job.tries.lock().expect("tries lock");
                     if let Some(t) = tries.get_mut(&index) {
-                        t.last_failure = Some(f.clone());
+                        t.last_failure = Some(failure.clone());
                         t.instance = record.instance;
                     }
                 }
@@ -868,151 +834,21 @@ fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, i
                         return;
                     }
                 }
-                record.finish_failed(f, start.elapsed());
+                record.finish_failed(failure, start.elapsed());
                 job.finalize_failed(record);
                 return;
             }
-            record.finish_failed(f, start.elapsed());
+            record.finish_failed(failure, start.elapsed());
             job.settle_failed(lease, record);
         }
     }
 }
 
-/// How one try ended short of success: its failure and the instance it
-/// ran on (none when instantiation failed).
-enum Attempt {
-    Failed(Failure, Option<usize>),
-    /// The lease was lost or the job abandoned its work in flight: the
-    /// result is not kept.
-    Dropped,
-    /// The job's own fault (its output cannot be staged): it stops.
-    Fault(String),
-}
-
-impl From<Failure> for Attempt {
-    fn from(f: Failure) -> Attempt {
-        Attempt::Failed(f, None)
-    }
-}
-
-impl From<(Failure, Option<usize>)> for Attempt {
-    fn from((f, id): (Failure, Option<usize>)) -> Attempt {
-        Attempt::Failed(f, id)
-    }
-}
-
-fn prefix_failure(f: Failure, what: &str) -> Failure {
-    Failure::new(f.code, format!("{what}: {}", f.message))
-}
-
-/// A panic caught in host code, as the mini-batch's failure: the panic's
-/// text and where it happened (recorded by [`install_panic_location_hook`]).
-fn host_fault(panic: &Box<dyn std::any::Any + Send>) -> Failure {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string());
-    let at = PANIC_AT.with(|l| l.borrow_mut().take()).map(|l| format!(" at {l}")).unwrap_or_default();
-    Failure::new(
-        ReasonCode::HostFault,
-        sluice_job::text::guest_text(
-            &format!("sluice failed while running this mini-batch (a bug in sluice; please report it): {text}{at}"),
-            sluice_job::text::MAX_MESSAGE_BYTES,
-        ),
-    )
-}
-
-thread_local! {
-    /// Where the last panic on this thread happened, for [`host_fault`].
-    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Chains a panic hook that records each panic's location for the
-/// mini-batch report (the default hook still prints it).
-fn install_panic_location_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if let Some(l) = info.location() {
-                let at = format!("{}:{}:{}", l.file(), l.line(), l.column());
-                PANIC_AT.with(|p| *p.borrow_mut() = Some(at));
-            }
-            previous(info);
-        }));
-    });
-}
-
-/// Reads a tabular mini-batch's rows. Rows the host cannot read become
-/// item errors numbered after the rows the scorer sees (a whole file whose
-/// rows were never counted is one item).
-fn read_rows(
-    job: &Job<'_>,
-    mb: &sluice_job::MiniBatchPlan,
-    tab: &TabularInput,
-    record: &mut BatchRecord,
-) -> (PreparedBatch, Vec<usize>, Vec<(usize, ReasonCode, String)>) {
-    let rows = sluice_io::read_mini_batch(&job.plan, &mb.segments, tab);
-    let mut errors = Vec::new();
-    let seen = rows.table.num_rows;
-    let origins = Arc::new(rows.origins);
-    let mut labels = RowLabels { origins: origins.clone(), unread: Vec::new() };
-    for f in &rows.failed {
-        match &f.rows {
-            Some(rs) => {
-                for &r in rs {
-                    labels.unread.push(sluice_job::row_label(&f.source, r));
-                    errors.push((
-                        labels.unread.len() - 1,
-                        ReasonCode::InputError,
-                        format!("{}: {}", f.source, f.message),
-                    ));
-                }
-            }
-            None => {
-                labels.unread.push(f.source.clone());
-                errors.push((labels.unread.len() - 1, ReasonCode::InputError, format!("{}: {}", f.source, f.message)));
-            }
-        }
-    }
-    // Unread items follow the rows the scorer sees.
-    for e in &mut errors {
-        e.0 += seen;
-    }
-    record.item_count = seen + labels.unread.len();
-    record.row_labels = Some(labels);
-    let guest_index: Vec<usize> = (0..seen).collect();
-    let host_rows = HostRows { table: rows.table, origins };
-    (PreparedBatch::rows(mb.id.clone(), host_rows), guest_index, errors)
-}
-
-/// A successful result, checked and encoded.
-struct Encoded {
-    errors: Vec<(usize, ReasonCode, String)>,
-    rows: u64,
-    part: Option<Vec<u8>>,
-}
-
 impl Job<'_> {
-    fn instance_settings(&self, log_budget: Option<Arc<LogBudget>>) -> InstanceSettings {
-        InstanceSettings {
-            limits: self.spec.limits.clone(),
-            timeout: self.spec.timeout,
-            config: self.spec.config.clone(),
-            mounts: self.spec.mounts.clone(),
-            log: self.log.clone(),
-            instance_id: self.next_instance.fetch_add(1, Ordering::Relaxed),
-            models: self.models.clone(),
-            log_budget,
-            stop: Some(self.cancel.abandon_flag()),
-        }
-    }
-
     /// Records a fault of the job itself (its output or journal cannot be
     /// written, a worker cannot start): the job stops and fails with it as
     /// the reason; what is committed stays, and a resume runs the rest.
-    fn fault(&self, why: String) {
+    pub(crate) fn fault(&self, why: String) {
         tracing::error!("stopping the job: {why}");
         self.state.lock().expect("job lock").fault.get_or_insert(why.clone());
         self.request_stop(&why);
@@ -1085,60 +921,13 @@ impl Job<'_> {
         self.finalize_failed(record);
     }
 
-    fn finalize_failed(&self, record: BatchRecord) {
+    pub(crate) fn finalize_failed(&self, record: BatchRecord) {
         let index = record.index;
         self.tries.lock().expect("tries lock").remove(&index);
         if self.state.lock().expect("job lock").records[index].is_some() {
             return;
         }
         self.finalize(index, record);
-    }
-
-    /// Checks a successful result against the job's output schema and
-    /// encodes its rows. Returns the item errors (as mini-batch item
-    /// indexes), the number of rows and the encoded part (none without
-    /// `append_row_to` or without rows).
-    fn encode(&self, out: BatchOutput, guest_index: &[usize]) -> Result<Encoded, Failure> {
-        let errors: Vec<_> =
-            out.errors.iter().map(|e| (guest_index[e.item], ReasonCode::ItemError, e.message.clone())).collect();
-        let rows = out.rows.num_rows as u64;
-        let Some(format) = self.spec.append_row_to.as_ref().map(|o| o.format).filter(|_| rows > 0) else {
-            return Ok(Encoded { errors, rows, part: None });
-        };
-        let schema = out.rows.schema();
-        {
-            let mut st = self.state.lock().expect("job lock");
-            match &st.schema {
-                None => {
-                    let header = format.header(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
-                    let saved = SavedSchema {
-                        columns: schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect(),
-                        header: header.clone(),
-                    };
-                    let saved = serde_json::to_vec(&saved).expect("a schema serialises");
-                    self.journal.save_schema(&saved).map_err(|e| {
-                        Failure::new(ReasonCode::InvalidOutput, format!("cannot write the journal: {e}"))
-                    })?;
-                    st.schema = Some((schema, header));
-                }
-                Some((expected, _)) if *expected != schema => {
-                    let show = |s: &[(String, &str)]| {
-                        s.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ")
-                    };
-                    return Err(Failure::new(
-                        ReasonCode::InvalidOutput,
-                        format!(
-                            "output columns [{}] differ from the job's output columns [{}]",
-                            show(&schema),
-                            show(expected)
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        let part = format.encode(&out.rows).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
-        Ok(Encoded { errors, rows, part: Some(part) })
     }
 
     /// Makes a finished mini-batch's rows durable (its staged part).
@@ -1150,7 +939,7 @@ impl Job<'_> {
     /// here on a resumed job skips it. A journal that cannot be written is
     /// a fault of the job (no mini-batch would survive a resume): it stops,
     /// and this mini-batch stays uncommitted.
-    fn commit(&self, record: BatchRecord) -> Option<BatchRecord> {
+    pub(crate) fn commit(&self, record: BatchRecord) -> Option<BatchRecord> {
         let entry = serde_json::to_vec(&record).map_err(std::io::Error::other);
         if let Err(e) = entry.and_then(|entry| self.journal.commit(&entry)) {
             self.fault(format!("cannot write the journal ({}): {e}", self.journal_dir()));
@@ -1165,7 +954,7 @@ impl Job<'_> {
 
     /// Records a mini-batch's final outcome, updates the tally and checks
     /// the thresholds.
-    fn finalize(&self, index: usize, record: BatchRecord) {
+    pub(crate) fn finalize(&self, index: usize, record: BatchRecord) {
         let c = &self.counters;
         c.done.fetch_add(1, Ordering::Relaxed);
         if record.status == BatchStatus::Failed {
@@ -1227,7 +1016,7 @@ fn finish(
     mut timings: Timings,
     started: Instant,
 ) -> Result<JobResult, RunError> {
-    let Job { output, spec, plan, thresholds, state, mut journal, cancel, .. } = job;
+    let Job { output, spec, plan, thresholds, state, mut journal, cancel, exec, .. } = job;
     if let Err(e) = journal.close() {
         tracing::warn!("the journal could not be flushed ({e}): a resume may run some mini-batches again");
     }
@@ -1246,8 +1035,12 @@ fn finish(
                 .filter(|r| r.status == BatchStatus::Succeeded && r.rows > 0)
                 .map(|r| r.index)
                 .collect();
+            // Parts of tries that were not kept (a cluster's second results).
+            if let Err(e) = store.discard_tries() {
+                tracing::warn!("cannot delete the parts of tries not kept: {e}");
+            }
             // A store with a bug must not take the job's report with it.
-            match catch_unwind(AssertUnwindSafe(|| store.assemble(&indexes, &st.header()))) {
+            match catch_unwind(AssertUnwindSafe(|| store.assemble(&indexes, &exec.header()))) {
                 Ok(r) => r.map_err(|e| write_error = Some(e)).ok(),
                 Err(p) => {
                     write_error = Some(std::io::Error::other(host_fault(&p).message));

@@ -1,0 +1,334 @@
+//! Jobs on a cluster: a real nats-server (JetStream), `sluice worker`
+//! processes on loopback and the coordinator as `sluice run --cluster`,
+//! each a process of the test CLI, so a test can SIGKILL any of them.
+//! Every test compares the cluster's output, byte for byte, with the same
+//! job run in process.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+/// A nats-server with JetStream on free loopback ports, its store in a
+/// temp folder; killed on drop.
+pub struct Nats {
+    child: Option<Child>,
+    port: u16,
+    monitor: u16,
+    store: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn nats_binary() -> PathBuf {
+    let bin = repo(".sluice/servers/bin/nats-server");
+    assert!(bin.is_file(), "{} is missing: run scripts/setup.sh (scripts/install-servers.sh)", bin.display());
+    bin
+}
+
+/// Whether `GET path` on the loopback `port` answers 200.
+fn http_ok(port: u16, path: &str) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        let mut n = Nats { child: None, port: free_port(), monitor: free_port(), store: tempfile::tempdir().unwrap() };
+        n.spawn();
+        n
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_binary())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-m", &self.monitor.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready when JetStream's monitoring endpoint answers.
+        assert!(wait_until(20, || http_ok(self.monitor, "/jsz")), "nats-server did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same ports
+    /// and store.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `sluice worker` process; killed on drop.
+pub struct Worker {
+    child: Child,
+    pub name: String,
+}
+
+impl Worker {
+    pub fn start(nats: &Nats, name: &str, slots: u32) -> Worker {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"))
+            .args(["worker", "--cluster", &nats.url(), "--name", name, "--max-concurrency", &slots.to_string()])
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Worker { child, name: name.to_string() }
+    }
+
+    /// SIGKILL: the node vanishes mid-try.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn workers(nats: &Nats, n: usize, slots: u32) -> Vec<Worker> {
+    (0..n).map(|i| Worker::start(nats, &format!("w{i}"), slots)).collect()
+}
+
+/// `sluice run --cluster` for `job`, its rows to `out` and its directory
+/// `job_dir`.
+fn coordinator(job: &Job, nats: &Nats, out: &Path, job_dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
+    c.arg("run").args(job.cli_sets());
+    c.arg("--set").arg(format!("task.append_row_to={}", out.display()));
+    c.arg("--job-dir").arg(job_dir).arg("--cache-dir").arg(cache_dir());
+    c.args(["--cluster", &nats.url(), "--quiet"]).args(extra);
+    c.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// Runs the coordinator to its end (within `secs`), returning its exit
+/// code and output.
+fn run_coordinator(mut c: Command, secs: u64) -> (i32, String) {
+    let child = c.spawn().unwrap();
+    let out = within(secs, "the cluster job", move || child.wait_with_output().unwrap());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The journal entries of a job directory, as JSON.
+fn entries(job_dir: &Path) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(job_dir.join("journal")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            v.push(serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap());
+        }
+    }
+    v
+}
+
+/// The nodes that ran a job's committed mini-batches.
+fn nodes(job_dir: &Path) -> BTreeSet<String> {
+    entries(job_dir)
+        .iter()
+        .flat_map(|e| e["nodes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect()
+}
+
+/// A file job of `files` small files, one per mini-batch, each taking
+/// `sleep_ms` in the guest.
+fn echo_job(files: usize, sleep_ms: u64) -> Job {
+    let mut job = Job::new(ECHO).set("mini_batch_size", "1").set("task.config.sleep_ms", &sleep_ms.to_string());
+    for i in 0..files {
+        job = job.file(&format!("f{i:03}.txt"), format!("line {i}\nsecond\n"));
+    }
+    job.output("csv")
+}
+
+/// The job run in process: the output every cluster run must equal.
+fn local_output(job: &Job) -> Vec<u8> {
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 0, "{r:?}");
+    std::fs::read(job.out_path("csv")).unwrap()
+}
+
+#[test]
+fn a_file_job_on_three_workers_gives_the_single_node_output() {
+    let nats = Nats::start();
+    let _w = workers(&nats, 3, 2);
+    let job = echo_job(24, 100).set("resources.instance_count", "3");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    let (code, text) = run_coordinator(coordinator(&job, &nats, &out, &dir, &[]), 120);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "cluster output differs from the single-node run");
+    let ran = nodes(&dir);
+    assert!(ran.len() >= 2, "only {ran:?} took part");
+    assert_eq!(entries(&dir).len(), 24);
+}
+
+#[test]
+fn a_tabular_job_on_three_workers_gives_the_single_node_output() {
+    let nats = Nats::start();
+    let _w = workers(&nats, 3, 1);
+    let job = Job::tabular(TABULAR_CLASSIFIER)
+        .files_from("examples/tabular/data")
+        .model("model", "examples/tabular/model")
+        .set("mini_batch_size", "90 rows")
+        .set("resources.instance_count", "3")
+        .output("csv");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    let (code, text) = run_coordinator(coordinator(&job, &nats, &out, &dir, &[]), 120);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "cluster output differs from the single-node run");
+}
+
+#[test]
+fn a_worker_killed_mid_job_loses_no_row_and_its_tries_are_node_lost() {
+    let nats = Nats::start();
+    let mut w = workers(&nats, 3, 2);
+    let job = echo_job(30, 400).set("resources.instance_count", "3");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    let child = coordinator(&job, &nats, &out, &dir, &["--lease", "2"]).spawn().unwrap();
+    // Kill a node once the job is under way: it holds leases it never
+    // settles.
+    assert!(wait_until(60, || dir.join("journal").is_dir() && journal_entries(&dir) >= 3), "the job did not start");
+    w[0].kill();
+    let out_text = within(120, "the cluster job", move || child.wait_with_output().unwrap());
+    let text = String::from_utf8_lossy(&out_text.stderr).into_owned();
+    assert_eq!(out_text.status.code(), Some(0), "{text}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "a row was lost or doubled");
+    let e = entries(&dir);
+    assert_eq!(e.len(), 30);
+    let lost: Vec<_> = e.iter().filter(|e| e["failure"]["code"] == "NODE_LOST").collect();
+    assert!(!lost.is_empty(), "no try recorded as NODE_LOST: {e:?}");
+    assert!(lost.iter().all(|e| e["tries"].as_u64().unwrap() >= 2));
+}
+
+#[test]
+fn a_killed_coordinator_is_resumed_to_the_same_output() {
+    let nats = Nats::start();
+    let _w = workers(&nats, 3, 2);
+    let job = echo_job(30, 300).set("resources.instance_count", "3");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    let mut child = coordinator(&job, &nats, &out, &dir, &[]).spawn().unwrap();
+    assert!(wait_until(60, || dir.join("journal").is_dir() && journal_entries(&dir) >= 5), "the job did not start");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists());
+    let mut resume = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
+    resume.arg("resume").arg(&dir).arg("--cache-dir").arg(cache_dir()).arg("--quiet");
+    resume.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (code, text) = run_coordinator(resume, 120);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    let r = std::fs::read_to_string(dir.join("job_result.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&r).unwrap();
+    assert!(r["mini_batches"]["resumed"].as_u64().unwrap() >= 5, "{r}");
+}
+
+#[test]
+fn instance_count_limits_the_nodes_taking_part() {
+    let nats = Nats::start();
+    let _w = workers(&nats, 3, 2);
+    let job = echo_job(12, 50).set("resources.instance_count", "1");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    let (code, text) = run_coordinator(coordinator(&job, &nats, &out, &dir, &[]), 120);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    let ran = nodes(&dir);
+    assert_eq!(ran.len(), 1, "instance_count 1, but {ran:?} took part");
+}
+
+#[test]
+fn a_restarted_nats_server_does_not_stop_the_job() {
+    let mut nats = Nats::start();
+    let _w = workers(&nats, 2, 2);
+    let job = echo_job(24, 300).set("resources.instance_count", "2");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    let child = coordinator(&job, &nats, &out, &dir, &["--lease", "3"]).spawn().unwrap();
+    assert!(wait_until(60, || dir.join("journal").is_dir() && journal_entries(&dir) >= 3), "the job did not start");
+    nats.restart();
+    let started = Instant::now();
+    let o = within(150, "the cluster job", move || child.wait_with_output().unwrap());
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    assert!(started.elapsed() < Duration::from_secs(150));
+}
+
+#[test]
+fn more_than_one_instance_needs_a_cluster() {
+    let job = echo_job(2, 0).set("resources.instance_count", "4");
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"))
+        .arg("run")
+        .args(job.cli_sets())
+        .arg("--job-dir")
+        .arg(job.job_dir())
+        .env("SLUICE_DATA_DIR", job.dir.path().join("data"))
+        .env_remove("SLUICE_CLUSTER")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("resources.instance_count") && err.contains("--cluster"), "{err}");
+}
+
+#[test]
+fn an_unreachable_cluster_fails_the_job_naming_the_url() {
+    let job = echo_job(2, 0);
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"))
+        .arg("run")
+        .args(job.cli_sets())
+        .arg("--job-dir")
+        .arg(job.job_dir())
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .args(["--cluster", &url, "--quiet"])
+        .env("SLUICE_DATA_DIR", job.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains(&url), "{text}");
+    // Nothing ran, and the job says so.
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(job.job_dir().join("job_result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "failed", "{r}");
+}
