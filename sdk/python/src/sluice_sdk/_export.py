@@ -120,14 +120,20 @@ def describe(e: BaseException) -> str:
 def _log_traceback(e: BaseException, phase: str) -> None:
     if isinstance(e, UserError):
         return
-    lines = traceback.format_exception(type(e), e, e.__traceback__)
-    text = "".join(lines)
-    for p in _user_prefixes:
-        text = text.replace(f'"{p}', '"')
+    # One log line each (the host escapes newlines): the exception, then
+    # the frames outside the SDK, innermost last, as Python prints them.
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_sdk_prefixes())]
+    lines = [f"{phase}() raised {traceback.format_exception_only(type(e), e)[-1].strip()}"]
+    lines += [f"  at {_display(f.filename)}:{f.lineno} in {f.name}()" for f in frames]
     try:
-        _b.log.log(_b.log.Level.ERROR, f"{phase}() raised:\n{text.rstrip()}")
+        for line in lines:
+            _b.log.log(_b.log.Level.ERROR, line)
     except Exception:  # the log must never hide the error itself
         pass
+
+
+def _sdk_prefixes() -> tuple[str, ...]:
+    return (_sdk_dir + os.sep, _sdk_dir + "/")
 
 
 def _fail(e: BaseException, phase: str) -> Any:

@@ -170,6 +170,82 @@ def _form(tree: ast.Module) -> str | None:
     return None
 
 
+#: SDK (and raw binding) functions that call the host.
+_HOST_FUNCS = {
+    "load", "granted", "deliver_columns", "columns", "null_rows",
+    "log", "trace", "debug", "info", "warn", "warning", "error",
+}
+_HOST_MODULES = {"sluice_sdk", "sluice_sdk.host_batch", "sluice_sdk.onnx", "wit_world.imports.onnx",
+                 "wit_world.imports.batch", "wit_world.imports.log"}
+
+IMPORT_TIME = "host imports (onnx, batch, log) can only be called from init/run, not at import time"
+
+
+class _TopLevelHostCalls(ast.NodeVisitor):
+    """Calls of the SDK's host functions that run when the module is
+    imported (componentize-py imports it at build time, without a host)."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.modules: set[str] = set()  # local names of sluice_sdk and its host modules
+        self.funcs: set[str] = set()  # local names of host functions
+        self.classes: set[str] = set()  # local names of Model
+        self.found: list[tuple[int, str]] = []
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in _HOST_MODULES:
+                        self.modules.add(a.asname or a.name)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    local = a.asname or a.name
+                    if full in _HOST_MODULES:
+                        self.modules.add(local)
+                    elif node.module in _HOST_MODULES and a.name == "Model":
+                        self.classes.add(local)
+                    elif node.module in _HOST_MODULES and a.name in _HOST_FUNCS:
+                        self.funcs.add(local)
+
+    def _dotted(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            base = self._dotted(node.value)
+            return None if base is None else f"{base}.{node.attr}"
+        return None
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        pass  # runs later, from init/run
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        pass
+
+    def visit_If(self, node: ast.If) -> None:
+        t = node.test
+        if isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__":
+            for n in node.orelse:
+                self.visit(n)
+            return
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        name = self._dotted(node.func)
+        if name is not None:
+            head, _, last = name.rpartition(".")
+            host = (
+                (not head and name in self.funcs)
+                or (head in self.modules and last in _HOST_FUNCS)
+                or (head in self.classes and last in ("load", "granted"))
+                or (head.rpartition(".")[2] == "Model" and head.partition(".")[0] in self.modules and last in ("load", "granted"))
+                or (head.partition(".")[0] in self.modules and head.rpartition(".")[2] in ("host_batch", "onnx", "batch", "log") and last in _HOST_FUNCS)
+            )
+            if host:
+                self.found.append((node.lineno, name))
+        self.generic_visit(node)
+
+
 def scan(script: str, paths: list[str]) -> Scan:
     """Checks `script` and the local modules it imports (found on `paths`:
     its folder first, then the `-p` folders)."""
@@ -211,6 +287,12 @@ def scan(script: str, paths: list[str]) -> Scan:
                     )
                 )
             first = False
+        calls = _TopLevelHostCalls(tree)
+        calls.visit(tree)
+        for line, name in calls.found:
+            out.problems.append(
+                Problem(shown, line, f"`{name}()` at module top level: {IMPORT_TIME}; move it into init()")
+            )
         v = _Imports()
         v.visit(tree)
         here = os.path.dirname(path)
