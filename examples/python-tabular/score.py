@@ -97,7 +97,10 @@ class Classifier(sluice.Scorer):
             errors += [ItemError(f"the model could not score this row: {e}", item=r) for r in good]
             errors.sort(key=lambda e: e.item)
             return sluice.BatchResult.from_columns([], [], errors)
-        columns = [id_col.take(good), *scored.columns, rows.source_column("source_file", good)]
+        if selection is None:  # every row scored: the id column goes back as it came
+            columns = [id_col, *scored.columns, rows.source_column("source_file")]
+        else:
+            columns = [id_col.take(good), *scored.columns, rows.source_column("source_file", good)]
         return sluice.BatchResult.from_columns(good, columns, errors)
 
     def feature_columns(self, columns):
