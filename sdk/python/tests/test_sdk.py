@@ -372,6 +372,16 @@ class ScanTest(unittest.TestCase):
         self.assertIn("helpers.py:1: `import sklearn.linear_model`", p)
         self.assertIn("skl2onnx", p)
 
+    def test_any_package_with_native_code_is_refused(self) -> None:
+        os.makedirs(os.path.join(self.dir, "fastthing"))
+        write(self.dir, "fastthing/__init__.py", "from ._core import f\n")
+        write(self.dir, "fastthing/_core.cpython-311-x86_64-linux-gnu.so", "")
+        (p,) = self.problems("import fastthing\ndef run(mb):\n    return []\n")
+        self.assertIn("score.py:1: `import fastthing`: fastthing contains native code", p)
+        # A pure-Python package next to the script is fine, and scanned.
+        write(self.dir, "purething.py", "import json\n")
+        self.assertEqual(self.problems("import purething\ndef run(mb):\n    return []\n"), [])
+
     def test_guarded_and_stdlib_imports_pass(self) -> None:
         text = "import json, math\ntry:\n    import numpy\nexcept ImportError:\n    numpy = None\ndef run(mb):\n    return []\n"
         self.assertEqual(self.problems(text), [])

@@ -171,6 +171,17 @@ def _componentize(args: list[str], verbose: bool) -> tuple[int, str]:
     return p.returncode, p.stdout
 
 
+def _site_packages() -> list[str]:
+    import site
+
+    paths = list(site.getsitepackages())
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv:
+        v = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        paths.append(os.path.join(venv, "lib", v, "site-packages"))
+    return [p for p in paths if os.path.isdir(p)]
+
+
 def _check_componentize_py() -> None:
     try:
         from importlib.metadata import PackageNotFoundError, version
@@ -215,7 +226,9 @@ def build(
         if not os.path.isdir(p):
             raise BuildError(f"-p {p}: no such folder")
 
-    found = _scan.scan(script, [app, *extra])
+    # componentize-py also bundles from the site-packages of the Python
+    # running it (the venv's), so imports are looked up there too.
+    found = _scan.scan(script, [app, *extra, *_site_packages()])
     if found.problems:
         raise BuildError("\n".join(str(p) for p in found.problems))
     _check_componentize_py()
@@ -255,7 +268,7 @@ def _sluice(sluice: str, args: list[str], verbose: bool) -> tuple[int, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sluice_sdk",
+        prog="sluice-py" if os.path.basename(sys.argv[0]) == "sluice-py" else "python -m sluice_sdk",
         description="Build a Python scorer into a sluice component (WebAssembly).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
