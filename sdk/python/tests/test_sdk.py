@@ -248,9 +248,19 @@ class DataTest(unittest.TestCase):
         self.assertIn("returned 1 rows for 2 items", str(e.exception))
         with self.assertRaises(TypeError) as e:
             sluice._data.to_result([{"a": 1}, 5], 2)
-        self.assertIn("element 1 is a int", str(e.exception))
+        self.assertIn("element 1 is of type int", str(e.exception))
         with self.assertRaises(TypeError):
             sluice._data.to_result(None, 1)
+        # A wrong return names no place: the message says what was wrong.
+        _export.register(type("Bad", (sluice.Scorer,), {"run": lambda self, mb: 42}))
+        _export.init(wit_config())
+        with self.assertRaises(Err) as e:
+            _export.run(file_batch("a"))
+        self.assertEqual(
+            e.exception.value.message,
+            "TypeError: run() returned an object of type int: return rows (a list of dicts, one per item), a column "
+            "table (a dict of name -> column), or a ResultBuilder / BatchResult",
+        )
         self.assertEqual(sluice._data.to_result(None, 0).row_items, [])
 
     def test_a_column_table_keeps_host_columns_as_they_came(self) -> None:
@@ -332,6 +342,14 @@ class OnnxTest(unittest.TestCase):
         self.assertEqual(r.column("prediction").values, [1])
         with self.assertRaises(ValueError):
             m.request().to_column("p", "q", "biggest")
+
+    def test_f32_tensor_stacks_rows_in_the_guest(self) -> None:
+        rows = sluice.MiniBatch._from_wit(row_batch()).rows
+        t = sluice.onnx.f32_tensor(rows, ["id", "x"], [0, 2])
+        self.assertEqual((t.shape, t.element_type, t.data), ([2, 2], "f32", [10.0, 0.5, 12.0, 2.0]))
+        with self.assertRaises(ValueError) as e:
+            sluice.onnx.f32_tensor(rows, ["x"])
+        self.assertIn("column `x` is null at row 1", str(e.exception))
 
     def test_host_batch(self) -> None:
         got = []

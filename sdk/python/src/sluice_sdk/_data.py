@@ -632,7 +632,7 @@ def to_result(out: Any, n_items: int, what: str = "run()") -> BatchResult:
                 errors.append(ItemError(f"{type(r).__name__}: {r}" if str(r) else type(r).__name__, item=i))
             else:
                 raise TypeError(
-                    f"{what} returned a list whose element {i} is a {type(r).__name__}: each element must be a "
+                    f"{what} returned a list whose element {i} is of type {type(r).__name__}: each element must be a "
                     "dict (the item's output row) or an ItemError / exception (the item failed)"
                 )
         cols = [Column.of(str(n), [r.get(n) for r in rows]) for n in names]
@@ -645,6 +645,6 @@ def to_result(out: Any, n_items: int, what: str = "run()") -> BatchResult:
             "table (a dict of name -> column), or a ResultBuilder / BatchResult"
         )
     raise TypeError(
-        f"{what} returned a {type(out).__name__}: return rows (a list of dicts, one per item), a column table "
-        "(a dict of name -> column), or a ResultBuilder / BatchResult"
+        f"{what} returned an object of type {type(out).__name__}: return rows (a list of dicts, one per item), "
+        "a column table (a dict of name -> column), or a ResultBuilder / BatchResult"
     )

@@ -111,7 +111,9 @@ def describe(e: BaseException) -> str:
         text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
     frames = traceback.extract_tb(e.__traceback__)
     user = [f for f in frames if _is_user(f.filename)]
-    at = user[-1] if user else (frames[-1] if frames else None)
+    # No frame of the user's: raised by the SDK about what run() returned
+    # (its message says what), so no place to name.
+    at = user[-1] if user else None
     if at is not None:
         text += f" at {_display(at.filename)}:{at.lineno} in {at.name}()"
     return text

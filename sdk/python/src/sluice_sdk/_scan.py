@@ -22,7 +22,9 @@ _HOST_ONNX = (
 #: Native-extension packages (C/C++/Rust code built for the build machine's
 #: CPU, which WebAssembly cannot load) and what to do instead.
 NATIVE: dict[str, str] = {
-    "numpy": "keep numeric work in the host: " + _HOST_ONNX + "; use lists and the math / statistics modules for the rest",
+    "numpy": "keep numeric work in the host: "
+    + _HOST_ONNX
+    + "; use lists and the math / statistics modules for the rest",
     "pandas": "the mini-batch already arrives as typed columns (mini_batch.rows['col'].to_list()); leave feature "
     "columns in the host and " + _HOST_ONNX,
     "scipy": _HOST_ONNX,
@@ -234,12 +236,17 @@ class _TopLevelHostCalls(ast.NodeVisitor):
         name = self._dotted(node.func)
         if name is not None:
             head, _, last = name.rpartition(".")
+            root, owner = head.partition(".")[0], head.rpartition(".")[2]
             host = (
+                # info(...), after `from sluice_sdk import info`
                 (not head and name in self.funcs)
+                # sluice.info(...), host_batch.columns(...), onnx.load(...)
                 or (head in self.modules and last in _HOST_FUNCS)
+                # Model.load(...), after `from sluice_sdk import Model`
                 or (head in self.classes and last in ("load", "granted"))
-                or (head.rpartition(".")[2] == "Model" and head.partition(".")[0] in self.modules and last in ("load", "granted"))
-                or (head.partition(".")[0] in self.modules and head.rpartition(".")[2] in ("host_batch", "onnx", "batch", "log") and last in _HOST_FUNCS)
+                # sluice.Model.load(...), sluice.host_batch.columns(...)
+                or (root in self.modules and owner == "Model" and last in ("load", "granted"))
+                or (root in self.modules and owner in ("host_batch", "onnx", "batch", "log") and last in _HOST_FUNCS)
             )
             if host:
                 self.found.append((node.lineno, name))

@@ -19,12 +19,13 @@ slower.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, Union
 
 from . import _bindings as _b
 from . import _export
-from ._data import Column
+from ._data import Column, Rows
 
 #: How an output of shape `[rows]` or `[rows, k]` becomes one column:
 #: "whole" (as it is), "max" (the largest element of each row), "argmax"
@@ -239,6 +240,30 @@ class Request:
         except _b.Err as e:
             raise OnnxError._from_wit(e.value) from None
         return RunResult([Column(c) for c in r.columns], {t.name: Tensor._from_wit(t.tensor) for t in r.tensors})
+
+
+def f32_tensor(rows: Rows, columns: Sequence[str], row_indexes: Sequence[int] | None = None) -> Tensor:
+    """Stacks delivered numeric columns of `rows` into a row-major
+    `[rows, columns]` f32 tensor in the guest, for features the scorer
+    transforms first (prefer `Request.columns` when they go in as they
+    are: the host stacks them without copying them into Python). A null
+    cell is a `ValueError` naming the column and row."""
+    picked = []
+    for name in _names(columns):
+        col = rows[name]
+        if col.type == "string":
+            raise ValueError(f"column `{name}` holds text, not numbers")
+        values = col.values if row_indexes is None else list(map(col.values.__getitem__, row_indexes))
+        valid = col.valid
+        if valid is not None:
+            flags = valid if row_indexes is None else list(map(valid.__getitem__, row_indexes))
+            if not all(flags):
+                r = flags.index(False)
+                raise ValueError(f"column `{name}` is null at row {r if row_indexes is None else row_indexes[r]}")
+        picked.append(values if col.type in ("f32", "f64") else list(map(float, values)))
+    n = len(rows) if row_indexes is None else len(row_indexes)
+    # zip + chain flatten row by row in C, not in a Python loop.
+    return Tensor.f32([n, len(picked)], list(itertools.chain.from_iterable(zip(*picked))))
 
 
 class Model:
