@@ -7,7 +7,9 @@
 //! unit tests run from here too.
 //!
 //! A Python build takes ~10-20 s of CPU and its compile in sluice ~12-25 s,
-//! so each script is built once per run (tests share it) and kept in
+//! so only the two examples are built, and the failure cases run through
+//! them (a missing column, a model not granted, file input); each is built
+//! once per run (tests share it) and kept in
 //! `target/python-guests` under a hash of its inputs (the script, the SDK's
 //! files, the pinned toolchain), and its compiled form goes to the shared
 //! compile cache: a rerun with nothing changed builds and compiles nothing.
@@ -188,73 +190,95 @@ fn an_azure_style_score_py_scores_like_the_rust_plugin() {
     assert!(logs.contains("model model loaded: inputs ['input']"), "{logs}");
 }
 
-fn probe() -> Job {
-    Job::new(&wasm(&built("tests/fixtures/python/probe.py")))
-        .set("mini_batch_size", "1")
-        .set("max_concurrency_per_instance", "1")
-        .set("retry_settings.max_retries", "0")
-        .output("csv")
+/// The line of `script` (a repository path) holding `code`, 1-based.
+fn line_of(script: &str, code: &str) -> usize {
+    let text = std::fs::read_to_string(repo(script)).unwrap();
+    let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(code)).map(|(i, _)| i + 1).collect();
+    assert_eq!(lines.len(), 1, "`{code}` in {script}: {lines:?}");
+    lines[0]
+}
+
+fn log_text(job: &Job) -> String {
+    sluice_runtime::JobDir::open(job.job_dir())
+        .log_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect()
 }
 
 #[test]
 fn state_set_in_init_is_there_in_every_run() {
-    // One instance, one file per mini-batch: `self.runs` counts the runs
-    // of that one object, and `self.prefix` comes from init's config.
-    let job = probe().set("task.config.prefix", "q").file("a.txt", "one").file("b.txt", "three").file("c.txt", "x");
+    // One instance runs all four mini-batches. The scorer keeps its model
+    // (from init) and the feature columns it found on the first mini-batch
+    // on `self`, and logs the features once, when it finds them: once for
+    // the instance, not once per run (or an AttributeError) as it would be
+    // if componentize-py's fresh object per call were the scorer.
+    let py = built("examples/python-tabular/score.py");
+    let job = tabular(&wasm(&py), "examples/tabular/data", "250 rows").set("max_concurrency_per_instance", "1");
     let r = job.run();
-    assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (3, 0), "{:?}", r.first_errors);
-    let (header, rows) = job.csv_rows();
-    assert_eq!(header, ["name", "prefix", "run", "chars", "half"]);
-    assert_eq!(
-        rows,
-        [["a.txt", "q", "1", "3", "1.5"], ["b.txt", "q", "2", "5", "2.5"], ["c.txt", "q", "3", "1", "0.5"]]
-    );
+    assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (4, 0), "{:?}", r.first_errors);
+    let logs = log_text(&job);
+    assert_eq!(logs.matches("tabular-classifier: model model, outputs label and probabilities").count(), 1, "{logs}");
+    assert_eq!(logs.matches("tabular-classifier: 30 feature columns").count(), 1, "{logs}");
 }
 
 #[test]
 fn an_exception_in_run_fails_the_mini_batch_with_the_users_file_and_line() {
-    let job = probe().file("a.txt", "fine").file("bad.txt", "oops").file("raise.txt", "12345").file("user.txt", "x");
+    // The Azure-style example on rows without an `id` column: `rows["id"]`
+    // raises a KeyError in its run().
+    let py = built("examples/python-azure/score.py");
+    let csv = std::fs::read_to_string(repo("examples/tabular/data/part-00000.csv")).unwrap();
+    let no_id: String = csv.lines().take(4).map(|l| format!("{}\n", l.split_once(',').unwrap().1)).collect();
+    let job = Job::tabular(&wasm(&py))
+        .model("model", "examples/tabular/model")
+        .file("no_id.csv", no_id)
+        .set("retry_settings.max_retries", "0")
+        .output("csv");
     let r = job.run();
-    assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (2, 2), "{:?}", r.first_errors);
-    let records = job.records();
-    let raised = &records["raise.txt"];
-    assert_eq!(raised["reason"], "USER_ERROR");
-    // probe.py line 6 is `return a / b`, called from run().
-    let want = "ZeroDivisionError: division by zero at probe.py:6 in divide()";
-    assert_eq!(raised["message"], want);
-    assert!(!raised["message"].contains("unreachable"));
-    // UserError: its message alone. ItemError: the item fails, the mini-batch succeeds.
+    assert_eq!(r.mini_batches.failed, 1);
+    let line = line_of("examples/python-azure/score.py", r#""id": rows["id"],"#);
+    let want = format!("KeyError: 'no delivered column `id` (delivered: none)' at score.py:{line} in run()");
+    let record = &job.records()["no_id.csv"];
+    assert_eq!((record["reason"].as_str(), record["message"].as_str()), ("USER_ERROR", want.as_str()));
+    assert!(!record["message"].contains("unreachable"));
     assert_eq!(
-        (records["user.txt"]["reason"].as_str(), records["user.txt"]["message"].as_str()),
-        ("USER_ERROR", "user says no to user.txt")
-    );
-    assert_eq!((records["bad.txt"]["status"].as_str(), records["bad.txt"]["item_errors"].as_str()), ("succeeded", "1"));
-    let errors = error_lines(&job);
-    assert_eq!(
-        errors,
-        [
-            ("bad.txt".into(), String::new(), "ITEM_ERROR".into(), "bad item: oops".into()),
-            ("raise.txt".into(), String::new(), "USER_ERROR".into(), want.into()),
-            ("user.txt".into(), String::new(), "USER_ERROR".into(), "user says no to user.txt".into()),
-        ]
+        error_lines(&job).iter().map(|(_, _, code, m)| (code.as_str(), m.as_str())).collect::<Vec<_>>(),
+        [("USER_ERROR", want.as_str()); 3]
     );
     // The traceback, frame by frame, is in the instance's log.
-    let logs: String = sluice_runtime::JobDir::open(job.job_dir())
-        .log_files()
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
-    assert!(logs.contains("run() raised ZeroDivisionError: division by zero"), "{logs}");
-    assert!(logs.contains("at probe.py:22 in run()") && logs.contains("at probe.py:6 in divide()"), "{logs}");
+    let logs = log_text(&job);
+    assert!(logs.contains("run() raised KeyError: 'no delivered column `id` (delivered: none)'"), "{logs}");
+    assert!(logs.contains(&format!("at score.py:{line} in run()")), "{logs}");
 }
 
 #[test]
-fn an_error_raised_in_init_fails_the_start_with_its_message() {
-    let job = probe().set("task.config.fail_init", "yes").file("a.txt", "fine");
+fn user_errors_in_init_and_run_fail_with_their_message() {
+    let py = wasm(&built("examples/python-tabular/score.py"));
+    // An exception from init (the model is not granted) names its place too.
+    let job = tabular(&py, "examples/tabular/data", "1000 rows")
+        .set("task.config.model", "other")
+        .set("retry_settings.max_retries", "0");
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 1);
+    let e = &r.first_errors[0];
+    let line = line_of("examples/python-tabular/score.py", "self.model = sluice.Model.load(name)");
+    assert_eq!(e.code.to_string(), "USER_ERROR");
+    assert!(e.message.starts_with("init: OnnxError: unknown-model: "), "{}", e.message);
+    assert!(
+        e.message.contains("other") && e.message.ends_with(&format!(" at score.py:{line} in init()")),
+        "{}",
+        e.message
+    );
+
+    // UserError (here the SDK's, from `require_rows` on file input): its message alone.
+    let job = Job::new(&py)
+        .model("model", "examples/tabular/model")
+        .file("a.txt", "x")
+        .set("retry_settings.max_retries", "0");
     let r = job.run();
     assert_eq!(r.mini_batches.failed, 1);
     assert_eq!(r.first_errors[0].code.to_string(), "USER_ERROR");
-    assert_eq!(r.first_errors[0].message, "init: init refused: task.config.fail_init is set");
+    assert_eq!(r.first_errors[0].message, "this scorer needs tabular input (an input of type: mltable)");
 }
 
 #[test]
