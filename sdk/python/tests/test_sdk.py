@@ -7,9 +7,11 @@ functions replaced by fakes). Run by tests/all/python.rs:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
 _BINDINGS = tempfile.mkdtemp(prefix="sluice-sdk-test-bindings-")
+atexit.register(shutil.rmtree, _BINDINGS, True)
 subprocess.run(
     [
         sys.executable,
@@ -366,6 +369,12 @@ class OnnxTest(unittest.TestCase):
         self.assertEqual(e.exception.code, "unknown-name")
 
 
+def tempdir(test: unittest.TestCase) -> str:
+    d = tempfile.mkdtemp()
+    test.addCleanup(shutil.rmtree, d, True)
+    return d
+
+
 def write(dir: str, name: str, text: str) -> str:
     p = os.path.join(dir, name)
     with open(p, "w", encoding="utf-8") as f:
@@ -375,7 +384,7 @@ def write(dir: str, name: str, text: str) -> str:
 
 class ScanTest(unittest.TestCase):
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp()
+        self.dir = tempdir(self)
 
     def problems(self, text: str, name: str = "score.py") -> list[str]:
         return [str(p) for p in _scan.scan(write(self.dir, name, text), [self.dir]).problems]
@@ -478,7 +487,7 @@ class BuildTest(unittest.TestCase):
         self.assertNotIn("0xa0991d", msg)
 
     def test_a_native_import_stops_the_build_before_componentize_py(self) -> None:
-        d = tempfile.mkdtemp()
+        d = tempdir(self)
         script = write(d, "score.py", "import pandas\ndef run(mb):\n    return []\n")
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
@@ -488,7 +497,7 @@ class BuildTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(d, "out.wasm")))
 
     def test_a_module_named_like_the_standard_library_is_refused(self) -> None:
-        d = tempfile.mkdtemp()
+        d = tempdir(self)
         with self.assertRaises(build.BuildError) as e:
             build.build(write(d, "json.py", "def run(mb):\n    return []\n"), os.path.join(d, "o.wasm"))
         self.assertIn("rename the file", str(e.exception))
