@@ -233,6 +233,7 @@ def build(
     if found.problems:
         raise BuildError("\n".join(str(p) for p in found.problems))
     _check_componentize_py()
+    _say(f"building {_display(script)} with componentize-py {COMPONENTIZE_PY} (world `{WORLD}`)...")
 
     # The component's Python path: /0/ the scorer's folder, /1/ the SDK and
     # the glue, /2/... the -p folders (tracebacks name files that way).
@@ -314,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if not a.no_validate:
+            _say(f"checking with {sluice} validate (it compiles the component: ~15-30 s for Python)...")
             rc, text = _sluice(sluice, ["validate", output], a.verbose)
             if rc != 0:
                 _say(f"error: sluice validate {_display(output)}:\n{text.rstrip()}")
