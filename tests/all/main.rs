@@ -15,6 +15,7 @@ mod large_input;
 mod onnx;
 mod output;
 mod plugins;
+mod python;
 mod resume;
 mod retries;
 mod sandbox;
