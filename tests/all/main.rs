@@ -17,6 +17,7 @@ mod output;
 mod plugins;
 mod resume;
 mod retries;
+mod s3;
 mod sandbox;
 mod seams;
 mod settings;
