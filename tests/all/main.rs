@@ -18,6 +18,7 @@ mod plugins;
 mod python;
 mod resume;
 mod retries;
+mod s3;
 mod sandbox;
 mod seams;
 mod settings;
