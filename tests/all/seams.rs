@@ -202,7 +202,7 @@ fn run_from_memory(job: &Job) -> (sluice_job::result::JobResult, Arc<MemorySourc
     let source = Arc::new(source);
     let out = spec.append_row_to.as_ref().unwrap();
     let staged = sluice_runtime::JobDir::open(&opts.job_dir).staged_dir();
-    let output = sluice_io::LocalOutput::with_format(&out.path, &staged, out.format).unwrap();
+    let output = sluice_io::LocalOutput::with_format(out.path.as_local().unwrap(), &staged, out.format).unwrap();
     let prepared = sluice_runtime::prepare(&spec, &opts, source.clone(), Some(Box::new(output))).unwrap();
     let r = prepared.run(Backends::default(), &NoObserver, &CancelToken::default()).unwrap();
     (r, source)

@@ -106,7 +106,8 @@ pub fn accepted(s: &JobSpec) -> Result<(), String> {
     if s.scorer.extension().and_then(|e| e.to_str()) != Some("wasm") || !s.scorer.is_file() {
         return bad("a scorer that is not a .wasm file");
     }
-    if !s.input.path.exists() {
+    // A URL is checked for shape only, never contacted.
+    if s.input.path.as_local().is_some_and(|p| !p.exists()) {
         return bad("an input path that does not exist");
     }
     if s.partition_keys.iter().any(String::is_empty) || (!s.partition_keys.is_empty() && !s.input.tabular) {

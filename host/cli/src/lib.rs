@@ -86,7 +86,9 @@ struct RunArgs {
     /// The job spec (Azure ML `type: parallel` keys).
     spec: Option<PathBuf>,
     /// A folder of input files, or one file (inputs.data, type uri_folder
-    /// or uri_file; mltable with --tabular).
+    /// or uri_file; mltable with --tabular); or an object-storage URL
+    /// (s3://bucket/prefix, az://, gs://): a prefix, or one object when its
+    /// last name has an extension.
     #[arg(long)]
     input: Option<PathBuf>,
     /// The input is tables (CSV, Parquet, JSON Lines): mini-batches of rows
@@ -108,7 +110,8 @@ struct RunArgs {
     #[arg(long)]
     scorer: Option<PathBuf>,
     /// One file of all returned rows, .csv, .jsonl or .parquet
-    /// (task.append_row_to).
+    /// (task.append_row_to); or an object-storage URL
+    /// (s3://bucket/out/result.csv).
     #[arg(long)]
     output: Option<PathBuf>,
     /// "10", "10 files", "1000 rows" or "100MB" (mini_batch_size).
@@ -305,18 +308,37 @@ fn absolute(p: &Path) -> String {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
 }
 
+/// A path made absolute, or a URL (`s3://...`) as given: the spec checks it.
+fn absolute_or_url(p: &Path) -> String {
+    match p.to_str() {
+        Some(s) if sluice_job::spec::Location::is_url(s) => s.to_string(),
+        _ => absolute(p),
+    }
+}
+
 /// Every flag becomes an override of its spec key, so flags and YAML meet
 /// in one validation with the same error messages.
 fn overrides(a: &RunArgs) -> anyhow::Result<Vec<Override>> {
     let mut o = Vec::new();
     if let Some(p) = &a.input {
-        let kind = match (a.tabular, p.is_file()) {
+        let url = p.to_str().filter(|s| sluice_job::spec::Location::is_url(s));
+        // A URL is not looked at here: one whose last name has an
+        // extension is one object.
+        let is_file = match url {
+            Some(u) => {
+                !u.ends_with('/')
+                    && sluice_job::spec::Location::parse_url(u)
+                        .is_ok_and(|l| l.file_name().is_some_and(|n| n.contains('.')))
+            }
+            None => p.is_file(),
+        };
+        let kind = match (a.tabular, is_file) {
             (true, _) => "mltable",
             (false, true) => "uri_file",
             (false, false) => "uri_folder",
         };
         o.push(Override::new("inputs.data.type", kind));
-        o.push(Override::new("inputs.data.path", absolute(p)));
+        o.push(Override::new("inputs.data.path", absolute_or_url(p)));
         o.push(Override::new("input_data", "${{inputs.data}}"));
     } else if a.tabular {
         o.push(Override::new("inputs.data.type", "mltable"));
@@ -337,7 +359,7 @@ fn overrides(a: &RunArgs) -> anyhow::Result<Vec<Override>> {
         o.push(Override::new("task.code", absolute(p)));
     }
     if let Some(p) = &a.output {
-        o.push(Override::new("task.append_row_to", absolute(p)));
+        o.push(Override::new("task.append_row_to", absolute_or_url(p)));
     }
     if let Some(v) = &a.mini_batch_size {
         o.push(Override::new("mini_batch_size", v.as_str()));

@@ -147,7 +147,7 @@ async fn coordinate(s: &ClusterSettings, job: &Dispatched<'_, '_>) -> Result<(),
         let mut acks = Vec::with_capacity(chunk.len());
         for w in chunk {
             let payload = serde_json::to_vec(w).expect("a work item serialises");
-            let msg = jetstream::context::Publish::build()
+            let msg = jetstream::message::PublishMessage::build()
                 .payload(payload.into())
                 .message_id(format!("{key}.{run}.{}", w.mini_batch.index));
             let ack = js

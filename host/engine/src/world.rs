@@ -132,6 +132,10 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Names, String> {
                             "called once per mini-batch"
                         }
                         n if n.starts_with(LIFECYCLE_PREFIX) => "optional: shutdown is called when an instance retires",
+                        // Every componentize-py (Python) component has it.
+                        "exports" if export.kind == ComponentExternalKind::Instance => {
+                            "componentize-py's own instance (a Python component): not called by sluice, harmless"
+                        }
                         _ => "not used by sluice",
                     };
                     names.exports.push((name.to_string(), what.to_string()));
@@ -267,6 +271,33 @@ mod tests {
         assert!(host_provides("wasi:nn/inference@0.2.0").unwrap().contains("does not link `wasi:nn/inference`"));
         assert!(host_provides("sluice:scorer/lifecycle@0.1.1").unwrap().contains("no sluice:scorer interface"));
         assert!(host_provides("acme:thing/x@1.0.0").is_some());
+    }
+
+    /// A component (header only, no code) whose one section exports
+    /// `(name, sort, index)` items: enough for the name check.
+    fn exporting(items: &[(&str, u8)]) -> Vec<u8> {
+        let mut section = vec![items.len() as u8];
+        for (i, (name, sort)) in items.iter().enumerate() {
+            section.push(0x00); // a plain name
+            section.push(name.len() as u8);
+            section.extend_from_slice(name.as_bytes());
+            section.extend_from_slice(&[*sort, i as u8, 0x00]); // sort, index, no type ascription
+        }
+        let mut bytes = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, 11, section.len() as u8];
+        bytes.extend(section);
+        bytes
+    }
+
+    #[test]
+    fn componentize_pys_exports_instance_is_named_as_such() {
+        // What componentize-py 0.25.1 exports: an `exports` instance, then
+        // the world's functions (0x05 instance, 0x01 function).
+        let names = check(&exporting(&[("exports", 0x05), ("init", 0x01), ("run", 0x01), ("other", 0x05)])).unwrap();
+        assert!(names.problems.is_empty(), "{:?}", names.problems);
+        let what = |n: &str| names.exports.iter().find(|(name, _)| name == n).unwrap().1.clone();
+        assert!(what("exports").contains("componentize-py"), "{}", what("exports"));
+        assert_eq!(what("init"), "called once per instance");
+        assert_eq!(what("other"), "not used by sluice");
     }
 
     #[test]

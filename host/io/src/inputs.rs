@@ -20,6 +20,10 @@ pub enum InputError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// An input on object storage cannot be listed (no such bucket, no
+    /// credentials, the store unreachable): names the URL.
+    #[error(transparent)]
+    Storage(#[from] crate::objects::StorageError),
 }
 
 /// Lists the items of an input: a folder recursively in sorted order
@@ -28,13 +32,22 @@ pub enum InputError {
 /// Symlinks are followed only to files inside the folder; one that leaves
 /// it (or points at a folder) becomes a refused item, reported as an item
 /// error, never read.
+///
+/// A spec whose input is a URL is [`crate::objects::ObjectSource`]'s to
+/// list: here it is an error naming it.
 pub fn list_input(spec: &InputSpec) -> Result<Vec<InputItem>, InputError> {
+    let Some(path) = spec.path.as_local() else {
+        return Err(InputError::Storage(crate::objects::StorageError::Open {
+            url: spec.path.to_string(),
+            message: "a URL input is listed by its object store (sluice_io::open_input), not as local files".into(),
+        }));
+    };
     match spec.kind {
         InputKind::UriFile => {
-            let name = spec.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(vec![item(name, spec.path.clone(), None)])
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok(vec![item(name, path.to_path_buf(), None)])
         }
-        InputKind::UriFolder => list_folder(&spec.path),
+        InputKind::UriFolder => list_folder(path),
     }
 }
 
@@ -250,7 +263,7 @@ mod tests {
     use super::*;
 
     fn spec(p: &Path) -> InputSpec {
-        InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: p.to_path_buf(), tabular: false }
+        InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: p.into(), tabular: false }
     }
 
     #[test]

@@ -4,6 +4,13 @@
 //! file is assembled from the staged parts in input order. Parts stay in
 //! the job directory, so a resumed job (or a crash during assembly) can
 //! assemble the same output again.
+//!
+//! For a cluster, where two deliveries of one mini-batch can finish on two
+//! nodes, a try stages its part under a name of its own
+//! ([`OutputStore::stage_try`]) and the coordinator promotes the one it
+//! commits ([`OutputStore::promote`]); a worker killed mid-write never
+//! touches a part that already counts. Object storage is
+//! [`crate::objects::ObjectOutput`], the same writer over an upload.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -12,22 +19,12 @@ use std::sync::Mutex;
 
 use sluice_job::spec::OutputFormat;
 
-/// Where a job's output goes. Local files now; object storage later.
+/// Where a job's output goes: local files ([`LocalOutput`]) or object
+/// storage ([`crate::objects::ObjectOutput`]).
 pub trait OutputStore: Send + Sync {
     /// Stages mini-batch `index`'s encoded rows durably, replacing an
     /// earlier part.
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()>;
-    /// Stages one try's part under a name of its own (`tag`: unique per
-    /// delivery, e.g. `node2-3`), durably on return, without touching the
-    /// mini-batch's committed part: two deliveries of one mini-batch can
-    /// finish on two nodes, and a node killed mid-write must not corrupt a
-    /// part that already counts.
-    fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> io::Result<()>;
-    /// Makes try `tag`'s part mini-batch `index`'s part, atomically
-    /// replacing an earlier one; durable on return.
-    fn promote(&self, index: usize, tag: &str) -> io::Result<()>;
-    /// Deletes every try part that was not promoted (the end of a job).
-    fn discard_tries(&self) -> io::Result<()>;
     /// Whether mini-batch `index` has a staged part.
     fn has_part(&self, index: usize) -> bool;
     /// Forgets every staged part (a job started over with `--restart`).
@@ -35,6 +32,56 @@ pub trait OutputStore: Send + Sync {
     /// Writes the output from the staged parts of `indexes`, in that order,
     /// after `header`, and publishes it. Returns where it is.
     fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf>;
+
+    /// Stages one try's part under a name of its own (`tag`: unique per
+    /// delivery, e.g. "node2-3"; only `[A-Za-z0-9_.-]`, at most
+    /// [`MAX_TAG_LEN`] bytes, since it may come from a remote node's name),
+    /// durably on return, without touching the mini-batch's committed part
+    /// (two deliveries of one mini-batch can finish on two nodes; a worker
+    /// killed mid-write must not corrupt a part that already counts).
+    ///
+    /// The default refuses (`Unsupported`): a store that only runs on one
+    /// node (a test double, replay's capture) needs [`stage`](OutputStore::stage) only.
+    fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> io::Result<()> {
+        let _ = (index, tag, part);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this output store does not stage tries"))
+    }
+
+    /// Makes try `tag`'s part mini-batch `index`'s part, atomically
+    /// replacing an earlier one; durable on return. The default refuses,
+    /// as [`stage_try`](OutputStore::stage_try) does.
+    fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
+        let _ = (index, tag);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this output store does not stage tries"))
+    }
+
+    /// Deletes every try part that was not promoted (the end of a job). The
+    /// default has none to delete.
+    fn discard_tries(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The longest try tag [`OutputStore::stage_try`] accepts, in bytes.
+pub const MAX_TAG_LEN: usize = 64;
+
+/// Refuses a try tag that could name another file or object: only
+/// `[A-Za-z0-9_.-]`, 1 to [`MAX_TAG_LEN`] bytes.
+pub fn check_tag(tag: &str) -> io::Result<()> {
+    let ok = !tag.is_empty()
+        && tag.len() <= MAX_TAG_LEN
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "try tag `{}`: only letters, digits, `_`, `.` and `-`, 1 to {MAX_TAG_LEN} bytes",
+                tag.escape_debug()
+            ),
+        ))
+    }
 }
 
 /// Output to a local file, staged in a folder of the job directory; the
@@ -46,24 +93,37 @@ pub struct LocalOutput {
     path: PathBuf,
     staging: PathBuf,
     parquet: bool,
-    file: Mutex<Option<Sink>>,
+    /// Held while the output is assembled (one assembly at a time).
+    assembling: Mutex<()>,
 }
 
-enum Sink {
-    Bytes(File),
-    Parquet(Box<parquet::arrow::ArrowWriter<File>>),
+/// The assembled output being written: parts of CSV and JSON Lines appended
+/// as they are, Parquet parts (Arrow IPC streams) one row group each; over
+/// a local file or an object-storage upload alike.
+enum Sink<W: Write + Send> {
+    Bytes(W),
+    Parquet(Box<parquet::arrow::ArrowWriter<W>>),
 }
 
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Sink::Bytes(_) => "Sink::Bytes",
-            Sink::Parquet(_) => "Sink::Parquet",
-        })
+impl<W: Write + Send> Sink<W> {
+    /// Opens the output on its first part. A Parquet file takes its schema
+    /// from that part (or is written with no columns when nothing came).
+    fn open(mut w: W, parquet: bool, header: &[u8], first: Option<&[u8]>) -> io::Result<Sink<W>> {
+        if !parquet {
+            w.write_all(header)?;
+            return Ok(Sink::Bytes(w));
+        }
+        let schema = match first {
+            Some(part) => arrow_ipc::reader::StreamReader::try_new(part, None).map_err(io::Error::other)?.schema(),
+            None => std::sync::Arc::new(arrow_schema::Schema::empty()),
+        };
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let w = parquet::arrow::ArrowWriter::try_new(w, schema, Some(props)).map_err(io::Error::other)?;
+        Ok(Sink::Parquet(Box::new(w)))
     }
-}
 
-impl Sink {
     fn write(&mut self, part: &[u8]) -> io::Result<()> {
         match self {
             Sink::Bytes(f) => f.write_all(part),
@@ -78,15 +138,44 @@ impl Sink {
         }
     }
 
-    fn close(self) -> io::Result<()> {
+    /// Ends the output (a Parquet footer) and gives back the writer.
+    fn finish(self) -> io::Result<W> {
         match self {
-            Sink::Bytes(f) => f.sync_all(),
-            Sink::Parquet(w) => {
-                let f = w.into_inner().map_err(io::Error::other)?;
-                f.sync_all()
+            Sink::Bytes(mut w) => {
+                w.flush()?;
+                Ok(w)
             }
+            Sink::Parquet(w) => w.into_inner().map_err(io::Error::other),
         }
     }
+}
+
+/// Writes the output into `w`: `header` (not for Parquet), then the parts of
+/// `indexes` in that order, each read by `part`; ends a Parquet file with
+/// its footer. Shared by [`LocalOutput`] and
+/// [`crate::objects::ObjectOutput`].
+pub(crate) fn assemble_into<W: Write + Send>(
+    w: W,
+    parquet: bool,
+    header: &[u8],
+    indexes: &[usize],
+    mut part: impl FnMut(usize) -> io::Result<Vec<u8>>,
+) -> io::Result<()> {
+    let mut w = Some(w);
+    let mut sink: Option<Sink<W>> = None;
+    for &i in indexes {
+        let bytes = part(i)?;
+        let s = match &mut sink {
+            Some(s) => s,
+            None => sink.insert(Sink::open(w.take().expect("opened once"), parquet, header, Some(&bytes))?),
+        };
+        s.write(&bytes)?;
+    }
+    let sink = match sink {
+        Some(s) => s,
+        None => Sink::open(w.take().expect("opened once"), parquet, header, None)?,
+    };
+    sink.finish().map(drop)
 }
 
 impl LocalOutput {
@@ -109,7 +198,7 @@ impl LocalOutput {
             path: path.to_path_buf(),
             staging: staging.to_path_buf(),
             parquet: false,
-            file: Mutex::new(None),
+            assembling: Mutex::new(()),
         })
     }
 
@@ -117,43 +206,14 @@ impl LocalOutput {
         self.staging.join(format!("{index:08}.part"))
     }
 
-    /// Where try `tag` of mini-batch `index` is staged. The tag comes from
-    /// a remote node: only `[A-Za-z0-9_.-]`, at most 128 bytes, never `..`.
-    fn try_part(&self, index: usize, tag: &str) -> io::Result<PathBuf> {
-        check_tag(tag)?;
-        Ok(self.staging.join(format!("{index:08}.{tag}.try")))
+    fn try_part(&self, index: usize, tag: &str) -> PathBuf {
+        self.staging.join(format!("{index:08}.{tag}.try"))
     }
 
     fn partial(&self) -> PathBuf {
         let mut name = self.path.file_name().unwrap_or_default().to_os_string();
         name.push(".partial");
         self.path.with_file_name(name)
-    }
-
-    /// Opens the output on its first part. A Parquet file takes its schema
-    /// from that part (or is written with no columns when nothing came).
-    fn open<'a>(&self, slot: &'a mut Option<Sink>, header: &[u8], first: Option<&[u8]>) -> io::Result<&'a mut Sink> {
-        if slot.is_none() {
-            let mut f = File::create(self.partial())?;
-            let sink = if self.parquet {
-                let schema = match first {
-                    Some(part) => {
-                        arrow_ipc::reader::StreamReader::try_new(part, None).map_err(io::Error::other)?.schema()
-                    }
-                    None => std::sync::Arc::new(arrow_schema::Schema::empty()),
-                };
-                let props = parquet::file::properties::WriterProperties::builder()
-                    .set_compression(parquet::basic::Compression::SNAPPY)
-                    .build();
-                let w = parquet::arrow::ArrowWriter::try_new(f, schema, Some(props)).map_err(io::Error::other)?;
-                Sink::Parquet(Box::new(w))
-            } else {
-                f.write_all(header)?;
-                Sink::Bytes(f)
-            };
-            *slot = Some(sink);
-        }
-        Ok(slot.as_mut().expect("just opened"))
     }
 }
 
@@ -167,28 +227,6 @@ impl OutputStore for LocalOutput {
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()> {
         let mut f = File::create(self.part(index))?;
         f.write_all(part)
-    }
-
-    fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> io::Result<()> {
-        let path = self.try_part(index, tag)?;
-        let mut f = File::create(&path)?;
-        f.write_all(part)?;
-        f.sync_all()
-    }
-
-    fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
-        fs::rename(self.try_part(index, tag)?, self.part(index))?;
-        File::open(&self.staging)?.sync_all()
-    }
-
-    fn discard_tries(&self) -> io::Result<()> {
-        for e in fs::read_dir(&self.staging)? {
-            let e = e?;
-            if e.file_name().to_string_lossy().ends_with(".try") {
-                fs::remove_file(e.path())?;
-            }
-        }
-        Ok(())
     }
 
     fn has_part(&self, index: usize) -> bool {
@@ -206,35 +244,43 @@ impl OutputStore for LocalOutput {
     }
 
     fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf> {
-        let mut slot = self.file.lock().expect("output lock");
-        *slot = None;
-        for &i in indexes {
-            let bytes = fs::read(self.part(i))?;
-            self.open(&mut slot, header, Some(&bytes))?.write(&bytes)?;
-        }
-        self.open(&mut slot, header, None)?;
-        slot.take().expect("opened").close()?;
+        let _one = self.assembling.lock().expect("output lock");
+        let mut f = io::BufWriter::new(File::create(self.partial())?);
+        assemble_into(&mut f, self.parquet, header, indexes, |i| fs::read(self.part(i)))?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         // Streamed to `NAME.partial` and renamed, not written whole with
         // `sluice_job::durable::write_durably`: an output may not fit in
         // memory.
         fs::rename(self.partial(), &self.path)?;
         Ok(self.path.clone())
     }
-}
 
-/// Refuses a try tag that is not a plain name (it names a file or object).
-pub fn check_tag(tag: &str) -> io::Result<()> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && !tag.contains("..")
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
+    /// Written as `NNNNNNNN.TAG.try` and fsynced: the try's own file, never
+    /// the committed `NNNNNNNN.part`.
+    fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> io::Result<()> {
+        check_tag(tag)?;
+        let mut f = File::create(self.try_part(index, tag))?;
+        f.write_all(part)?;
+        f.sync_all()
+    }
+
+    /// A rename onto `NNNNNNNN.part` (atomic; the earlier part stays whole
+    /// until it is replaced), then an fsync of the staging folder so the
+    /// rename survives a crash.
+    fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
+        check_tag(tag)?;
+        fs::rename(self.try_part(index, tag), self.part(index))?;
+        File::open(&self.staging)?.sync_all()
+    }
+
+    fn discard_tries(&self) -> io::Result<()> {
+        for e in fs::read_dir(&self.staging)? {
+            let e = e?;
+            if e.file_name().to_string_lossy().ends_with(".try") {
+                fs::remove_file(e.path())?;
+            }
+        }
         Ok(())
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("try tag {:?}: only A-Z a-z 0-9 _ . - (at most 128 bytes)", tag.escape_debug().to_string()),
-        ))
     }
 }
 
@@ -260,19 +306,43 @@ mod tests {
     }
 
     #[test]
-    fn a_try_part_counts_only_once_promoted_and_bad_tags_are_refused() {
+    fn tries_stage_apart_and_promote_replaces_the_committed_part() {
         let dir = tempfile::tempdir().unwrap();
         let out = LocalOutput::new(&dir.path().join("o.csv"), &dir.path().join("staged")).unwrap();
-        out.stage_try(0, "n1-1", b"one\n").unwrap();
-        out.stage_try(0, "n2-2", b"two\n").unwrap();
-        assert!(!out.has_part(0));
-        out.promote(0, "n2-2").unwrap();
-        assert!(out.has_part(0));
+        out.stage(0, b"a\n").unwrap();
+        out.stage_try(1, "node2-3", b"b from node2\n").unwrap();
+        out.stage_try(1, "node1-1", b"b from node1\n").unwrap();
+        // A staged try is not a part: nothing counts until it is promoted.
+        assert!(!out.has_part(1));
+        out.promote(1, "node1-1").unwrap();
+        assert!(out.has_part(1));
+        // A later try of a committed mini-batch leaves its part alone ...
+        out.stage_try(0, "node3-1", b"late\n").unwrap();
+        assert_eq!(fs::read(dir.path().join("staged/00000000.part")).unwrap(), b"a\n");
+        // ... until it is promoted, which replaces the part whole.
+        out.promote(0, "node3-1").unwrap();
         out.discard_tries().unwrap();
-        assert_eq!(out.assemble(&[0], b"").map(|p| fs::read_to_string(p).unwrap()).unwrap(), "two\n");
-        assert!(out.promote(0, "n1-1").is_err(), "a discarded try cannot be promoted");
-        for bad in ["", "../x", "a/b", "a\nb", &"x".repeat(129)] {
-            assert!(out.stage_try(1, bad, b"x").is_err(), "{bad:?} accepted");
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path().join("staged")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["00000000.part", "00000001.part"], "the unpromoted try is gone");
+        let p = out.assemble(&[0, 1], b"h\n").unwrap();
+        assert_eq!(fs::read_to_string(p).unwrap(), "h\nlate\nb from node1\n");
+        // A promoted (or never staged) try cannot be promoted again.
+        assert_eq!(out.promote(1, "node2-3").unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn try_tags_that_could_name_another_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = LocalOutput::new(&dir.path().join("o.csv"), &dir.path().join("staged")).unwrap();
+        for bad in ["", "../x", "a/b", "node 1", "n\u{e9}", &"x".repeat(MAX_TAG_LEN + 1)] {
+            let e = out.stage_try(0, bad, b"x").unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+            assert!(out.promote(0, bad).is_err());
         }
+        assert_eq!(fs::read_dir(dir.path().join("staged")).unwrap().count(), 0, "nothing was written");
+        out.stage_try(0, &"x".repeat(MAX_TAG_LEN), b"x").unwrap();
+        out.stage_try(0, "node-2_b.3", b"x").unwrap();
     }
 }

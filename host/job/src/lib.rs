@@ -12,6 +12,7 @@
 
 pub mod data;
 pub mod durable;
+pub mod location;
 pub mod plan;
 pub mod result;
 pub mod size;

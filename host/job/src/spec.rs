@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
+pub use crate::location::Location;
 use crate::size::MiniBatchSize;
 
 /// A spec that cannot run, with where and why.
@@ -40,11 +41,14 @@ pub enum InputKind {
 pub struct InputSpec {
     /// The name under `inputs:`.
     pub name: String,
-    /// Folder or single file; for `mltable`, taken from what the path is.
+    /// Folder or single file; for `mltable`, taken from what the path is
+    /// (for a URL, from its last name: one with an extension is a file).
     pub kind: InputKind,
-    /// Absolute (resolved against the spec's folder); it existed when the
-    /// spec was validated.
-    pub path: PathBuf,
+    /// A local path, absolute (resolved against the spec's folder), that
+    /// existed when the spec was validated; or an object-storage URL
+    /// (`s3://bucket/prefix`, see [`Location`]), checked for shape only: a
+    /// URL is first contacted when the input is listed.
+    pub path: Location,
     /// `type: mltable`: the files are tables (CSV, Parquet, JSON Lines, by
     /// extension) and the items of a mini-batch are rows.
     pub tabular: bool,
@@ -82,14 +86,21 @@ impl OutputFormat {
             _ => None,
         }
     }
+
+    /// By the extension of a path's or a URL's last name.
+    pub fn from_location(l: &Location) -> Option<OutputFormat> {
+        OutputFormat::from_path(Path::new(l.file_name()?))
+    }
 }
 
 /// Where a job's rows go (`task.append_row_to`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputSpec {
-    /// Absolute; written as `NAME.partial` and renamed into place when
-    /// the job ends.
-    pub path: PathBuf,
+    /// A local path, absolute, written as `NAME.partial` and renamed into
+    /// place when the job ends; or an object-storage URL naming the output
+    /// object (`s3://bucket/out/result.csv`), written by a multipart upload
+    /// that becomes visible whole when the job ends.
+    pub path: Location,
     /// From `path`'s extension.
     pub format: OutputFormat,
 }
@@ -648,13 +659,26 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         )
     })?;
     let ipath = format!("inputs.{input_name}");
-    let input_path = resolve(&raw_input.path);
-    let meta = std::fs::metadata(&input_path)
-        .map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", input_path.display())))?;
+    // A URL is checked for shape only (never contacted here); a local path
+    // must exist, and its kind is checked against what it is.
+    let (input_path, meta) = if Location::is_url(&raw_input.path) {
+        let url = Location::parse_url(&raw_input.path).map_err(|m| err(&format!("{ipath}.path"), m))?;
+        (url, None)
+    } else {
+        let p = resolve(&raw_input.path);
+        let meta =
+            std::fs::metadata(&p).map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", p.display())))?;
+        (Location::Local(p), Some(meta))
+    };
+    // Without metadata (a URL), a last name with an extension is a file.
+    let is_dir = match &meta {
+        Some(m) => m.is_dir(),
+        None => !raw_input.path.ends_with('/') && !input_path.file_name().is_some_and(|n| n.contains('.')),
+    };
     let (kind, tabular) = match raw_input.kind.as_str() {
         "uri_folder" => (InputKind::UriFolder, false),
         "uri_file" => (InputKind::UriFile, false),
-        "mltable" if meta.is_dir() => (InputKind::UriFolder, true),
+        "mltable" if is_dir => (InputKind::UriFolder, true),
         "mltable" => (InputKind::UriFile, true),
         other @ ("mlflow_model" | "custom_model") => {
             return Err(err(
@@ -670,15 +694,21 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         }
     };
     let _ = (&raw_input.mode, &raw_input.description);
-    match kind {
-        InputKind::UriFolder if !meta.is_dir() => {
+    match (kind.clone(), &meta) {
+        (InputKind::UriFolder, Some(m)) if !m.is_dir() => {
             return Err(err(
                 &format!("{ipath}.path"),
                 format!("{} is not a folder (use type: uri_file for one file)", input_path.display()),
             ));
         }
-        InputKind::UriFile if !meta.is_file() => {
+        (InputKind::UriFile, Some(m)) if !m.is_file() => {
             return Err(err(&format!("{ipath}.path"), format!("{} is not a file", input_path.display())));
+        }
+        (InputKind::UriFile, None) if input_path.file_name().is_none() => {
+            return Err(err(
+                &format!("{ipath}.path"),
+                format!("{input_path}: a uri_file URL must name an object, not a bare bucket"),
+            ));
         }
         _ => {}
     }
@@ -687,6 +717,12 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         let key = format!("inputs.{name}");
         match input.kind.as_str() {
             "mlflow_model" | "custom_model" => {
+                if Location::is_url(&input.path) {
+                    return Err(err(
+                        &format!("{key}.path"),
+                        format!("`{}`: models are read from local files; download it first", input.path),
+                    ));
+                }
                 let path = resolve(&input.path);
                 let ok = match input.kind.as_str() {
                     "mlflow_model" => path.join("MLmodel").is_file() || path.is_file(),
@@ -827,6 +863,13 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         }
         Ok(_) => {}
     }
+    let output_location = |p: &str, key: &str| -> Result<Location, SpecError> {
+        if Location::is_url(p) {
+            Location::parse_url(p).map_err(|m| err(key, m))
+        } else {
+            Ok(Location::Local(resolve(p)))
+        }
+    };
     let append_row_to = match &task.append_row_to {
         None => None,
         Some(a) => {
@@ -840,11 +883,11 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
                     let path = o.path.as_deref().ok_or_else(|| {
                         err(&format!("outputs.{out}.path"), "required: where to write the rows".into())
                     })?;
-                    resolve(path)
+                    output_location(path, &format!("outputs.{out}.path"))?
                 }
-                None => resolve(a),
+                None => output_location(a, "task.append_row_to")?,
             };
-            let format = OutputFormat::from_path(&p).ok_or_else(|| {
+            let format = OutputFormat::from_location(&p).ok_or_else(|| {
                 err(
                     "task.append_row_to",
                     format!("{}: the output file must end in .csv, .jsonl or .parquet", p.display()),
@@ -1048,7 +1091,7 @@ task:
         assert_eq!(s.max_retries, 3);
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert_eq!((s.error_threshold, s.mini_batch_error_threshold, s.allowed_failed_percent), (-1, -1, 100));
-        assert_eq!(s.input.path, d.0.join("data"));
+        assert_eq!(s.input.path, Location::Local(d.0.join("data")));
         assert!(s.append_row_to.is_none());
     }
 
@@ -1124,7 +1167,7 @@ task:
             .unwrap();
         assert_eq!(
             s.append_row_to.unwrap(),
-            OutputSpec { path: d.0.join("out/scores.csv"), format: OutputFormat::Csv }
+            OutputSpec { path: d.0.join("out/scores.csv").into(), format: OutputFormat::Csv }
         );
         assert_eq!(normalize(PathBuf::from("a/./b/../../c/d")), PathBuf::from("c/d"));
         assert_eq!(normalize(PathBuf::from("../x/../y")), PathBuf::from("../y"));
@@ -1146,5 +1189,33 @@ task:
             })
             .unwrap_err();
         assert_eq!(e.path, "task.append_row_to");
+    }
+
+    #[test]
+    fn object_storage_urls_are_checked_for_shape_without_contacting_them() {
+        let d = setup();
+        let url_job = |input: &str, kind: &str, out: &str| {
+            let text = BASE.replace("{type: uri_folder, path: ./data}", &format!("{{type: {kind}, path: '{input}'}}"));
+            JobSpec::from_yaml(&format!("{text}  append_row_to: '{out}'\n"), "job.yaml", &d.0, &[])
+        };
+        // No such bucket exists anywhere: validation never asks.
+        let s = url_job("s3://nowhere/in/", "uri_folder", "s3://nowhere/out/result.parquet").unwrap();
+        assert_eq!(s.input.path, Location::Url("s3://nowhere/in".into()));
+        assert_eq!(s.input.kind, InputKind::UriFolder);
+        let out = s.append_row_to.unwrap();
+        assert_eq!((out.path, out.format), (Location::Url("s3://nowhere/out/result.parquet".into()), OutputFormat::Parquet));
+        // mltable: a last name with an extension is one file, else a folder.
+        let s = url_job("gs://b/t/rows.csv", "mltable", "out.csv").unwrap();
+        assert_eq!((s.input.kind, s.input.tabular), (InputKind::UriFile, true));
+        assert_eq!(url_job("az://c/tables", "mltable", "out.csv").unwrap().input.kind, InputKind::UriFolder);
+        // A typo in the scheme names the key; so does a bad output URL.
+        let e = url_job("s4://b/in", "uri_folder", "out.csv").unwrap_err();
+        assert_eq!(e.path, "inputs.data.path");
+        assert!(e.message.contains("unknown storage scheme `s4://`"), "{e}");
+        let e = url_job("s3://b/in", "uri_folder", "s3:///x.csv").unwrap_err();
+        assert_eq!(e.path, "task.append_row_to");
+        let e = url_job("s3://b/in", "uri_folder", "s3://b/out/result.txt").unwrap_err();
+        assert!(e.message.contains("must end in .csv"), "{e}");
+        assert_eq!(url_job("s3://b", "uri_file", "out.csv").unwrap_err().path, "inputs.data.path");
     }
 }

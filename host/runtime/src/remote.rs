@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sluice_engine::{Compiler, LogBudget, ModelRegistry, RegistryOptions, ScorerEngine, ScorerInstance};
-use sluice_io::{InputSource, LocalOutput, LocalSource, OutputStore, TabularInput};
+use sluice_io::{InputSource, OutputStore, TabularInput};
 use sluice_job::spec::SpecSource;
 use sluice_job::plan::RowSpan;
 use sluice_job::{Failure, InputItem, JobSpec, MiniBatchPlan, Plan, ReasonCode};
@@ -250,7 +250,7 @@ impl NodeJob {
         }
         let spec = source.spec().map_err(|e| RunError::Ticket(e.to_string()))?;
         let concurrency = spec.max_concurrency.min(opts.max_concurrency).max(1);
-        let input: Arc<dyn InputSource> = Arc::new(LocalSource);
+        let input: Arc<dyn InputSource> = sluice_io::open_input(&spec.input)?;
         let tabular = match &ticket.tabular_schema {
             Some(bytes) => Some(TabularInput {
                 schema: sluice_io::tabular::schema_from_ipc(bytes).map_err(RunError::Ticket)?,
@@ -285,11 +285,15 @@ impl NodeJob {
                 .map_err(|source| RunError::JobDir { path: logs, source })?
                 .with_prefix(&opts.node),
         );
+        // The coordinator's output store, seen from this node: its staging
+        // folder (a path every node mounts) or its staging prefix on object
+        // storage (named by the job directory's path, which the ticket
+        // carries canonical).
         let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
-            Some(o) => Some(Box::new(
-                LocalOutput::with_format(&o.path, &dir.staged_dir(), o.format)
-                    .map_err(|source| RunError::Output { path: dir.staged_dir(), source })?,
-            )),
+            Some(o) => Some(sluice_io::open_output(o, &dir.staged_dir(), &ticket.job_dir).map_err(|e| match e {
+                sluice_io::objects::OpenOutputError::Local { path, source } => RunError::Output { path, source },
+                sluice_io::objects::OpenOutputError::Storage(e) => RunError::Storage(e),
+            })?),
             None => None,
         };
         Ok(NodeJob {

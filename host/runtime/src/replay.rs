@@ -91,12 +91,12 @@ pub fn replay(spec: &JobSpec, id: &str, cache_dir: Option<PathBuf>) -> Result<Re
     spec.allowed_failed_percent = 100;
     // Rows are shown as CSV whatever the job writes (the output format is
     // not part of a mini-batch's id).
-    spec.append_row_to = Some(OutputSpec { path: scratch.path().join("rows.csv"), format: OutputFormat::Csv });
+    spec.append_row_to = Some(OutputSpec { path: scratch.path().join("rows.csv").into(), format: OutputFormat::Csv });
     let capture = Capture::default();
     let assembled = capture.assembled.clone();
     let opts = RunOptions { cache_dir, ..RunOptions::new(scratch.path().join("job")) };
     let mut prepared =
-        crate::prepare(&spec, &opts, std::sync::Arc::new(sluice_io::LocalSource), Some(Box::new(capture)))?;
+        crate::prepare(&spec, &opts, sluice_io::open_input(&spec.input)?, Some(Box::new(capture)))?;
     prepared.only(id)?;
     let result = prepared.run(crate::Backends::default(), &crate::NoObserver, &crate::CancelToken::default())?;
     let dir = JobDir::open(&opts.job_dir);

@@ -12,10 +12,7 @@ use sluice_engine::{
     ScorerEngine, ScorerInstance,
 };
 use sluice_io::journal::{LocalJournal, Manifest};
-use sluice_io::{
-    CommitLog, InProcessQueue, InputSource, Lease, LocalOutput, LocalSource, OutputStore, TabularInput,
-    WorkQueue,
-};
+use sluice_io::{CommitLog, InProcessQueue, InputSource, Lease, OutputStore, TabularInput, WorkQueue};
 use sluice_job::data::Schema;
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
@@ -109,14 +106,19 @@ pub enum RunError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The input or the output is on object storage that cannot be opened
+    /// or reached (no credentials, no such bucket, the endpoint refuses):
+    /// names the URL.
+    #[error(transparent)]
+    Storage(#[from] sluice_io::StorageError),
     /// A worker thread could not be spawned; the value is the OS error.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
     /// A tabular job could not be planned.
-    #[error("{}: {source}", .path.display())]
+    #[error("{path}: {source}")]
     Tabular {
         /// The job's input.
-        path: PathBuf,
+        path: sluice_job::spec::Location,
         /// Why planning failed.
         source: sluice_io::tabular::TabularError,
     },
@@ -190,37 +192,51 @@ pub(crate) struct Shared {
 }
 
 /// Runs a job to the end and writes its job directory, with its rows going
-/// to the local file `task.append_row_to` names. Returns `Err` only when the
-/// job cannot run at all (bad scorer, unreadable input folder, output folder
-/// that cannot be made).
+/// to the file or object `task.append_row_to` names. Returns `Err` only when
+/// the job cannot run at all (bad scorer, unreadable input folder or bucket,
+/// output folder that cannot be made).
 pub fn run_job(spec: &JobSpec, opts: &RunOptions) -> Result<JobResult, RunError> {
     prepare_local(spec, opts)?.run(Backends::default(), &NoObserver, &CancelToken::default())
 }
 
-/// [`run_job`] with the rows going to any [`OutputStore`] (object storage,
-/// a test double); `output` must be `Some` when the spec has
-/// `append_row_to`, whose format it is written in.
+/// [`run_job`] with the rows going to any [`OutputStore`] (a test double);
+/// `output` must be `Some` when the spec has `append_row_to`, whose format
+/// it is written in. The input is read as [`sluice_io::open_input`] picks.
 pub fn run_job_with_output(
     spec: &JobSpec,
     opts: &RunOptions,
     output: Option<Box<dyn OutputStore>>,
 ) -> Result<JobResult, RunError> {
-    prepare(spec, opts, Arc::new(LocalSource), output)?.run(Backends::default(), &NoObserver, &CancelToken::default())
+    prepare(spec, opts, sluice_io::open_input(&spec.input)?, output)?.run(
+        Backends::default(),
+        &NoObserver,
+        &CancelToken::default(),
+    )
 }
 
-/// [`prepare`] with the input read from the local filesystem and the rows
-/// going to the local file `task.append_row_to` names (staged under the job
-/// directory).
+/// [`prepare`] with the input and the output where the spec says: local
+/// files ([`sluice_io::LocalSource`], [`sluice_io::LocalOutput`] staged under
+/// the job directory) or object storage ([`sluice_io::ObjectSource`],
+/// [`sluice_io::ObjectOutput`] staged next to the output object, under
+/// [`sluice_io::objects::staging_url`]), as [`sluice_io::open_input`] and
+/// [`sluice_io::open_output`] pick.
 pub fn prepare_local(spec: &JobSpec, opts: &RunOptions) -> Result<PreparedJob, RunError> {
     check_paths(spec, &opts.job_dir)?;
-    let output: Option<Box<dyn OutputStore>> = match &spec.append_row_to {
-        Some(o) => Some(Box::new(
-            LocalOutput::with_format(&o.path, &JobDir::open(&opts.job_dir).staged_dir(), o.format)
-                .map_err(|source| RunError::Output { path: o.path.clone(), source })?,
-        )),
+    let output = match &spec.append_row_to {
+        Some(o) => {
+            // The staging prefix of a URL output is named by the job
+            // directory's canonical path: make it first.
+            let dir = &opts.job_dir;
+            std::fs::create_dir_all(dir).map_err(|source| RunError::JobDir { path: dir.clone(), source })?;
+            let staged = JobDir::open(dir).staged_dir();
+            Some(sluice_io::open_output(o, &staged, dir).map_err(|e| match e {
+                sluice_io::objects::OpenOutputError::Local { path, source } => RunError::Output { path, source },
+                sluice_io::objects::OpenOutputError::Storage(e) => RunError::Storage(e),
+            })?)
+        }
         None => None,
     };
-    prepare(spec, opts, Arc::new(LocalSource), output)
+    prepare(spec, opts, sluice_io::open_input(&spec.input)?, output)
 }
 
 /// A job ready to run: planned, its models loaded, its scorer compiled, its
@@ -481,7 +497,7 @@ impl PreparedJob {
             key: key.to_string(),
             name: self.spec.name.clone(),
             source,
-            job_dir: std::path::absolute(&self.opts.job_dir).unwrap_or_else(|_| self.opts.job_dir.clone()),
+            job_dir: self.opts.job_dir.canonicalize().or_else(|_| std::path::absolute(&self.opts.job_dir)).unwrap_or_else(|_| self.opts.job_dir.clone()),
             scorer: artifact(&self.spec.scorer, &self.component.hash),
             models,
             tabular_schema,
@@ -706,11 +722,45 @@ fn resolved(p: &std::path::Path) -> PathBuf {
 /// Refuses a job that would write over what it reads: the output file in
 /// (or as) the input, the scorer or a granted model, and a job directory
 /// inside the input folder (its files would become input).
+///
+/// An object-storage URL is compared as text (the same scheme, bucket and
+/// key prefix, by whole segments; `s3a://` is `s3://`): an output URL in or
+/// at the input URL is refused; a URL never overlaps a local path.
 fn check_paths(spec: &JobSpec, job_dir: &std::path::Path) -> Result<(), RunError> {
-    let input = resolved(&spec.input.path);
-    let inside = |p: &std::path::Path, root: &std::path::Path| p == root || (root.is_dir() && p.starts_with(root));
-    if let Some(o) = &spec.append_row_to {
-        let out = resolved(&o.path);
+    use sluice_job::spec::Location;
+    let input = match &spec.input.path {
+        Location::Local(p) => resolved(p),
+        Location::Url(url) => {
+            if let Some(Location::Url(out)) = spec.append_row_to.as_ref().map(|o| &o.path) {
+                let key = |u: &str| match u.split_once("://") {
+                    Some((scheme, rest)) => {
+                        let scheme = scheme.to_ascii_lowercase();
+                        format!("{}://{rest}", if scheme == "s3a" { "s3" } else { &scheme })
+                    }
+                    None => u.to_string(),
+                };
+                let (o, i) = (key(out), key(url));
+                if o == i || o.starts_with(&format!("{i}/")) {
+                    return Err(RunError::Overlap {
+                        what: format!(
+                            "the output task.append_row_to = {out} is {} the input ({url})",
+                            if o == i { "the same object as" } else { "inside" }
+                        ),
+                    });
+                }
+            }
+            // A local output, scorer, model or job directory is not in a
+            // bucket: only the local checks below remain.
+            PathBuf::new()
+        }
+    };
+    let inside = |p: &std::path::Path, root: &std::path::Path| {
+        !root.as_os_str().is_empty() && (p == root || (root.is_dir() && p.starts_with(root)))
+    };
+    if let Some(o) = &spec.append_row_to
+        && let Location::Local(out) = &o.path
+    {
+        let out = resolved(out);
         let mut reads = vec![("the input", input.clone()), ("the scorer (task.code)", resolved(&spec.scorer))];
         reads.extend(spec.models.iter().map(|m| ("a granted model", resolved(&m.path))));
         for (what, path) in reads {
@@ -727,7 +777,7 @@ fn check_paths(spec: &JobSpec, job_dir: &std::path::Path) -> Result<(), RunError
         }
     }
     let jd = resolved(job_dir);
-    if input.is_dir() && jd.starts_with(&input) {
+    if !input.as_os_str().is_empty() && input.is_dir() && jd.starts_with(&input) {
         return Err(RunError::Overlap {
             what: format!(
                 "the job directory {} is inside the input folder {}: its files would become input",

@@ -1,0 +1,350 @@
+//! Python scorers written with the SDK (sdk/python) and built by its build
+//! command (`python -m sluice_sdk build`, componentize-py 0.25.1) from the
+//! project's venv (`scripts/install-python-sdk.sh`, run by setup.sh): the
+//! examples give the Rust plugin's output byte for byte, state lives from
+//! `init` to `run`, exceptions fail the mini-batch with the user's file and
+//! line, and the build refuses what cannot work, in words. The SDK's own
+//! unit tests run from here too.
+//!
+//! A Python build takes ~10-20 s of CPU and its compile in sluice ~12-25 s,
+//! so only the two examples are built, and the failure cases run through
+//! them (a missing column, a model not granted, file input); each is built
+//! once per run (tests share it) and kept in
+//! `target/python-guests` under a hash of its inputs (the script, the SDK's
+//! files, the pinned toolchain), and its compiled form goes to the shared
+//! compile cache: a rerun with nothing changed builds and compiles nothing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+
+/// The project venv's Python, with the SDK and componentize-py installed.
+fn python() -> PathBuf {
+    let py = repo(".sluice/py-sdk/venv/bin/python");
+    assert!(
+        py.is_file(),
+        "{} is missing: run scripts/install-python-sdk.sh (scripts/setup.sh and scripts/test.sh run it)",
+        py.display()
+    );
+    py
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `python -m sluice_sdk ARGS` from the repository root.
+fn sluice_py(args: &[&str]) -> Output {
+    Command::new(python()).args(["-m", "sluice_sdk"]).args(args).current_dir(repo("")).output().unwrap()
+}
+
+/// A hash of what a build of `script` depends on.
+fn build_key(script: &Path) -> String {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(script).unwrap());
+    h.update(std::fs::read(repo("sdk/python/requirements.txt")).unwrap());
+    let mut files = Vec::new();
+    let mut dirs = vec![repo("sdk/python/src/sluice_sdk")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("__pycache__") {
+                    dirs.push(p);
+                }
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        h.update(f.strip_prefix(repo("sdk/python")).unwrap().to_string_lossy().as_bytes());
+        h.update(std::fs::read(&f).unwrap());
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// The component built from `script` (a repository path) by the SDK's build
+/// command, which also precompiles it into the tests' compile cache through
+/// the test CLI (`--compile`). Built once per run and per input hash.
+fn built(script: &str) -> PathBuf {
+    static BUILDS: Mutex<Option<HashMap<String, Arc<OnceLock<PathBuf>>>>> = Mutex::new(None);
+    let cell = BUILDS.lock().unwrap().get_or_insert_with(HashMap::new).entry(script.to_string()).or_default().clone();
+    cell.get_or_init(|| {
+        let src = repo(script);
+        let stem = src.file_stem().unwrap().to_string_lossy().to_string();
+        let parent = src.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
+        let out = repo("target/python-guests").join(format!("{parent}-{stem}-{}.wasm", build_key(&src)));
+        if out.is_file() {
+            return out;
+        }
+        // Builds of this script from older inputs (18 MB each) go.
+        let prefix = format!("{parent}-{stem}-");
+        for e in std::fs::read_dir(out.parent().unwrap()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with(&prefix) && name.ends_with(".wasm") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let cli = env!("CARGO_BIN_EXE_sluice-test-cli");
+        let (o, cache) = (out.display().to_string(), cache_dir().display().to_string());
+        let r = sluice_py(&[
+            "build",
+            script,
+            "-o",
+            &o,
+            "--sluice",
+            cli,
+            "--no-validate",
+            "--compile",
+            "--cache-dir",
+            &cache,
+        ]);
+        let said = text(&r);
+        assert!(r.status.success(), "building {script} failed:\n{said}");
+        assert!(said.contains("built "), "{said}");
+        assert!(said.contains("sluice compile: compiled") || said.contains("is already compiled"), "{said}");
+        assert!(out.is_file(), "{said}");
+        out
+    })
+    .clone()
+}
+
+fn wasm(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// `errors.jsonl` as (input, row, code, message).
+fn error_lines(job: &Job) -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string(sluice_runtime::JobDir::open(job.job_dir()).errors_path()).unwrap();
+    let mut v: Vec<_> = text
+        .lines()
+        .map(|l| {
+            let j: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| match &j[k] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (s("input"), s("row"), s("code"), s("message"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn tabular(scorer: &str, data: &str, size: &str) -> Job {
+    Job::tabular(scorer)
+        .files_from(data)
+        .model("model", "examples/tabular/model")
+        .set("mini_batch_size", size)
+        .set("task.config.model", "model")
+        .output("csv")
+}
+
+#[test]
+fn the_python_tabular_example_gives_tabular_classifiers_output_byte_for_byte() {
+    let py = built("examples/python-tabular/score.py");
+    for (data, size) in [("examples/tabular/data", "300 rows"), ("tests/fixtures/tabular/bad", "4 rows")] {
+        let (rust, python) = (tabular(TABULAR_CLASSIFIER, data, size), tabular(&wasm(&py), data, size));
+        let (r, p) = (rust.run(), python.run());
+        assert_eq!(p.status, r.status, "{data}: {:?}", p.reason);
+        assert_eq!((p.items.succeeded, p.items.failed), (r.items.succeeded, r.items.failed), "{data}");
+        assert!(p.items.succeeded > 0, "{data}");
+        let (want, got) =
+            (std::fs::read(rust.out_path("csv")).unwrap(), std::fs::read(python.out_path("csv")).unwrap());
+        assert!(
+            want == got,
+            "{data}: the outputs differ:\n{}\n---\n{}",
+            String::from_utf8_lossy(&want),
+            String::from_utf8_lossy(&got)
+        );
+        // The same item errors, rows and words ("empty value in mean_radius...").
+        assert_eq!(error_lines(&python), error_lines(&rust), "{data}");
+    }
+}
+
+#[test]
+fn an_azure_style_score_py_scores_like_the_rust_plugin() {
+    let py = built("examples/python-azure/score.py");
+    let (rust, python) = (
+        tabular(TABULAR_CLASSIFIER, "examples/tabular/data", "300 rows"),
+        tabular(&wasm(&py), "examples/tabular/data", "300 rows"),
+    );
+    let (r, p) = (rust.run(), python.run());
+    assert_eq!((p.mini_batches.failed, p.items.succeeded), (0, 1000), "{:?}", p.reason);
+    assert_eq!(r.items.succeeded, 1000);
+    assert!(std::fs::read(rust.out_path("csv")).unwrap() == std::fs::read(python.out_path("csv")).unwrap());
+    // `logging.info` in its init() reached the job's log.
+    let logs: String = sluice_runtime::JobDir::open(python.job_dir())
+        .log_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(logs.contains("model model loaded: inputs ['input']"), "{logs}");
+}
+
+/// The line of `script` (a repository path) holding `code`, 1-based.
+fn line_of(script: &str, code: &str) -> usize {
+    let text = std::fs::read_to_string(repo(script)).unwrap();
+    let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(code)).map(|(i, _)| i + 1).collect();
+    assert_eq!(lines.len(), 1, "`{code}` in {script}: {lines:?}");
+    lines[0]
+}
+
+fn log_text(job: &Job) -> String {
+    sluice_runtime::JobDir::open(job.job_dir())
+        .log_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect()
+}
+
+#[test]
+fn state_set_in_init_is_there_in_every_run() {
+    // One instance runs all four mini-batches. The scorer keeps its model
+    // (from init) and the feature columns it found on the first mini-batch
+    // on `self`, and logs the features once, when it finds them: once for
+    // the instance, not once per run (or an AttributeError) as it would be
+    // if componentize-py's fresh object per call were the scorer.
+    let py = built("examples/python-tabular/score.py");
+    let job = tabular(&wasm(&py), "examples/tabular/data", "250 rows").set("max_concurrency_per_instance", "1");
+    let r = job.run();
+    assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (4, 0), "{:?}", r.first_errors);
+    let logs = log_text(&job);
+    assert_eq!(logs.matches("tabular-classifier: model model, outputs label and probabilities").count(), 1, "{logs}");
+    assert_eq!(logs.matches("tabular-classifier: 30 feature columns").count(), 1, "{logs}");
+}
+
+#[test]
+fn an_exception_in_run_fails_the_mini_batch_with_the_users_file_and_line() {
+    // The Azure-style example on rows without an `id` column: `rows["id"]`
+    // raises a KeyError in its run().
+    let py = built("examples/python-azure/score.py");
+    let csv = std::fs::read_to_string(repo("examples/tabular/data/part-00000.csv")).unwrap();
+    let no_id: String = csv.lines().take(4).map(|l| format!("{}\n", l.split_once(',').unwrap().1)).collect();
+    let job = Job::tabular(&wasm(&py))
+        .model("model", "examples/tabular/model")
+        .file("no_id.csv", no_id)
+        .set("retry_settings.max_retries", "0")
+        .output("csv");
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 1);
+    let line = line_of("examples/python-azure/score.py", r#""id": rows["id"],"#);
+    let want = format!("KeyError: 'no delivered column `id` (delivered: none)' at score.py:{line} in run()");
+    let record = &job.records()["no_id.csv"];
+    assert_eq!((record["reason"].as_str(), record["message"].as_str()), ("USER_ERROR", want.as_str()));
+    assert!(!record["message"].contains("unreachable"));
+    assert_eq!(
+        error_lines(&job).iter().map(|(_, _, code, m)| (code.as_str(), m.as_str())).collect::<Vec<_>>(),
+        [("USER_ERROR", want.as_str())]
+    );
+    // The traceback, frame by frame, is in the instance's log.
+    let logs = log_text(&job);
+    assert!(logs.contains("run() raised KeyError: 'no delivered column `id` (delivered: none)'"), "{logs}");
+    assert!(logs.contains(&format!("at score.py:{line} in run()")), "{logs}");
+}
+
+#[test]
+fn user_errors_in_init_and_run_fail_with_their_message() {
+    let py = wasm(&built("examples/python-tabular/score.py"));
+    // An exception from init (the model is not granted) names its place too.
+    let job = tabular(&py, "examples/tabular/data", "1000 rows")
+        .set("task.config.model", "other")
+        .set("retry_settings.max_retries", "0");
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 1);
+    let e = &r.first_errors[0];
+    let line = line_of("examples/python-tabular/score.py", "self.model = sluice.Model.load(name)");
+    assert_eq!(e.code.to_string(), "USER_ERROR");
+    assert!(e.message.starts_with("init: OnnxError: unknown-model: "), "{}", e.message);
+    assert!(
+        e.message.contains("other") && e.message.ends_with(&format!(" at score.py:{line} in init()")),
+        "{}",
+        e.message
+    );
+
+    // UserError (here the SDK's, from `require_rows` on file input): its message alone.
+    let job = Job::new(&py)
+        .model("model", "examples/tabular/model")
+        .file("a.txt", "x")
+        .set("retry_settings.max_retries", "0");
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 1);
+    assert_eq!(r.first_errors[0].code.to_string(), "USER_ERROR");
+    assert_eq!(r.first_errors[0].message, "this scorer needs tabular input (an input of type: mltable)");
+}
+
+#[test]
+fn the_build_names_what_cannot_work_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, src: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, src).unwrap();
+        let out = dir.path().join("out.wasm");
+        let started = std::time::Instant::now();
+        let o = sluice_py(&["build", &p.display().to_string(), "-o", &out.display().to_string()]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(!out.exists());
+        // Refused by the source check, not after a componentize-py run.
+        assert!(started.elapsed() < std::time::Duration::from_secs(8), "{:?}", started.elapsed());
+        text(&o)
+    };
+    let said = build("score.py", "import sluice_sdk\nimport numpy as np\n\ndef run(mini_batch):\n    return []\n");
+    assert!(said.contains("score.py:2: `import numpy`: numpy is a native extension"), "{said}");
+    assert!(said.contains("cannot be imported") && said.contains("sluice_sdk.Model.load"), "{said}");
+    assert!(!said.contains("Traceback") && !said.contains("backtrace"), "{said}");
+
+    let said = build(
+        "score.py",
+        "import sluice_sdk as s\nmodel = s.Model.load('model')\n\ndef run(mini_batch):\n    return []\n",
+    );
+    assert!(
+        said.contains(
+            "score.py:2: `s.Model.load()` at module top level: host imports (onnx, batch, log) can only be called from \
+             init/run, not at import time"
+        ),
+        "{said}"
+    );
+    let said = build("score.py", "x = 1\n");
+    assert!(said.contains("defines no scorer"), "{said}");
+}
+
+#[test]
+fn the_python_sdks_unit_tests_pass() {
+    let o = Command::new(python())
+        .args(["-m", "unittest", "discover", "-s", "sdk/python/tests"])
+        .current_dir(repo(""))
+        .output()
+        .unwrap();
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("OK"), "{said}");
+}
+
+#[test]
+fn the_wit_bundled_in_the_python_sdk_is_the_repositorys() {
+    // Checked in (so `pip install sdk/python` works from anywhere) and kept
+    // equal to wit/ by this test.
+    let names = |d: &str| {
+        let mut v: Vec<_> = std::fs::read_dir(repo(d)).unwrap().map(|e| e.unwrap().file_name()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("sdk/python/src/sluice_sdk/wit"), names("wit"));
+    for name in names("wit") {
+        let (a, b) = (repo("wit").join(&name), repo("sdk/python/src/sluice_sdk/wit").join(&name));
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{} differs from {}: copy wit/ into sdk/python/src/sluice_sdk/wit",
+            b.display(),
+            a.display()
+        );
+    }
+}
