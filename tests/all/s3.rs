@@ -156,9 +156,9 @@ impl S3Server {
 
     /// An object's bytes, or `None` when there is none.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let (store, key) = (self.store.clone(), Key::parse(key).unwrap());
+        let (store, k) = (self.store.clone(), Key::parse(key).unwrap());
         match self.rt.block_on(async move {
-            match store.get(&key).await {
+            match store.get(&k).await {
                 Ok(r) => r.bytes().await.map(|b| b.to_vec()),
                 Err(e) => Err(e),
             }
