@@ -177,7 +177,7 @@ fn narrow_parquet(out: &Path, rows: u64, group: usize) -> anyhow::Result<()> {
 fn plan(path: PathBuf, size: &str) -> anyhow::Result<()> {
     let kind =
         if path.is_dir() { sluice_job::spec::InputKind::UriFolder } else { sluice_job::spec::InputKind::UriFile };
-    let spec = sluice_job::spec::InputSpec { name: "data".into(), kind, path: path.clone(), tabular: true };
+    let spec = sluice_job::spec::InputSpec { name: "data".into(), kind, path: path.clone().into(), tabular: true };
     let size: sluice_job::size::MiniBatchSize = size.parse().map_err(|e| anyhow::anyhow!("--mini-batch-size: {e}"))?;
     let limits = sluice_job::spec::Limits::default();
     let start = Instant::now();

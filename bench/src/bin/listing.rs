@@ -8,7 +8,7 @@ fn main() {
     let spec = sluice_job::spec::InputSpec {
         name: "data".into(),
         kind: sluice_job::spec::InputKind::UriFolder,
-        path: dir.into(),
+        path: std::path::PathBuf::from(dir).into(),
         tabular: false,
     };
     for _ in 0..5 {
