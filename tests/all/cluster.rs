@@ -89,7 +89,6 @@ impl Drop for Nats {
 /// A `sluice worker` process; killed on drop.
 pub struct Worker {
     child: Child,
-    pub name: String,
 }
 
 impl Worker {
@@ -103,7 +102,7 @@ impl Worker {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        Worker { child, name: name.to_string() }
+        Worker { child }
     }
 
     /// SIGKILL: the node vanishes mid-try.
@@ -289,6 +288,37 @@ fn a_restarted_nats_server_does_not_stop_the_job() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), expected);
     assert!(started.elapsed() < Duration::from_secs(150));
+}
+
+#[test]
+fn jobs_cancel_stops_every_node_and_resume_finishes_the_job() {
+    let nats = Nats::start();
+    let _w = workers(&nats, 3, 2);
+    let job = echo_job(40, 1000).set("resources.instance_count", "3");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    let child = coordinator(&job, &nats, &out, &dir, &[]).spawn().unwrap();
+    assert!(wait_until(60, || dir.join("journal").is_dir() && journal_entries(&dir) >= 3), "the job did not start");
+    let c = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli")).args(["jobs", "cancel"]).arg(&dir).output().unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let o = within(60, "the canceled cluster job", move || child.wait_with_output().unwrap());
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("job_result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "canceled", "{r}");
+    assert!(r["reason"].as_str().unwrap_or("").contains("sluice jobs cancel"), "{r}");
+    let done = entries(&dir).len();
+    assert!(done < 40, "the cancel stopped nothing ({done} committed)");
+    // A stopped job keeps what it did: the output holds the committed rows.
+    assert!(std::fs::read(&out).unwrap().len() < expected.len());
+    // Nothing more runs for the job on any node: the journal stays as it is.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(entries(&dir).len(), done);
+    let mut resume = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
+    resume.arg("resume").arg(&dir).arg("--cache-dir").arg(cache_dir()).arg("--quiet");
+    resume.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (code, text) = run_coordinator(resume, 120);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "resumed after a cancel, the output differs");
 }
 
 #[test]

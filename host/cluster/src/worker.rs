@@ -133,10 +133,15 @@ async fn watch_jobs(node: Arc<Node>) {
             match entry.operation {
                 kv::Operation::Put => match serde_json::from_slice::<JobState>(&entry.value) {
                     Ok(state) if state.phase == JobPhase::Done => {
-                        // Over: let go of its scorer, models and slot.
-                        if let Some(served) = jobs.remove(&entry.key)
-                            && let Some((slot, rev)) = served.slot
+                        // Over: interrupt what still runs for it here, let
+                        // go of its scorer, models and slot.
+                        let Some(served) = jobs.remove(&entry.key) else { continue };
+                        if let Ok(guard) = served.job.try_lock()
+                            && let Some(Ok(job)) = &*guard
                         {
+                            job.abandon("the job is over on the cluster");
+                        }
+                        if let Some((slot, rev)) = served.slot {
                             let kv = node.kv.clone();
                             tokio::spawn(async move {
                                 let _ = kv.delete_expect_revision(&slot, Some(rev)).await;

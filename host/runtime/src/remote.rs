@@ -328,6 +328,14 @@ impl NodeJob {
         self.exec.spec.timeout
     }
 
+    /// The job is over (done, or canceled past its grace period) while
+    /// tries may still run here: their calls are interrupted and nothing
+    /// of them is reported as the mini-batch's outcome.
+    pub fn abandon(&self, why: &str) {
+        self.exec.cancel.cancel(why);
+        self.exec.cancel.abandon();
+    }
+
     /// Flushes the guest logs.
     pub fn flush_logs(&self) {
         self.exec.log.flush();
