@@ -122,16 +122,6 @@ impl S3Server {
         format!("{}{}", read("weed.log"), read("weed.err"))
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// The bucket it was started with.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// `s3://BUCKET/key`.
     pub fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
@@ -417,7 +407,7 @@ fn a_killed_job_over_s3_resumes_keeping_what_was_committed() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(five, "the five other mini-batches were not committed");
-    let staged_prefix = format!("out/.sluice-staged/killed-");
+    let staged_prefix = "out/.sluice-staged/killed-".to_string();
     let staged: Vec<String> = s3.list("out/.sluice-staged").into_iter().filter(|k| k.starts_with(&staged_prefix)).collect();
     assert_eq!(staged.len(), 5, "each committed mini-batch's part is in the bucket: {staged:?}");
     std::fs::remove_file(tmp.path().join("ctl/stall")).unwrap();
