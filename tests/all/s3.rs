@@ -122,16 +122,6 @@ impl S3Server {
         format!("{}{}", read("weed.log"), read("weed.err"))
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// The bucket it was started with.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// `s3://BUCKET/key`.
     pub fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
@@ -343,10 +333,18 @@ fn storage_that_cannot_be_used_fails_the_job_naming_the_url() {
         assert_ne!(o.status.code(), Some(0), "{input} -> {output} ran");
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
-    // Nothing listens there: refused in seconds (3 retries), naming the input.
+    // Nothing listens there: refused in seconds (3 retries), naming the
+    // first URL the job reaches (the output's staging prefix, listed when
+    // the output is opened, before the input is planned).
     let closed = format!("http://127.0.0.1:{}", free_ports(1)[0]);
     let started = Instant::now();
     let err = fails(&env_for(&closed), "s3://sluice/in", &s3.url("out/r.csv"), "refused");
+    assert!(
+        err.contains("s3://sluice/out/.sluice-staged/") && err.contains("cannot list") && err.contains("onnect"),
+        "{err}"
+    );
+    // An input alone on the closed endpoint names the input.
+    let err = fails(&env_for(&closed), "s3://sluice/in", &tmp.path().join("r.csv").display().to_string(), "refused-in");
     assert!(err.contains("s3://sluice/in: cannot list the input") && err.contains("onnect"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
     // No such bucket, for the input and for the output.
@@ -359,8 +357,10 @@ fn storage_that_cannot_be_used_fails_the_job_naming_the_url() {
     let mut bad = s3.env();
     bad.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
     bad.push(("AWS_SECRET_ACCESS_KEY", "wrong".into()));
-    let err = fails(&bad, &s3.url("in"), &s3.url("out/r.csv"), "badkey");
-    assert!(err.contains("s3://sluice/in: cannot list the input"), "{err}");
+    let err = fails(&bad, &s3.url("in"), &tmp.path().join("b.csv").display().to_string(), "badkey");
+    assert!(err.contains("s3://sluice/in: cannot list the input") && err.contains("403"), "{err}");
+    let err = fails(&bad, &s3.url("in"), &s3.url("out/r.csv"), "badkey-out");
+    assert!(err.contains("s3://sluice/out/.sluice-staged/") && err.contains("403"), "{err}");
     // A typo in the scheme is a spec error naming the key; an output inside
     // the input is refused.
     let err = fails(&s3.env(), "s4://sluice/in", &s3.url("out/r.csv"), "typo");
@@ -407,7 +407,7 @@ fn a_killed_job_over_s3_resumes_keeping_what_was_committed() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(five, "the five other mini-batches were not committed");
-    let staged_prefix = format!("out/.sluice-staged/killed-");
+    let staged_prefix = "out/.sluice-staged/killed-".to_string();
     let staged: Vec<String> = s3.list("out/.sluice-staged").into_iter().filter(|k| k.starts_with(&staged_prefix)).collect();
     assert_eq!(staged.len(), 5, "each committed mini-batch's part is in the bucket: {staged:?}");
     std::fs::remove_file(tmp.path().join("ctl/stall")).unwrap();

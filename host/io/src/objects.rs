@@ -583,11 +583,8 @@ impl OutputStore for ObjectOutput {
         let writer = UploadWriter { upload: Some(object_store::WriteMultipart::new(upload)), url: self.url.clone() };
         let mut w = io::BufWriter::with_capacity(STREAM_STEP, writer);
         let written = assemble_into(&mut w, self.parquet, header, indexes, |i| Ok(self.get(self.part(i))?.to_vec()));
-        let writer = match written.and_then(|()| w.into_inner().map_err(|e| e.into_error())) {
-            Ok(writer) => writer,
-            // The upload is aborted when its writer drops.
-            Err(e) => return Err(e),
-        };
+        // On an error the upload is aborted when its writer drops.
+        let writer = written.and_then(|()| w.into_inner().map_err(|e| e.into_error()))?;
         writer.finish()?;
         Ok(PathBuf::from(&self.url))
     }
