@@ -348,8 +348,10 @@ fn the_output_may_not_overwrite_what_the_job_reads() {
         (std::path::PathBuf::from(ADVERSARY), "the same file as the scorer (task.code)"),
     ] {
         let mut s = spec.clone();
-        s.append_row_to =
-            Some(sluice_job::spec::OutputSpec { path: out.clone().into(), format: sluice_job::spec::OutputFormat::Csv });
+        s.append_row_to = Some(sluice_job::spec::OutputSpec {
+            path: out.clone().into(),
+            format: sluice_job::spec::OutputFormat::Csv,
+        });
         let opts = job.options();
         let e = sluice_runtime::run_job(&s, &opts).unwrap_err().to_string();
         assert!(e.contains(words) && e.contains("task.append_row_to"), "{}: {e}", out.display());

@@ -109,7 +109,11 @@ impl S3Server {
                     if let Ok(Some(status)) = server.child.try_wait() {
                         panic!("weed mini exited ({status}): {}", server.log());
                     }
-                    assert!(started.elapsed() < Duration::from_secs(30), "S3 did not answer in 30 s: {e}\n{}", server.log());
+                    assert!(
+                        started.elapsed() < Duration::from_secs(30),
+                        "S3 did not answer in 30 s: {e}\n{}",
+                        server.log()
+                    );
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
@@ -374,7 +378,8 @@ fn storage_that_cannot_be_used_fails_the_job_naming_the_url() {
 fn a_killed_job_over_s3_resumes_keeping_what_was_committed() {
     let s3 = S3Server::start();
     let tmp = tempfile::tempdir().unwrap();
-    let rows: String = std::iter::once("id,v\n".to_string()).chain((0..60).map(|i| format!("{i},{}\n", i * 7))).collect();
+    let rows: String =
+        std::iter::once("id,v\n".to_string()).chain((0..60).map(|i| format!("{i},{}\n", i * 7))).collect();
     s3.put("rows/part-0.csv", rows);
     std::fs::create_dir(tmp.path().join("ctl")).unwrap();
     let spec = tmp.path().join("job.yaml");
@@ -408,7 +413,8 @@ fn a_killed_job_over_s3_resumes_keeping_what_was_committed() {
     child.wait().unwrap();
     assert!(five, "the five other mini-batches were not committed");
     let staged_prefix = "out/.sluice-staged/killed-".to_string();
-    let staged: Vec<String> = s3.list("out/.sluice-staged").into_iter().filter(|k| k.starts_with(&staged_prefix)).collect();
+    let staged: Vec<String> =
+        s3.list("out/.sluice-staged").into_iter().filter(|k| k.starts_with(&staged_prefix)).collect();
     assert_eq!(staged.len(), 5, "each committed mini-batch's part is in the bucket: {staged:?}");
     std::fs::remove_file(tmp.path().join("ctl/stall")).unwrap();
     s3.put("out/rows.parquet", "the reference's output, to be replaced");

@@ -237,7 +237,8 @@ fn corrupt(u: &mut Unstructured, b: &mut Vec<u8>) -> AResult<()> {
 /// Plans `dir` as the job would and reads every mini-batch, checking the
 /// accounting (see the module doc).
 pub fn check(dir: &std::path::Path, case: &Case) -> Result<(), String> {
-    let spec = InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: dir.to_path_buf().into(), tabular: true };
+    let spec =
+        InputSpec { name: "data".into(), kind: InputKind::UriFolder, path: dir.to_path_buf().into(), tabular: true };
     let items = sluice_io::list_input(&spec).map_err(|e| format!("listing: {e}"))?;
     let Ok((plan, input)) = sluice_io::plan_tabular(
         std::sync::Arc::new(sluice_io::LocalSource),

@@ -430,6 +430,7 @@ fn run(a: RunArgs) -> Result<JobResult, Failure> {
 }
 
 /// Runs (or resumes) `spec` in `job_dir` and prints the summary.
+#[allow(clippy::too_many_arguments, reason = "the run, resume and replay entry points each pass their own mix")]
 pub(crate) fn run_spec(
     spec: &JobSpec,
     source: SpecSource,
@@ -525,7 +526,9 @@ fn humantime_stamp() -> String {
 /// overrides it), every line tagged with the node.
 pub(crate) fn init_worker_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,sluice_runtime=info,sluice_engine=info,sluice_io=info,sluice_cluster=info")
+        tracing_subscriber::EnvFilter::new(
+            "warn,sluice_runtime=info,sluice_engine=info,sluice_io=info,sluice_cluster=info",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -63,7 +63,8 @@ async fn coordinate(s: &ClusterSettings, job: &Dispatched<'_, '_>) -> Result<(),
     ensure_infra(&js).await?;
 
     // The scorer and the models, by content hash.
-    let store = js.get_object_store(ARTIFACTS).await.map_err(|e| server_err("opening the artifact store")(Box::new(e)))?;
+    let store =
+        js.get_object_store(ARTIFACTS).await.map_err(|e| server_err("opening the artifact store")(Box::new(e)))?;
     let mut artifacts = vec![ticket.scorer.clone()];
     artifacts.extend(ticket.models.iter().map(|(_, a)| a.clone()));
     for a in &artifacts {
@@ -81,7 +82,8 @@ async fn coordinate(s: &ClusterSettings, job: &Dispatched<'_, '_>) -> Result<(),
         tracing::info!("uploaded {} ({} bytes) as {}", a.path.display(), a.size, &a.hash[..12]);
     }
 
-    let kv = js.get_key_value(JOBS_BUCKET).await.map_err(|e| server_err("opening the job-state bucket")(Box::new(e)))?;
+    let kv =
+        js.get_key_value(JOBS_BUCKET).await.map_err(|e| server_err("opening the job-state bucket")(Box::new(e)))?;
     let mut state = JobState {
         phase: JobPhase::Running,
         reason: None,
@@ -101,10 +103,7 @@ async fn coordinate(s: &ClusterSettings, job: &Dispatched<'_, '_>) -> Result<(),
     // the results stream and are read first.
     let work = js.get_stream(WORK_STREAM).await.map_err(|e| server_err("opening the work stream")(Box::new(e)))?;
     let _ = work.delete_consumer(&consumer_name(&key)).await;
-    work.purge()
-        .filter(work_subject(&key))
-        .await
-        .map_err(|e| server_err("clearing the job's queue")(Box::new(e)))?;
+    work.purge().filter(work_subject(&key)).await.map_err(|e| server_err("clearing the job's queue")(Box::new(e)))?;
     let max_tries = state.ticket.max_tries;
     work.create_consumer(consumer::pull::Config {
         durable_name: Some(consumer_name(&key)),
@@ -120,7 +119,8 @@ async fn coordinate(s: &ClusterSettings, job: &Dispatched<'_, '_>) -> Result<(),
     put_state(&state).await?;
 
     // Results: every report of this job since it first ran.
-    let results = js.get_stream(RESULTS_STREAM).await.map_err(|e| server_err("opening the results stream")(Box::new(e)))?;
+    let results =
+        js.get_stream(RESULTS_STREAM).await.map_err(|e| server_err("opening the results stream")(Box::new(e)))?;
     let mut reports = results
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: results_subject(&key),

@@ -122,7 +122,9 @@ pub enum ClusterError {
     },
 }
 
-pub(crate) fn server_err(what: impl Into<String>) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ClusterError {
+pub(crate) fn server_err(
+    what: impl Into<String>,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ClusterError {
     let what = what.into();
     move |e| ClusterError::Server { what, why: e.to_string() }
 }

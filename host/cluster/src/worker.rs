@@ -44,11 +44,15 @@ pub struct WorkerOptions {
     pub compiler: Compiler,
 }
 
+/// A job as this node opened it (once, by the first slot that needs it),
+/// or why it could not be.
+type Opened = Arc<Mutex<Option<Result<Arc<NodeJob>, String>>>>;
+
 /// What this node knows of one job.
 struct Served {
     state: JobState,
     /// Opened once, by the first slot that needs it.
-    job: Arc<Mutex<Option<Result<Arc<NodeJob>, String>>>>,
+    job: Opened,
     consumer: Option<consumer::PullConsumer>,
     /// The `instance_count` slot this node holds: (key, revision).
     slot: Option<(String, u64)>,
@@ -81,7 +85,8 @@ pub fn run_worker(opts: WorkerOptions, stop: Arc<AtomicBool>) -> Result<(), Clus
         let client = connect(&opts.cluster).await?;
         let js = jetstream::new(client);
         ensure_infra(&js).await?;
-        let kv = js.get_key_value(JOBS_BUCKET).await.map_err(|e| server_err("opening the job-state bucket")(Box::new(e)))?;
+        let kv =
+            js.get_key_value(JOBS_BUCKET).await.map_err(|e| server_err("opening the job-state bucket")(Box::new(e)))?;
         Ok::<_, ClusterError>(Arc::new(Node { opts: opts.clone(), js, kv, jobs: Mutex::new(BTreeMap::new()), stop }))
     })?;
     tracing::info!(node = %opts.name, "serving jobs on {} with {} slots", opts.cluster, opts.max_concurrency);

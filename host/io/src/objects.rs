@@ -349,7 +349,8 @@ impl InputSource for ObjectSource {
             Err(e) => return Err(request(&self.item_url(item), "read", &e).to_string()),
         };
         let listed_tag = self.etags.lock().expect("etags").get(item.path.to_string_lossy().as_ref()).cloned();
-        let tag_changed = matches!((&listed_tag, &meta.e_tag), (Some(a), Some(b)) if a.trim_matches('"') != b.trim_matches('"'));
+        let tag_changed =
+            matches!((&listed_tag, &meta.e_tag), (Some(a), Some(b)) if a.trim_matches('"') != b.trim_matches('"'));
         let secs = |ns: u128| ns / 1_000_000_000;
         if meta.size != item.size || secs(modified_ns(&meta)) != secs(item.modified_ns) || tag_changed {
             return Err(format!(
@@ -468,7 +469,8 @@ impl ObjectOutput {
     ) -> Result<ObjectOutput, StorageError> {
         let (store, key) = open_store(url, options)?;
         let (_, staging) = open_store(staging_url, options)?;
-        let same_store = |u: &str| u.split_once("://").map(|(s, r)| (s.to_string(), r.split('/').next().map(str::to_string)));
+        let same_store =
+            |u: &str| u.split_once("://").map(|(s, r)| (s.to_string(), r.split('/').next().map(str::to_string)));
         if same_store(url) != same_store(staging_url) {
             return Err(StorageError::Open {
                 url: staging_url.to_string(),

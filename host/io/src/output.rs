@@ -322,8 +322,10 @@ mod tests {
         // ... until it is promoted, which replaces the part whole.
         out.promote(0, "node3-1").unwrap();
         out.discard_tries().unwrap();
-        let mut left: Vec<String> =
-            fs::read_dir(dir.path().join("staged")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut left: Vec<String> = fs::read_dir(dir.path().join("staged"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         left.sort();
         assert_eq!(left, ["00000000.part", "00000001.part"], "the unpromoted try is gone");
         let p = out.assemble(&[0, 1], b"h\n").unwrap();

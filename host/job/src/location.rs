@@ -109,7 +109,8 @@ impl Location {
         if path.split('/').any(|seg| seg == "." || seg == "..") {
             return Err(format!("`{s}`: `.` and `..` are not object key segments"));
         }
-        let url = if path.is_empty() { format!("{scheme}://{authority}") } else { format!("{scheme}://{authority}/{path}") };
+        let url =
+            if path.is_empty() { format!("{scheme}://{authority}") } else { format!("{scheme}://{authority}/{path}") };
         Ok(Location::Url(url))
     }
 

@@ -666,8 +666,7 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         (url, None)
     } else {
         let p = resolve(&raw_input.path);
-        let meta =
-            std::fs::metadata(&p).map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", p.display())))?;
+        let meta = std::fs::metadata(&p).map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", p.display())))?;
         (Location::Local(p), Some(meta))
     };
     // Without metadata (a URL), a last name with an extension is a file.
@@ -1203,7 +1202,10 @@ task:
         assert_eq!(s.input.path, Location::Url("s3://nowhere/in".into()));
         assert_eq!(s.input.kind, InputKind::UriFolder);
         let out = s.append_row_to.unwrap();
-        assert_eq!((out.path, out.format), (Location::Url("s3://nowhere/out/result.parquet".into()), OutputFormat::Parquet));
+        assert_eq!(
+            (out.path, out.format),
+            (Location::Url("s3://nowhere/out/result.parquet".into()), OutputFormat::Parquet)
+        );
         // mltable: a last name with an extension is one file, else a folder.
         let s = url_job("gs://b/t/rows.csv", "mltable", "out.csv").unwrap();
         assert_eq!((s.input.kind, s.input.tabular), (InputKind::UriFile, true));

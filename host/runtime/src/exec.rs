@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sluice_engine::{HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, ScorerComponent, ScorerInstance};
+use sluice_engine::{
+    HostRows, InstanceSettings, LogBudget, ModelRegistry, PreparedBatch, ScorerComponent, ScorerInstance,
+};
 use sluice_io::inputs::over_file_cap;
 use sluice_io::{Encode, InputSource, TabularInput};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
@@ -362,4 +364,3 @@ struct Encoded {
     rows: u64,
     part: Option<Vec<u8>>,
 }
-

@@ -24,11 +24,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sluice_engine::{Compiler, LogBudget, ModelRegistry, RegistryOptions, ScorerEngine, ScorerInstance};
 use sluice_io::{InputSource, OutputStore, TabularInput};
-use sluice_job::spec::SpecSource;
 use sluice_job::plan::RowSpan;
+use sluice_job::spec::SpecSource;
 use sluice_job::{Failure, InputItem, JobSpec, MiniBatchPlan, Plan, ReasonCode};
 
-use crate::exec::{Exec, TryInput, Tried, install_panic_location_hook, worker_runtime};
+use crate::exec::{Exec, Tried, TryInput, install_panic_location_hook, worker_runtime};
 use crate::guest_log::FileGuestLog;
 use crate::jobdir::JobDir;
 use crate::observer::CancelToken;
@@ -427,7 +427,11 @@ fn load_models(spec: &JobSpec, pool_size: usize) -> Result<Option<Arc<ModelRegis
         spec.models.iter().map(|m| sluice_onnx::ModelGrant { name: m.name.clone(), path: m.path.clone() }).collect();
     let reg = ModelRegistry::load(
         &grants,
-        RegistryOptions { intra_op_threads: spec.onnx_threads, pool_size, max_tensor_bytes: spec.limits.max_tensor_bytes },
+        RegistryOptions {
+            intra_op_threads: spec.onnx_threads,
+            pool_size,
+            max_tensor_bytes: spec.limits.max_tensor_bytes,
+        },
     )?;
     Ok(Some(Arc::new(reg)))
 }
@@ -641,10 +645,7 @@ pub fn job_key(name: &str, job_dir: &Path) -> String {
     use sha2::{Digest, Sha256};
     let dir = std::path::absolute(job_dir).unwrap_or_else(|_| job_dir.to_path_buf());
     let h = hex::encode(&Sha256::digest(dir.as_os_str().as_encoded_bytes())[..6]);
-    let stem: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .take(40)
-        .collect();
+    let stem: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(40).collect();
     format!("{}-{h}", stem.trim_matches('-'))
 }

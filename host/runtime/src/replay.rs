@@ -95,8 +95,7 @@ pub fn replay(spec: &JobSpec, id: &str, cache_dir: Option<PathBuf>) -> Result<Re
     let capture = Capture::default();
     let assembled = capture.assembled.clone();
     let opts = RunOptions { cache_dir, ..RunOptions::new(scratch.path().join("job")) };
-    let mut prepared =
-        crate::prepare(&spec, &opts, sluice_io::open_input(&spec.input)?, Some(Box::new(capture)))?;
+    let mut prepared = crate::prepare(&spec, &opts, sluice_io::open_input(&spec.input)?, Some(Box::new(capture)))?;
     prepared.only(id)?;
     let result = prepared.run(crate::Backends::default(), &crate::NoObserver, &crate::CancelToken::default())?;
     let dir = JobDir::open(&opts.job_dir);

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use sluice_engine::{
-    Compiler, LogBudget, ModelRegistry, RegistryOptions, ScorerComponent,
-    ScorerEngine, ScorerInstance,
+    Compiler, LogBudget, ModelRegistry, RegistryOptions, ScorerComponent, ScorerEngine, ScorerInstance,
 };
 use sluice_io::journal::{LocalJournal, Manifest};
 use sluice_io::{CommitLog, InProcessQueue, InputSource, Lease, OutputStore, TabularInput, WorkQueue};
@@ -18,12 +17,12 @@ use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
 use sluice_job::{Failure, JobSpec, Plan};
 
-use crate::exec::{Exec, TryInput, Tried, host_fault, install_panic_location_hook, worker_runtime};
+use crate::exec::{Exec, Tried, TryInput, host_fault, install_panic_location_hook, worker_runtime};
 use crate::guest_log::FileGuestLog;
-use crate::remote::{Artifact, Dispatch, Dispatched, JobTicket};
 use crate::jobdir::JobDir;
 use crate::observer::{BatchFinished, BatchOutcome, BatchStarted, CancelToken, JobStarted, NoObserver, RunObserver};
 use crate::progress::Counters;
+use crate::remote::{Artifact, Dispatch, Dispatched, JobTicket};
 use crate::report::{self, BatchRecord, BatchStatus, SavedSchema};
 
 /// How many errors `job_result.json` lists.
@@ -77,7 +76,8 @@ impl std::fmt::Debug for Backends {
 /// dispatcher's nodes.
 enum Driver<'d> {
     Local(Backends),
-    Remote(&'d dyn Dispatch, JobTicket),
+    /// Boxed: a ticket is large next to [`Backends`].
+    Remote(&'d dyn Dispatch, Box<JobTicket>),
 }
 
 /// A job that could not run at all (as opposed to one that ran and failed
@@ -497,7 +497,12 @@ impl PreparedJob {
             key: key.to_string(),
             name: self.spec.name.clone(),
             source,
-            job_dir: self.opts.job_dir.canonicalize().or_else(|_| std::path::absolute(&self.opts.job_dir)).unwrap_or_else(|_| self.opts.job_dir.clone()),
+            job_dir: self
+                .opts
+                .job_dir
+                .canonicalize()
+                .or_else(|_| std::path::absolute(&self.opts.job_dir))
+                .unwrap_or_else(|_| self.opts.job_dir.clone()),
             scorer: artifact(&self.spec.scorer, &self.component.hash),
             models,
             tabular_schema,
@@ -518,10 +523,15 @@ impl PreparedJob {
         observer: &dyn RunObserver,
         cancel: &CancelToken,
     ) -> Result<JobResult, RunError> {
-        self.run_with(Driver::Remote(dispatch, ticket), observer, cancel)
+        self.run_with(Driver::Remote(dispatch, Box::new(ticket)), observer, cancel)
     }
 
-    fn run_with(self, driver: Driver<'_>, observer: &dyn RunObserver, cancel: &CancelToken) -> Result<JobResult, RunError> {
+    fn run_with(
+        self,
+        driver: Driver<'_>,
+        observer: &dyn RunObserver,
+        cancel: &CancelToken,
+    ) -> Result<JobResult, RunError> {
         let PreparedJob {
             spec,
             opts,
@@ -553,7 +563,9 @@ impl PreparedJob {
             }
             // The nodes take mini-batches from the dispatcher's queue; this
             // one stays empty.
-            Driver::Remote(d, ticket) => (Arc::new(InProcessQueue::of(Vec::new())) as Arc<dyn WorkQueue>, Some((d, ticket))),
+            Driver::Remote(d, ticket) => {
+                (Arc::new(InProcessQueue::of(Vec::new())) as Arc<dyn WorkQueue>, Some((d, ticket)))
+            }
         };
         install_panic_location_hook();
         let job = Job {
@@ -648,7 +660,7 @@ impl PreparedJob {
                 }
             });
             if let Some((dispatch, ticket)) = remote {
-                let d = Dispatched { job, ticket, todo, tries: Mutex::new(HashMap::new()) };
+                let d = Dispatched { job, ticket: *ticket, todo, tries: Mutex::new(HashMap::new()) };
                 let r = catch_unwind(AssertUnwindSafe(|| dispatch.dispatch(&d)));
                 match r {
                     Ok(Ok(())) => {}
