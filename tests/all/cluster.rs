@@ -194,6 +194,14 @@ fn a_file_job_on_three_workers_gives_the_single_node_output() {
     let ran = nodes(&dir);
     assert!(ran.len() >= 2, "only {ran:?} took part");
     assert_eq!(entries(&dir).len(), 24);
+    // `jobs show` names the cluster and each node with what it ran.
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli")).args(["jobs", "show"]).arg(&dir).output().unwrap();
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(shown.contains(&format!("cluster:       {}", nats.url())), "{shown}");
+    let line = shown.lines().find(|l| l.trim_start().starts_with("nodes:")).unwrap_or_default();
+    for n in &ran {
+        assert!(line.contains(&format!("{n} (")), "{n} missing from {line:?}");
+    }
 }
 
 #[test]

@@ -349,8 +349,18 @@ fn show(dir: &Path, only_failed: bool, key: &str) -> Result<(), Failure> {
         );
     }
 
-    // The mini-batch table.
     let jd = JobDir::open(dir);
+    if let Ok(Some(url)) = jd.cluster() {
+        let nodes = jd.nodes();
+        let ran: Vec<String> = nodes.iter().map(|(n, k)| format!("{n} ({k})")).collect();
+        out!("  cluster:       {url}");
+        out!(
+            "  nodes:         {} (mini-batches each ran a try of)",
+            if ran.is_empty() { "none yet".into() } else { ran.join(", ") }
+        );
+    }
+
+    // The mini-batch table.
     let mut failed_ids = Vec::new();
     if let Some(rows) = jd.read_batches().map_err(|e| Failure::Job(e.into()))? {
         out!();

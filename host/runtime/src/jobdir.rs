@@ -245,6 +245,35 @@ impl JobDir {
         sluice_io::LocalJournal::visible_entries(&self.journal_dir())
     }
 
+    /// Cluster jobs: each node that ran tries of the committed mini-batches,
+    /// with how many mini-batches it ran a try of, by name. Empty for a job
+    /// run in process. A name that is not a plain node name (`A-Z a-z 0-9 -
+    /// _`, at most 64 bytes; a node could send anything) is shown escaped
+    /// and cut.
+    pub fn nodes(&self) -> Vec<(String, u64)> {
+        let mut tally = std::collections::BTreeMap::<String, u64>::new();
+        let Ok(rd) = std::fs::read_dir(self.journal_dir()) else { return Vec::new() };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !name.ends_with(".json") || !name.starts_with(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(e.path()) else { continue };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+            let mut seen = std::collections::BTreeSet::new();
+            for n in v.get("nodes").and_then(|n| n.as_array()).into_iter().flatten().filter_map(|n| n.as_str()) {
+                let plain = n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                let shown =
+                    if plain { n.to_string() } else { sluice_job::text::guest_text(&n.escape_debug().to_string(), 64) };
+                if seen.insert(shown.clone()) {
+                    *tally.entry(shown).or_default() += 1;
+                }
+            }
+        }
+        tally.into_iter().collect()
+    }
+
     /// Peak RSS and CPU use from `resources.csv`, `None` without samples.
     pub fn resources(&self) -> Option<ResourceSummary> {
         let text = std::fs::read_to_string(self.resources_path()).ok()?;
