@@ -93,7 +93,13 @@ pub struct Worker {
 
 impl Worker {
     pub fn start(nats: &Nats, name: &str, slots: u32) -> Worker {
+        Worker::start_with(nats, name, slots, &[])
+    }
+
+    /// A worker with `env` set (object-storage credentials).
+    pub fn start_with(nats: &Nats, name: &str, slots: u32, env: &[(&str, String)]) -> Worker {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["worker", "--cluster", &nats.url(), "--name", name, "--max-concurrency", &slots.to_string()])
             .arg("--cache-dir")
             .arg(cache_dir())
@@ -369,4 +375,78 @@ fn an_unreachable_cluster_fails_the_job_naming_the_url() {
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(job.job_dir().join("job_result.json")).unwrap()).unwrap();
     assert_eq!(r["status"], "failed", "{r}");
+}
+
+/// `sluice run --tabular` of the demo classifier from `input` to `output`
+/// (paths or URLs), with `env`, on the cluster when `nats` is given.
+fn classifier(env: &[(&str, String)], input: &str, output: &str, job_dir: &Path, nats: Option<&Nats>) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        c.env_remove(k);
+    }
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    c.args(["run", "-q", "--tabular", "--scorer", TABULAR_CLASSIFIER, "--mini-batch-size", "120 rows"])
+        .arg("--model")
+        .arg(format!("model={}", repo("examples/tabular/model").display()))
+        .args(["--input", input, "--output", output, "--cache-dir"])
+        .arg(cache_dir())
+        .arg("--job-dir")
+        .arg(job_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(n) = nats {
+        c.args(["--cluster", &n.url(), "--set", "resources.instance_count=3"]);
+    }
+    c
+}
+
+#[test]
+fn a_cluster_job_over_s3_gives_the_single_node_local_output() {
+    let s3 = crate::s3::S3Server::start();
+    s3.put_folder("tables", "examples/tabular/data");
+    let nats = Nats::start();
+    let _w: Vec<Worker> = (0..3).map(|i| Worker::start_with(&nats, &format!("s{i}"), 1, &s3.env())).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = repo("examples/tabular/data").display().to_string();
+    let local = tmp.path().join("local.csv");
+    let (code, text) =
+        run_coordinator(classifier(&[], &data, &local.display().to_string(), &tmp.path().join("l"), None), 120);
+    assert_eq!(code, 0, "{text}");
+    let dir = tmp.path().join("c");
+    let (code, text) =
+        run_coordinator(classifier(&s3.env(), &s3.url("tables"), &s3.url("out/scores.csv"), &dir, Some(&nats)), 120);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(s3.get("out/scores.csv").unwrap(), std::fs::read(&local).unwrap(), "s3 on the cluster differs");
+    assert!(nodes(&dir).len() >= 2, "only {:?} took part", nodes(&dir));
+}
+
+#[test]
+fn a_node_that_cannot_read_the_storage_fails_its_tries_naming_the_url() {
+    let s3 = crate::s3::S3Server::start();
+    s3.put_folder("tables", "examples/tabular/data");
+    let nats = Nats::start();
+    // The nodes have a wrong secret; the coordinator the right one.
+    let mut bad = s3.env();
+    bad.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    bad.push(("AWS_SECRET_ACCESS_KEY", "wrong".into()));
+    let _w: Vec<Worker> = (0..3).map(|i| Worker::start_with(&nats, &format!("b{i}"), 1, &bad)).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let mut c = classifier(&s3.env(), &s3.url("tables"), &s3.url("out/scores.csv"), &dir, Some(&nats));
+    c.args(["--set", "retry_settings.max_retries=1"]);
+    c.args(["--set", "mini_batch_error_threshold=0"]);
+    let (code, text) = run_coordinator(c, 120);
+    assert_eq!(code, 1, "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("job_result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["mini_batches"]["succeeded"], 0, "{r}");
+    // The node opens the job's output (its staging prefix) first: that URL
+    // is the one refused.
+    let table = std::fs::read_to_string(dir.join("processed_mini_batches.csv")).unwrap();
+    assert!(
+        table.contains("cannot run this job")
+            && table.contains("s3://sluice/out/.sluice-staged/")
+            && table.contains("403"),
+        "no reason names the URL:\n{table}"
+    );
 }

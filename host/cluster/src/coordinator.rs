@@ -199,14 +199,18 @@ async fn coordinate(s: &ClusterSettings, job: &Dispatched<'_, '_>) -> Result<(),
                         put_state(&state).await?;
                     }
                     // Nodes finish what they hold; the coordinator waits for
-                    // their reports until none is in flight, or the cancel's
-                    // grace period ends.
+                    // their reports until none is in flight, or the grace
+                    // period ends (a nak'd message stays in the consumer's
+                    // pending count until it is delivered again, which no
+                    // node does for a stopping job: the count alone can
+                    // stay above 0 for good).
                     let in_flight = work
                         .consumer_info(consumer_name(&key))
                         .await
                         .map(|i| i.num_ack_pending)
                         .unwrap_or(0);
-                    if in_flight == 0 && since.elapsed() > Duration::from_millis(300) || job.abandoned() {
+                    let settled = in_flight == 0 && since.elapsed() > Duration::from_millis(300);
+                    if settled || job.abandoned() || since.elapsed() > job.grace() {
                         break;
                     }
                 }

@@ -493,6 +493,12 @@ impl Dispatched<'_, '_> {
         self.job.stop.load(Ordering::Acquire)
     }
 
+    /// How long a stopping job (a cancel, a crossed threshold, a fault)
+    /// waits for the tries in flight before it ends without them.
+    pub fn grace(&self) -> std::time::Duration {
+        self.job.cancel.grace()
+    }
+
     /// Whether a cancel's grace period is over: stop waiting for the tries
     /// in flight.
     pub fn abandoned(&self) -> bool {

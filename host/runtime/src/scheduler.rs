@@ -861,21 +861,34 @@ fn run_delivery(job: &Job<'_>, rt: &mut tokio::runtime::Runtime, lease: Lease, i
     let max_tries = job.spec.max_retries + 1;
     job.observer.mini_batch_started(&BatchStarted { index, id: mb.id.clone(), attempt: lease.delivery });
     let t = TryInput { plan: &job.plan, mb, delivery: lease.delivery, budget, last_failure, last_instance, start };
-    match job.exec.try_once(rt, instance, t, &|schema| job.journal.save_schema(schema)) {
-        Tried::Succeeded { record, part } => {
-            if let Some(part) = part {
-                if !job.keeps(&lease) {
-                    job.drop_delivery(lease);
-                    return;
-                }
-                if let Err(e) = job.stage(index, &part) {
+    let tried = match job.exec.try_once(rt, instance, t, &|schema| job.journal.save_schema(schema)) {
+        Tried::Succeeded { mut record, part: Some(part) } => {
+            if !job.keeps(&lease) {
+                job.drop_delivery(lease);
+                return;
+            }
+            // A store with a bug (a panic) fails this try as HOST_FAULT,
+            // as a panic in the try itself does; an I/O error stops the job.
+            match catch_unwind(AssertUnwindSafe(|| job.stage(index, &part))) {
+                Ok(Ok(())) => Tried::Succeeded { record, part: None },
+                Ok(Err(e)) => {
                     job.fault(format!("cannot stage the output of mini-batch {}: {e}", mb.id));
                     let _ = job.queue.nack(lease, false);
                     return;
                 }
+                Err(panic) => {
+                    *instance = None;
+                    record.item_errors.clear();
+                    record.error_labels.clear();
+                    record.rows = 0;
+                    Tried::Failed { record, failure: host_fault(&panic), retryable: true }
+                }
             }
-            job.settle_ok(lease, record);
         }
+        other => other,
+    };
+    match tried {
+        Tried::Succeeded { record, .. } => job.settle_ok(lease, record),
         Tried::Abandoned => job.drop_delivery(lease),
         Tried::Failed { mut record, failure, retryable } => {
             if retryable && record.tries < max_tries && !job.stop.load(Ordering::Acquire) {
