@@ -450,3 +450,59 @@ fn a_node_that_cannot_read_the_storage_fails_its_tries_naming_the_url() {
         "no reason names the URL:\n{table}"
     );
 }
+
+/// A small xorshift generator: the fault test's moments, reproducible
+/// from the seed it prints.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[test]
+fn random_kills_of_workers_and_the_coordinator_never_change_the_output() {
+    let seed = std::env::var("SLUICE_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
+    eprintln!("fault test seed {seed} (SLUICE_FAULT_SEED={seed} repeats it)");
+    let mut rng = Rng(seed);
+    let nats = Nats::start();
+    let mut w: Vec<Worker> = (0..3).map(|i| Worker::start(&nats, &format!("r{i}-0"), 2)).collect();
+    let job = echo_job(18, 200).set("resources.instance_count", "3");
+    let expected = local_output(&job);
+    for trial in 0..20 {
+        let (out, dir) = (job.dir.path().join(format!("t{trial}.csv")), job.dir.path().join(format!("t{trial}")));
+        let mut child = coordinator(&job, &nats, &out, &dir, &["--lease", "2"]).spawn().unwrap();
+        // A random moment: after 1 to 6 committed mini-batches and up to
+        // 400 ms more.
+        let after = 1 + rng.below(6) as usize;
+        wait_until(30, || journal_entries(&dir) >= after);
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        let victim = rng.below(3) as usize;
+        w[victim].kill();
+        w[victim] = Worker::start(&nats, &format!("r{victim}-{}", trial + 1), 2);
+        let coordinator_too = rng.below(4) == 0;
+        let (code, text) = if coordinator_too {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut resume = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
+            resume.arg("resume").arg(&dir).arg("--cache-dir").arg(cache_dir()).arg("--quiet");
+            resume.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
+            run_coordinator(resume, 120)
+        } else {
+            let o = within(120, "the cluster job", move || child.wait_with_output().unwrap());
+            (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+        };
+        let what = format!(
+            "trial {trial} (seed {seed}): worker {victim} killed after {after} commits{}",
+            if coordinator_too { ", the coordinator too" } else { "" }
+        );
+        assert_eq!(code, 0, "{what}: {text}");
+        assert_eq!(std::fs::read(&out).unwrap(), expected, "{what}: the output differs");
+    }
+}
