@@ -50,7 +50,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, ObjectStor
 use sluice_job::InputItem;
 use sluice_job::spec::{InputKind, InputSpec, Location, OutputFormat, OutputSpec};
 
-use crate::inputs::{InputError, InputSource, LocalSource};
+use crate::inputs::{InputError, InputSource, LocalSource, Prefetched};
 use crate::output::{LocalOutput, OutputStore, assemble_into, check_tag};
 
 /// Why object storage could not be used: the URL, what was being done and
@@ -257,6 +257,48 @@ fn url_of(root_url: &str, root: &Path, key: &str) -> String {
 const WHOLE_RANGE: u64 = 8 << 20;
 /// A streamed range is pulled about this much per wait.
 const STREAM_STEP: usize = 1 << 20;
+/// What one [`InputSource::prefetch`] fetches ahead at most, in bytes (a
+/// thread holds one mini-batch's at a time); items past it, or larger than
+/// [`WHOLE_RANGE`], are read when asked for, as without a prefetch.
+const PREFETCH_BYTES: u64 = 64 << 20;
+/// GETs one prefetch has in flight at once.
+const PREFETCH_CONCURRENCY: usize = 8;
+
+thread_local! {
+    /// The objects fetched ahead for the mini-batch this thread reads, by
+    /// URL (see [`ObjectSource::prefetch`]).
+    static AHEAD: std::cell::RefCell<HashMap<String, Ahead>> = std::cell::RefCell::new(HashMap::new());
+}
+
+/// An object fetched ahead: on its way, or here with what the GET said
+/// about it.
+enum Ahead {
+    Pending(std::sync::mpsc::Receiver<Option<(object_store::ObjectMeta, Bytes)>>),
+    Ready(object_store::ObjectMeta, Bytes),
+}
+
+/// The object at `url` if this thread fetched it ahead, waiting for it to
+/// arrive; `None` when it was not, or its GET failed (the caller then asks
+/// the store itself, and reports what it says).
+fn ahead(url: &str) -> Option<(object_store::ObjectMeta, Bytes)> {
+    AHEAD.with(|a| {
+        let mut a = a.borrow_mut();
+        let entry = a.get_mut(url)?;
+        if let Ahead::Pending(rx) = entry {
+            match rx.recv().ok().flatten() {
+                Some((meta, bytes)) => *entry = Ahead::Ready(meta, bytes),
+                None => {
+                    a.remove(url);
+                    return None;
+                }
+            }
+        }
+        match a.get(url) {
+            Some(Ahead::Ready(meta, bytes)) => Some((meta.clone(), bytes.clone())),
+            _ => None,
+        }
+    })
+}
 
 /// An input on object storage: a prefix listed recursively (a `uri_folder`
 /// or tabular folder) or one object (`uri_file`). Items are named relative
@@ -339,14 +381,20 @@ impl InputSource for ObjectSource {
         if let Some(why) = &item.refused {
             return Err(why.clone());
         }
-        let key = Self::key(item)?;
-        let store = self.store.clone();
-        let meta = match block(async move { store.head(&key).await }) {
-            Ok(m) => m,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(format!("{}: deleted after the job was planned", self.item_url(item)));
+        // A GET made ahead says what a HEAD would, of the very bytes read.
+        let meta = match ahead(&self.item_url(item)) {
+            Some((meta, _)) => meta,
+            None => {
+                let key = Self::key(item)?;
+                let store = self.store.clone();
+                match block(async move { store.head(&key).await }) {
+                    Ok(m) => m,
+                    Err(object_store::Error::NotFound { .. }) => {
+                        return Err(format!("{}: deleted after the job was planned", self.item_url(item)));
+                    }
+                    Err(e) => return Err(request(&self.item_url(item), "read", &e).to_string()),
+                }
             }
-            Err(e) => return Err(request(&self.item_url(item), "read", &e).to_string()),
         };
         let listed_tag = self.etags.lock().expect("etags").get(item.path.to_string_lossy().as_ref()).cloned();
         let tag_changed =
@@ -368,9 +416,13 @@ impl InputSource for ObjectSource {
         if range.start >= end {
             return Ok(Box::new(io::empty()));
         }
+        let url = self.item_url(item);
+        if let Some((_, bytes)) = ahead(&url) {
+            let len = bytes.len() as u64;
+            return Ok(Box::new(io::Cursor::new(bytes.slice(range.start.min(len) as usize..end.min(len) as usize))));
+        }
         let key = Self::key(item)?;
         let store = self.store.clone();
-        let url = self.item_url(item);
         let range = range.start..end;
         if end - range.start <= WHOLE_RANGE {
             let bytes = block(async move { store.get_range(&key, range).await })
@@ -381,6 +433,57 @@ impl InputSource for ObjectSource {
         let result = block(async move { store.get_opts(&key, opts).await.map(|r| r.into_stream()) })
             .map_err(|e| request(&url, "read", &e).to_string())?;
         Ok(Box::new(StreamReader { stream: Some(result), buf: io::Cursor::new(Bytes::new()), url }))
+    }
+
+    /// Starts GETs of the items (whole objects, at most
+    /// [`PREFETCH_CONCURRENCY`] at once, up to [`PREFETCH_BYTES`] in all)
+    /// on the module's runtime; [`check`](InputSource::check) and
+    /// [`read_range`](InputSource::read_range) of those items on this
+    /// thread wait for their GET instead of making their own. What an
+    /// earlier prefetch on this thread left is dropped first.
+    fn prefetch(&self, items: &[&InputItem]) -> Prefetched {
+        let mut budget = PREFETCH_BYTES;
+        let mut wanted = Vec::new();
+        for item in items {
+            if item.refused.is_some() || item.size > WHOLE_RANGE.min(budget) {
+                continue;
+            }
+            let Ok(key) = Self::key(item) else { continue };
+            budget -= item.size;
+            wanted.push((self.item_url(item), key));
+        }
+        AHEAD.with(|a| a.borrow_mut().clear());
+        if wanted.is_empty() {
+            return Prefetched::none();
+        }
+        let fetches: Vec<_> = AHEAD.with(|a| {
+            let mut a = a.borrow_mut();
+            wanted
+                .into_iter()
+                .map(|(url, key)| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                    a.insert(url, Ahead::Pending(rx));
+                    (key, tx)
+                })
+                .collect()
+        });
+        let store = self.store.clone();
+        runtime().spawn(futures_util::stream::iter(fetches).for_each_concurrent(
+            PREFETCH_CONCURRENCY,
+            move |(key, tx)| {
+                let store = store.clone();
+                async move {
+                    let got = async {
+                        let r = store.get(&key).await?;
+                        let meta = r.meta.clone();
+                        Ok::<_, object_store::Error>((meta, r.bytes().await?))
+                    };
+                    // Nobody waits any more once the guard is dropped.
+                    let _ = tx.send(got.await.ok());
+                }
+            },
+        ));
+        Prefetched::new(|| AHEAD.with(|a| a.borrow_mut().clear()))
     }
 }
 

@@ -113,6 +113,21 @@ impl Exec {
         record.tries = t.delivery;
         record.instance = t.last_instance;
 
+        // Whole items are fetched ahead, all at once, where reads wait on a
+        // network; what was fetched is freed once they are read.
+        let whole: Vec<&sluice_job::InputItem> = match &self.tabular {
+            Some(_) => mb
+                .segments
+                .iter()
+                .filter(|s| s.rows == sluice_job::plan::RowSpan::All)
+                .map(|s| &t.plan.items[s.file])
+                .collect(),
+            None => items.iter().collect(),
+        };
+        let ahead = match &self.tabular {
+            Some(tab) => tab.source.prefetch(&whole),
+            None => self.input.prefetch(&whole),
+        };
         // Read the items; the ones the host cannot read are item errors now
         // and never reach the scorer.
         let read = catch_unwind(AssertUnwindSafe(|| match &self.tabular {
@@ -138,6 +153,7 @@ impl Exec {
                 (batch, guest_index, input_errors, None)
             }
         }));
+        drop(ahead);
         let (batch, guest_index, mut input_errors) = match read {
             Ok((batch, guest_index, errors, tabular_record)) => {
                 if let Some(mut r) = tabular_record {
