@@ -155,7 +155,7 @@ struct Committer {
 }
 
 impl Committer {
-    fn start(dir: PathBuf) -> io::Result<Committer> {
+    fn start(dir: PathBuf, parts: Option<Arc<dyn OutputStore>>) -> io::Result<Committer> {
         let shared = std::sync::Arc::new((std::sync::Mutex::new(Pending::default()), std::sync::Condvar::new()));
         let s = shared.clone();
         let handle = std::thread::Builder::new().name("sluice-journal".into()).spawn(move || {
@@ -168,7 +168,7 @@ impl Committer {
                     (std::mem::take(&mut p.entries), p.closing)
                 };
                 if !batch.is_empty()
-                    && let Err(e) = flush(&dir, &batch)
+                    && let Err(e) = flush(&dir, parts.as_deref(), &batch)
                 {
                     lock.lock().expect("journal").error.get_or_insert(e);
                 }
@@ -185,11 +185,15 @@ impl Committer {
     }
 }
 
-/// One group: everything written so far reaches the disk, then the
+/// One group: everything written so far reaches the disk (the output
+/// store's promotes, then the job directory's filesystem), then the
 /// entries become visible.
 /// (Not `sluice_job::durable::write_durably` per entry: that is an fsync
 /// per file, and the group commit exists to pay one flush per group.)
-fn flush(dir: &Path, batch: &[(PathBuf, PathBuf)]) -> io::Result<()> {
+fn flush(dir: &Path, parts: Option<&dyn OutputStore>, batch: &[(PathBuf, PathBuf)]) -> io::Result<()> {
+    if let Some(parts) = parts {
+        parts.sync()?;
+    }
     sync_dir_fs(dir)?;
     for (tmp, dst) in batch {
         std::fs::rename(tmp, dst)?;
@@ -243,7 +247,7 @@ impl LocalJournal {
             }
             Err(e) => return Err(io(&path)(e)),
         }
-        let committer = Committer::start(dir.clone()).map_err(io(&dir))?;
+        let committer = Committer::start(dir.clone(), parts.clone()).map_err(io(&dir))?;
         Ok(LocalJournal { dir, parts, committer })
     }
 

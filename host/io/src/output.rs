@@ -48,11 +48,22 @@ pub trait OutputStore: Send + Sync {
     }
 
     /// Makes try `tag`'s part mini-batch `index`'s part, atomically
-    /// replacing an earlier one; durable on return. The default refuses,
-    /// as [`stage_try`](OutputStore::stage_try) does.
+    /// replacing an earlier one; durable once [`sync`](OutputStore::sync)
+    /// returns, which the journal calls before the entry that counts on it
+    /// becomes visible. The default refuses, as
+    /// [`stage_try`](OutputStore::stage_try) does.
     fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
         let _ = (index, tag);
         Err(io::Error::new(io::ErrorKind::Unsupported, "this output store does not stage tries"))
+    }
+
+    /// Makes every [`promote`](OutputStore::promote) so far durable. The
+    /// journal's committer calls it once per group of entries (a
+    /// coordinator promotes one part per mini-batch: an fsync each was its
+    /// throughput's ceiling), before they become visible. The default has
+    /// nothing to do (a store whose promote is durable on return).
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
     }
 
     /// Deletes every try part that was not promoted (the end of a job). The
@@ -95,6 +106,8 @@ pub struct LocalOutput {
     parquet: bool,
     /// Held while the output is assembled (one assembly at a time).
     assembling: Mutex<()>,
+    /// A promote's rename is not yet durable (see [`OutputStore::sync`]).
+    renamed: std::sync::atomic::AtomicBool,
 }
 
 /// The assembled output being written: parts of CSV and JSON Lines appended
@@ -199,6 +212,7 @@ impl LocalOutput {
             staging: staging.to_path_buf(),
             parquet: false,
             assembling: Mutex::new(()),
+            renamed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -265,12 +279,25 @@ impl OutputStore for LocalOutput {
     }
 
     /// A rename onto `NNNNNNNN.part` (atomic; the earlier part stays whole
-    /// until it is replaced), then an fsync of the staging folder so the
-    /// rename survives a crash.
+    /// until it is replaced); [`sync`](OutputStore::sync) makes it survive
+    /// a crash.
     fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
         check_tag(tag)?;
         fs::rename(self.try_part(index, tag), self.part(index))?;
-        File::open(&self.staging)?.sync_all()
+        self.renamed.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// An fsync of the staging folder when a promote renamed into it since
+    /// the last one: one for any number of renames.
+    fn sync(&self) -> io::Result<()> {
+        if self.renamed.swap(false, std::sync::atomic::Ordering::AcqRel)
+            && let Err(e) = File::open(&self.staging).and_then(|d| d.sync_all())
+        {
+            self.renamed.store(true, std::sync::atomic::Ordering::Release);
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn discard_tries(&self) -> io::Result<()> {
