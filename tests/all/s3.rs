@@ -148,6 +148,12 @@ impl S3Server {
         self.rt.block_on(async move { store.put(&key, PutPayload::from(bytes)).await }).unwrap();
     }
 
+    /// Deletes an object.
+    pub fn delete(&self, key: &str) {
+        let (store, key) = (self.store.clone(), Key::parse(key).unwrap());
+        self.rt.block_on(async move { store.delete(&key).await }).unwrap();
+    }
+
     /// An object's bytes, or `None` when there is none.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         let (store, k) = (self.store.clone(), Key::parse(key).unwrap());
@@ -484,4 +490,26 @@ fn object_output_stages_tries_apart_and_the_source_sees_a_changed_object() {
     s3.put("src/big.bin", "rewritten");
     let e = src.check(&items[0]).unwrap_err();
     assert!(e.contains("s3://sluice/src/big.bin: changed after the job was planned"), "{e}");
+
+    // A mini-batch's objects fetched ahead (one GET each, started at
+    // once): its checks and reads are answered from those GETs, an object
+    // changed since listing is refused by its GET's own metadata, and the
+    // guard frees what was fetched.
+    s3.put("src/a.txt", "alpha");
+    s3.put("src/b.txt", "bravo");
+    let items = src.list(&spec).unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["a.txt", "b.txt", "big.bin"]);
+    s3.put("src/b.txt", "bravo, rewritten");
+    let ahead = src.prefetch(&items.iter().collect::<Vec<_>>());
+    src.check(&items[0]).unwrap();
+    s3.delete("src/a.txt");
+    let mut read = String::new();
+    std::io::Read::read_to_string(&mut src.read_range(&items[0], 0..u64::MAX).unwrap(), &mut read).unwrap();
+    assert_eq!(read, "alpha", "the read did not come from the GET made ahead");
+    let e = src.check(&items[1]).unwrap_err();
+    assert!(e.contains("s3://sluice/src/b.txt: changed after the job was planned"), "{e}");
+    drop(ahead);
+    let e = src.check(&items[0]).unwrap_err();
+    assert!(e.contains("s3://sluice/src/a.txt: deleted after the job was planned"), "{e}");
 }
