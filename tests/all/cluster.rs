@@ -111,6 +111,21 @@ impl Worker {
         Worker { child }
     }
 
+    /// SIGTERM: the node stops gracefully. Returns its exit status, once it
+    /// has exited (within `secs`).
+    pub fn terminate(&mut self, secs: u64) -> std::process::ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(secs), "the worker did not stop in {secs} s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: the node vanishes mid-try.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -136,6 +151,15 @@ fn coordinator(job: &Job, nats: &Nats, out: &Path, job_dir: &Path, extra: &[&str
     c.arg("--set").arg(format!("task.append_row_to={}", out.display()));
     c.arg("--job-dir").arg(job_dir).arg("--cache-dir").arg(cache_dir());
     c.args(["--cluster", &nats.url(), "--quiet"]).args(extra);
+    c.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// `sluice resume` of `job`'s cluster job in `job_dir` (on the cluster
+/// it was run on, which the job directory names).
+fn resume(job: &Job, job_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
+    c.arg("resume").arg(job_dir).arg("--cache-dir").arg(cache_dir()).arg("--quiet");
     c.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
@@ -235,9 +259,12 @@ fn a_worker_killed_mid_job_loses_no_row_and_its_tries_are_node_lost() {
     let expected = local_output(&job);
     let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
     let child = coordinator(&job, &nats, &out, &dir, &["--lease", "2"]).spawn().unwrap();
-    // Kill a node once the job is under way: it holds leases it never
-    // settles.
-    assert!(wait_until(60, || dir.join("journal").is_dir() && journal_entries(&dir) >= 3), "the job did not start");
+    // Kill a node once it has run part of the job (so it is taking
+    // mini-batches): it holds leases it never settles.
+    assert!(
+        wait_until(60, || dir.join("journal").is_dir() && nodes(&dir).contains("w0") && journal_entries(&dir) >= 3),
+        "the job did not start on w0"
+    );
     w[0].kill();
     let out_text = within(120, "the cluster job", move || child.wait_with_output().unwrap());
     let text = String::from_utf8_lossy(&out_text.stderr).into_owned();
@@ -248,6 +275,41 @@ fn a_worker_killed_mid_job_loses_no_row_and_its_tries_are_node_lost() {
     let lost: Vec<_> = e.iter().filter(|e| e["failure"]["code"] == "NODE_LOST").collect();
     assert!(!lost.is_empty(), "no try recorded as NODE_LOST: {e:?}");
     assert!(lost.iter().all(|e| e["tries"].as_u64().unwrap() >= 2));
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_finishes_its_tries_and_hands_nothing_to_its_lease() {
+    let nats = Nats::start();
+    let mut w = workers(&nats, 3, 2);
+    let job = echo_job(30, 400).set("resources.instance_count", "3");
+    let expected = local_output(&job);
+    let (out, dir) = (job.dir.path().join("cluster.csv"), job.dir.path().join("cluster-job"));
+    // The default lease (30 s): a try the stopping node dropped would
+    // come back only after it, as NODE_LOST.
+    let started = Instant::now();
+    let child = coordinator(&job, &nats, &out, &dir, &[]).spawn().unwrap();
+    assert!(
+        wait_until(60, || dir.join("journal").is_dir() && nodes(&dir).contains("w0") && journal_entries(&dir) >= 4),
+        "the job did not start on w0"
+    );
+    // The node's two tries in flight (400 ms each) finish and report; it
+    // takes no new mini-batch and exits 0.
+    let status = w[0].terminate(15);
+    assert!(status.success(), "the worker exited with {status} after SIGTERM");
+    let ran_by_w0 =
+        entries(&dir).iter().filter(|e| e["nodes"].as_array().is_some_and(|n| n.contains(&"w0".into()))).count();
+    let out_text = within(120, "the cluster job", move || child.wait_with_output().unwrap());
+    let text = String::from_utf8_lossy(&out_text.stderr).into_owned();
+    assert_eq!(out_text.status.code(), Some(0), "{text}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "a row was lost or doubled");
+    let e = entries(&dir);
+    assert_eq!(e.len(), 30);
+    assert!(e.iter().all(|e| e["failure"].is_null()), "a try failed: {e:?}");
+    assert!(e.iter().all(|e| e["tries"] == 1), "a mini-batch ran twice: {e:?}");
+    // Nothing w0 held waited for its lease to expire.
+    assert!(started.elapsed() < Duration::from_secs(28), "the job took {:?}", started.elapsed());
+    let after = e.iter().filter(|e| e["nodes"].as_array().is_some_and(|n| n.contains(&"w0".into()))).count();
+    assert!(after <= ran_by_w0 + 2, "w0 ran {after} mini-batches, {ran_by_w0} when it was stopped: it took new ones");
 }
 
 #[test]
@@ -262,10 +324,7 @@ fn a_killed_coordinator_is_resumed_to_the_same_output() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!out.exists());
-    let mut resume = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
-    resume.arg("resume").arg(&dir).arg("--cache-dir").arg(cache_dir()).arg("--quiet");
-    resume.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let (code, text) = run_coordinator(resume, 120);
+    let (code, text) = run_coordinator(resume(&job, &dir), 120);
     assert_eq!(code, 0, "{text}");
     assert_eq!(std::fs::read(&out).unwrap(), expected);
     let r = std::fs::read_to_string(dir.join("job_result.json")).unwrap();
@@ -327,10 +386,7 @@ fn jobs_cancel_stops_every_node_and_resume_finishes_the_job() {
     // Nothing more runs for the job on any node: the journal stays as it is.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(entries(&dir).len(), done);
-    let mut resume = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
-    resume.arg("resume").arg(&dir).arg("--cache-dir").arg(cache_dir()).arg("--quiet");
-    resume.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let (code, text) = run_coordinator(resume, 120);
+    let (code, text) = run_coordinator(resume(&job, &dir), 120);
     assert_eq!(code, 0, "{text}");
     assert_eq!(std::fs::read(&out).unwrap(), expected, "resumed after a cancel, the output differs");
 }
@@ -490,10 +546,7 @@ fn random_kills_of_workers_and_the_coordinator_never_change_the_output() {
         let (code, text) = if coordinator_too {
             let _ = child.kill();
             let _ = child.wait();
-            let mut resume = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"));
-            resume.arg("resume").arg(&dir).arg("--cache-dir").arg(cache_dir()).arg("--quiet");
-            resume.env("SLUICE_DATA_DIR", job.dir.path().join("data")).stdout(Stdio::piped()).stderr(Stdio::piped());
-            run_coordinator(resume, 120)
+            run_coordinator(resume(&job, &dir), 120)
         } else {
             let o = within(120, "the cluster job", move || child.wait_with_output().unwrap());
             (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
