@@ -12,29 +12,9 @@ cargo build --release -p sluice-cli
 echo "cluster-demo: building the example scorer for wasm32-wasip2"
 cargo build --release --target wasm32-wasip2 -p tabular-classifier
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-monitor=$(free_port)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-.sluice/servers/bin/nats-server -a 127.0.0.1 -p "$port" -m "$monitor" -js -sd "$work/nats" \
-    >"$work/nats.log" 2>&1 &
-pids+=($!)
-# Ready when JetStream's monitoring endpoint answers.
-for _ in $(seq 100); do
-    if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$monitor/jsz', timeout=1)" 2>/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
-cluster="nats://127.0.0.1:$port"
+source scripts/lib/servers.sh
+servers_init
+start_nats
 echo "cluster-demo: nats-server with JetStream on $cluster"
 
 mkdir -p examples/out
