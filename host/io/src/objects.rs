@@ -452,12 +452,9 @@ impl InputSource for ObjectSource {
             budget -= item.size;
             wanted.push((self.item_url(item), key));
         }
-        AHEAD.with(|a| a.borrow_mut().clear());
-        if wanted.is_empty() {
-            return Prefetched::none();
-        }
         let fetches: Vec<_> = AHEAD.with(|a| {
             let mut a = a.borrow_mut();
+            a.clear();
             wanted
                 .into_iter()
                 .map(|(url, key)| {
@@ -467,6 +464,9 @@ impl InputSource for ObjectSource {
                 })
                 .collect()
         });
+        if fetches.is_empty() {
+            return Prefetched::none();
+        }
         let store = self.store.clone();
         runtime().spawn(futures_util::stream::iter(fetches).for_each_concurrent(
             PREFETCH_CONCURRENCY,

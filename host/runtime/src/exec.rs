@@ -124,10 +124,8 @@ impl Exec {
                 .collect(),
             None => items.iter().collect(),
         };
-        let ahead = match &self.tabular {
-            Some(tab) => tab.source.prefetch(&whole),
-            None => self.input.prefetch(&whole),
-        };
+        // (A tabular input reads through this same source.)
+        let ahead = self.input.prefetch(&whole);
         // Read the items; the ones the host cannot read are item errors now
         // and never reach the scorer.
         let read = catch_unwind(AssertUnwindSafe(|| match &self.tabular {
