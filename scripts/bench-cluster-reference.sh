@@ -70,11 +70,7 @@ cluster_out=s3://bench/out/cluster.csv
 [ "${CLUSTER_OUTPUT:-s3}" = local ] && cluster_out=$work/cluster.csv
 job cluster "$cluster_in" "$cluster_out" 1 "$workers"
 
-for i in $(seq "$workers"); do
-    SLUICE_LOG=warn "$sluice" worker --cluster "$cluster" --name "w$i" --max-concurrency 1 \
-        --cache-dir "$work/cache" >"$work/w$i.log" 2>&1 &
-    pids+=($!)
-done
+start_workers "$workers"
 # Compile the scorer into the shared cache once, so no run pays for it.
 "$sluice" compile "$wasm" --cache-dir "$work/cache" >/dev/null
 

@@ -33,11 +33,7 @@ for i in range(n):
 PY
 
 start_nats
-for i in $(seq "$workers"); do
-    SLUICE_LOG=warn "$sluice" worker --cluster "$cluster" --name "w$i" --max-concurrency 1 \
-        --cache-dir "$work/cache" >"$work/w$i.log" 2>&1 &
-    pids+=($!)
-done
+start_workers "$workers"
 # Compile the scorer into the shared cache once, so no run pays for it.
 "$sluice" compile "$scorer" --cache-dir "$work/cache" >/dev/null
 

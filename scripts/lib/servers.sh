@@ -9,6 +9,8 @@
 #   start_s3 BUCKET         SeaweedFS (`weed mini`) with one bucket and an
 #                           S3 identity; sets $s3_endpoint and $filer, and
 #                           exports the AWS_* variables sluice reads
+#   start_workers N     N `sluice worker` nodes (w1..wN) x 1 instance on
+#                       $cluster, run by $sluice, sharing $work/cache
 #   s3_put FILE KEY         uploads FILE as s3://BUCKET/KEY (through the filer)
 #   s3_get KEY FILE         downloads s3://BUCKET/KEY into FILE
 
@@ -81,6 +83,15 @@ EOF
     done
     export AWS_ENDPOINT_URL=$s3_endpoint AWS_ALLOW_HTTP=true AWS_REGION=us-east-1
     export AWS_ACCESS_KEY_ID=sluice-bench AWS_SECRET_ACCESS_KEY=sluice-bench-secret
+}
+
+start_workers() {
+    local i
+    for i in $(seq "$1"); do
+        SLUICE_LOG=warn "$sluice" worker --cluster "$cluster" --name "w$i" --max-concurrency 1 \
+            --cache-dir "$work/cache" >"$work/w$i.log" 2>&1 &
+        pids+=($!)
+    done
 }
 
 s3_put() { curl -sf -X PUT --data-binary "@$1" "$filer/buckets/$s3_bucket/$2" >/dev/null; }
