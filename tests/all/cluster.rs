@@ -185,6 +185,23 @@ fn entries(job_dir: &Path) -> Vec<serde_json::Value> {
     v
 }
 
+/// Waits (up to 60 s) until `entries` mini-batches of the job in
+/// `job_dir` are committed, and returns a worker of [`workers`] that ran
+/// one of them (a node taking mini-batches: one that started late may
+/// never get any), as its index and name.
+fn busy_worker(job_dir: &Path, entries: usize) -> (usize, String) {
+    let mut busy = None;
+    let started = wait_until(60, || {
+        busy = (job_dir.join("journal").is_dir() && journal_entries(job_dir) >= entries)
+            .then(|| nodes(job_dir).into_iter().next())
+            .flatten();
+        busy.is_some()
+    });
+    assert!(started, "the job did not start");
+    let name = busy.unwrap();
+    (name.strip_prefix('w').and_then(|n| n.parse().ok()).expect("a worker of workers()"), name)
+}
+
 /// The nodes that ran a job's committed mini-batches.
 fn nodes(job_dir: &Path) -> BTreeSet<String> {
     entries(job_dir)
@@ -261,11 +278,8 @@ fn a_worker_killed_mid_job_loses_no_row_and_its_tries_are_node_lost() {
     let child = coordinator(&job, &nats, &out, &dir, &["--lease", "2"]).spawn().unwrap();
     // Kill a node once it has run part of the job (so it is taking
     // mini-batches): it holds leases it never settles.
-    assert!(
-        wait_until(60, || dir.join("journal").is_dir() && nodes(&dir).contains("w0") && journal_entries(&dir) >= 3),
-        "the job did not start on w0"
-    );
-    w[0].kill();
+    let (victim, _) = busy_worker(&dir, 3);
+    w[victim].kill();
     let out_text = within(120, "the cluster job", move || child.wait_with_output().unwrap());
     let text = String::from_utf8_lossy(&out_text.stderr).into_owned();
     assert_eq!(out_text.status.code(), Some(0), "{text}");
@@ -288,16 +302,15 @@ fn a_worker_stopped_with_sigterm_finishes_its_tries_and_hands_nothing_to_its_lea
     // come back only after it, as NODE_LOST.
     let started = Instant::now();
     let child = coordinator(&job, &nats, &out, &dir, &[]).spawn().unwrap();
-    assert!(
-        wait_until(60, || dir.join("journal").is_dir() && nodes(&dir).contains("w0") && journal_entries(&dir) >= 4),
-        "the job did not start on w0"
-    );
+    let (stopped, name) = busy_worker(&dir, 4);
     // The node's two tries in flight (400 ms each) finish and report; it
     // takes no new mini-batch and exits 0.
-    let status = w[0].terminate(15);
+    let status = w[stopped].terminate(15);
     assert!(status.success(), "the worker exited with {status} after SIGTERM");
-    let ran_by_w0 =
-        entries(&dir).iter().filter(|e| e["nodes"].as_array().is_some_and(|n| n.contains(&"w0".into()))).count();
+    let ran_by = |e: &[serde_json::Value]| {
+        e.iter().filter(|e| e["nodes"].as_array().is_some_and(|n| n.contains(&name.as_str().into()))).count()
+    };
+    let ran_before = ran_by(&entries(&dir));
     let out_text = within(120, "the cluster job", move || child.wait_with_output().unwrap());
     let text = String::from_utf8_lossy(&out_text.stderr).into_owned();
     assert_eq!(out_text.status.code(), Some(0), "{text}");
@@ -306,10 +319,13 @@ fn a_worker_stopped_with_sigterm_finishes_its_tries_and_hands_nothing_to_its_lea
     assert_eq!(e.len(), 30);
     assert!(e.iter().all(|e| e["failure"].is_null()), "a try failed: {e:?}");
     assert!(e.iter().all(|e| e["tries"] == 1), "a mini-batch ran twice: {e:?}");
-    // Nothing w0 held waited for its lease to expire.
+    // Nothing the stopped node held waited for its lease to expire.
     assert!(started.elapsed() < Duration::from_secs(28), "the job took {:?}", started.elapsed());
-    let after = e.iter().filter(|e| e["nodes"].as_array().is_some_and(|n| n.contains(&"w0".into()))).count();
-    assert!(after <= ran_by_w0 + 2, "w0 ran {after} mini-batches, {ran_by_w0} when it was stopped: it took new ones");
+    let after = ran_by(&e);
+    assert!(
+        after <= ran_before + 2,
+        "{name} ran {after} mini-batches, {ran_before} when it was stopped: it took new ones"
+    );
 }
 
 #[test]
