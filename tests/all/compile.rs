@@ -318,7 +318,7 @@ fn unlinked_wasi_interfaces_are_missing_in_validate_and_refused_by_run_before_co
         .with_compiler(Compiler::Process(dir.path().join("no-such-compiler")));
     let err = no_compiler.load(&wasm, None).unwrap_err();
     assert!(matches!(err, EngineError::Names { .. }), "{err:?}");
-    let err = no_compiler.validate(&wasm).unwrap();
+    let err = no_compiler.validate(&wasm, None).unwrap();
     assert!(err.problems.iter().any(|p| p.contains("wasi:http/types")), "{:?}", err.problems);
     // ... and a component whose names fit does need it.
     let err = no_compiler.load(Path::new(ECHO), None).unwrap_err();

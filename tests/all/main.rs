@@ -13,6 +13,7 @@ mod import_fuzz;
 mod inputs;
 mod jobs;
 mod large_input;
+mod new;
 mod onnx;
 mod output;
 mod plugins;

@@ -106,8 +106,41 @@ pub struct ReplayArgs {
 pub struct ValidateArgs {
     /// The scorer component.
     scorer: PathBuf,
+    /// The compiled-component cache (env SLUICE_CACHE_DIR): validate
+    /// compiles through it, so a run afterwards compiles nothing.
+    #[arg(long, env = "SLUICE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile without the cache (and leave nothing in it).
+    #[arg(long)]
+    no_cache: bool,
     #[command(flatten)]
     limits: CompileLimitArgs,
+}
+
+/// `sluice cache list|gc|clear`.
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// The compiled scorers and per-function entries in the cache, oldest
+    /// use first, with the total against the cap.
+    List(CacheArgs),
+    /// Evict least-recently-used entries down to the cap (--max-mb, else
+    /// SLUICE_CACHE_MAX_MB, else 4096), and stale temp files.
+    Gc {
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// The size to trim to, MiB (fractions allowed).
+        #[arg(long, value_parser = parse_mib)]
+        max_mb: Option<u64>,
+    },
+    /// Remove every entry (files with the cache's own names only).
+    Clear(CacheArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    /// The compiled-component cache (env SLUICE_CACHE_DIR).
+    #[arg(long, env = "SLUICE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -522,7 +555,8 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, Failure> {
 pub fn validate(a: ValidateArgs) -> Result<ExitCode, Failure> {
     let engine = sluice_engine::ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&a.limits.limits(), 1))
         .map_err(job_error)?;
-    let v = engine.validate(&a.scorer).map_err(|e| Failure::Job(e.into()))?;
+    let cache = cache_dir(a.cache_dir.as_deref(), a.no_cache);
+    let v = engine.validate(&a.scorer, cache.as_deref()).map_err(|e| Failure::Job(e.into()))?;
     out!("{} (sha256 {})", a.scorer.display(), &v.hash[..16]);
     out!("imports:");
     for (name, why) in &v.imports {
@@ -564,6 +598,59 @@ pub fn compile(a: CompileArgs) -> Result<ExitCode, Failure> {
             started.elapsed().as_secs_f64(),
             cache.display()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--max-mb`: MiB, fractions allowed, as bytes.
+fn parse_mib(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(mb) if mb.is_finite() && mb >= 0.0 => Ok((mb * f64::from(1 << 20)) as u64),
+        _ => Err(format!("`{s}`: a size in MiB, 0 or more (e.g. 2048 or 0.5)")),
+    }
+}
+
+pub fn cache(c: CacheCommand) -> Result<ExitCode, Failure> {
+    use sluice_engine::cache::{self, EntryKind};
+    let args = match &c {
+        CacheCommand::List(a) | CacheCommand::Clear(a) | CacheCommand::Gc { cache: a, .. } => a,
+    };
+    let dir = cache_dir(args.cache_dir.as_deref(), false)
+        .ok_or_else(|| Failure::Usage(anyhow!("no cache folder: set --cache-dir or SLUICE_CACHE_DIR")))?;
+    let io = |what: &str, e: std::io::Error| Failure::Job(anyhow!("{what} the compile cache {}: {e}", dir.display()));
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / f64::from(1 << 20));
+    match c {
+        CacheCommand::List(_) => {
+            let all = cache::entries(&dir).map_err(|e| io("cannot read", e))?;
+            out!("compile cache {} (cap {}, {})", dir.display(), mib(cache::cap()), cache::CAP_ENV);
+            let (mut fns, mut fn_bytes, mut total) = (0u64, 0u64, 0u64);
+            for e in &all {
+                total += e.bytes;
+                match e.kind {
+                    EntryKind::Component => {
+                        let used = humantime::format_rfc3339_seconds(e.last_used);
+                        let hash = e.wasm_hash.as_deref().unwrap_or_default();
+                        out!("  scorer sha256 {}  {:>10}  last used {used}", &hash[..16], mib(e.bytes));
+                    }
+                    EntryKind::Function => {
+                        fns += 1;
+                        fn_bytes += e.bytes;
+                    }
+                    EntryKind::Leftover => {}
+                }
+            }
+            out!("  {fns} compiled functions (incremental cache): {}", mib(fn_bytes));
+            out!("total {} in {} files", mib(total), all.len());
+        }
+        CacheCommand::Gc { max_mb, .. } => {
+            let cap = max_mb.unwrap_or_else(cache::cap);
+            let t = cache::gc(&dir, cap).map_err(|e| io("cannot trim", e))?;
+            out!("evicted {} files ({}) from {}; cap {}", t.files, mib(t.bytes), dir.display(), mib(cap));
+        }
+        CacheCommand::Clear(_) => {
+            let t = cache::clear(&dir).map_err(|e| io("cannot clear", e))?;
+            out!("removed {} files ({}) from {}", t.files, mib(t.bytes), dir.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

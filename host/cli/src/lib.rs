@@ -39,6 +39,7 @@ macro_rules! err_out {
 }
 
 mod commands;
+mod new;
 
 /// Batch scoring with sandboxed WebAssembly scorers (Azure ML parallel-job
 /// semantics).
@@ -67,6 +68,13 @@ enum Command {
     Validate(commands::ValidateArgs),
     /// Precompile a scorer into the compiled-component cache.
     Compile(commands::CompileArgs),
+    /// Make a scorer project (Rust, Python or JavaScript) with a job on
+    /// bundled sample data, ready to build and run.
+    New(new::NewArgs),
+    /// Show or trim the compiled-component cache (least recently used
+    /// entries go first past SLUICE_CACHE_MAX_MB).
+    #[command(subcommand)]
+    Cache(commands::CacheCommand),
     /// Serve the jobs of a cluster: take their mini-batches from NATS
     /// JetStream, run them on this node's instances, report back.
     Worker(commands::WorkerArgs),
@@ -78,6 +86,9 @@ enum Command {
         /// The job engine's wasm stack cap, bytes (limits.max_wasm_stack_kb).
         #[arg(long)]
         max_wasm_stack: usize,
+        /// The compile cache folder whose per-function entries to use.
+        #[arg(long = "incremental-cache")]
+        incremental_cache: Option<PathBuf>,
     },
 }
 
@@ -233,13 +244,17 @@ pub fn main() -> ExitCode {
         sluice_engine::set_default_compiler(exe);
     }
     let outcome = match cli.command {
-        Command::CompileComponent { max_wasm_stack } => return sluice_engine::compiler_child_main(max_wasm_stack),
+        Command::CompileComponent { max_wasm_stack, incremental_cache } => {
+            return sluice_engine::compiler_child_main(max_wasm_stack, incremental_cache.as_deref());
+        }
         Command::Run(args) => run(*args).map(|r| exit_for(&r)),
         Command::Resume(a) => commands::resume(a),
         Command::Jobs(c) => commands::jobs(c),
         Command::Replay(a) => commands::replay(a),
         Command::Validate(a) => commands::validate(a),
         Command::Compile(a) => commands::compile(a),
+        Command::Cache(c) => commands::cache(c),
+        Command::New(a) => new::new(a),
         Command::Worker(a) => commands::worker(a),
     };
     match outcome {

@@ -28,6 +28,10 @@ use crate::error::EngineError;
 /// The hidden subcommand of the `sluice` binary that compiles one component.
 pub const COMPILE_SUBCOMMAND: &str = "__compile-component";
 
+/// The compiler child's flag naming the compile cache folder, whose
+/// per-function entries (`incremental/`) it reads and adds to.
+pub(crate) const INCREMENTAL_FLAG: &str = "--incremental-cache";
+
 /// The compiler child's exit code when wasmtime refuses the component (the
 /// reason is on its stderr).
 const REFUSED: u8 = 3;
@@ -233,6 +237,7 @@ pub(crate) fn compile_in_child(
     path: &Path,
     bytes: &[u8],
     limits: &CompileLimits,
+    cache_dir: Option<&Path>,
 ) -> Result<Vec<u8>, EngineError> {
     use std::os::unix::process::CommandExt;
     let (cpu_s, cores) = limits.cpu_seconds();
@@ -245,6 +250,9 @@ pub(crate) fn compile_in_child(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(dir) = cache_dir {
+        cmd.arg(INCREMENTAL_FLAG).arg(dir);
+    }
     // SAFETY: the closure runs in the forked child before exec and only
     // makes raw system calls (setrlimit, prctl): no allocation, no locks.
     unsafe {
@@ -363,20 +371,31 @@ fn classify(
     }
 }
 
-/// The body of `sluice __compile-component --max-wasm-stack BYTES`: reads a
-/// component on stdin, compiles it with the job engine's settings (on-demand
-/// instance allocation: the compatibility hash does not depend on it, and
-/// nothing is instantiated here) and writes the artifact on stdout. Exit 0;
-/// 3 with the reason on stderr when wasmtime refuses the component; 1 when
-/// the engine cannot be made or stdout written.
-pub fn compiler_child_main(max_wasm_stack: usize) -> std::process::ExitCode {
+/// The body of `sluice __compile-component --max-wasm-stack BYTES
+/// [--incremental-cache DIR]`: reads a component on stdin, compiles it with
+/// the job engine's settings (on-demand instance allocation: the
+/// compatibility hash does not depend on it, and nothing is instantiated
+/// here; the incremental cache does not change the code either) and writes
+/// the artifact on stdout. With a cache folder, Cranelift reuses and adds
+/// per-function entries there ([`crate::cache`]). Exit 0; 3 with the reason
+/// on stderr when wasmtime refuses the component; 1 when the engine cannot
+/// be made or stdout written.
+pub fn compiler_child_main(max_wasm_stack: usize, cache_dir: Option<&Path>) -> std::process::ExitCode {
     use std::process::ExitCode;
     let mut bytes = Vec::new();
     if let Err(e) = std::io::stdin().lock().read_to_end(&mut bytes) {
         eprintln!("cannot read the component on stdin: {e}");
         return ExitCode::from(1);
     }
-    let engine = match wasmtime::Engine::new(&compile_config(max_wasm_stack)) {
+    let mut config = compile_config(max_wasm_stack);
+    let functions = cache_dir.map(|dir| std::sync::Arc::new(crate::cache::FunctionCache::new(dir)));
+    if let Some(f) = &functions
+        && let Err(e) = config.enable_incremental_compilation(f.clone())
+    {
+        eprintln!("cannot enable the incremental compile cache: {e:#}");
+        return ExitCode::from(1);
+    }
+    let engine = match wasmtime::Engine::new(&config) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("cannot configure the wasm engine: {e:#}");
@@ -391,6 +410,13 @@ pub fn compiler_child_main(max_wasm_stack: usize) -> std::process::ExitCode {
         }
     };
     drop(bytes);
+    // Only a compile that succeeded adds per-function entries; one that
+    // cannot write them still delivers its artifact.
+    if let Some(f) = &functions
+        && let Err(e) = f.write_new()
+    {
+        eprintln!("warning: cannot write the incremental compile cache: {e}");
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(&artifact).and_then(|()| out.flush()) {
         eprintln!("cannot write the compiled component: {e}");

@@ -224,8 +224,9 @@ impl ScorerEngine {
             return Err(EngineError::Names { path: path.to_path_buf(), problems: names.problems });
         }
         let hash = crate::cache::wasm_hash(bytes);
-        let (component, cached) =
-            crate::cache::load_or_compile(&self.engine, path, &hash, cache_dir, || self.compile(path, bytes, bounds))?;
+        let (component, cached) = crate::cache::load_or_compile(&self.engine, path, &hash, cache_dir, || {
+            self.compile(path, bytes, bounds, cache_dir)
+        })?;
         let world = |source| EngineError::World { path: path.to_path_buf(), source };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
         let pre = ScorerPre::new(instance_pre).map_err(world)?;
@@ -245,11 +246,22 @@ impl ScorerEngine {
         crate::world::check(bytes).map_err(|reason| EngineError::NotComponent { path: path.to_path_buf(), reason })
     }
 
-    /// The precompiled artifact of `bytes`, from the compiler child (or
-    /// this process for [`Compiler::InProcess`]).
-    fn compile(&self, path: &Path, bytes: &[u8], bounds: &CompileLimits) -> Result<Vec<u8>, EngineError> {
+    /// The precompiled artifact of `bytes`, from the compiler child (with
+    /// the per-function cache of `cache_dir` for a component of at least
+    /// 8 MiB, `cache::INCREMENTAL_MIN_BYTES`) or this process for
+    /// [`Compiler::InProcess`] (no per-function cache).
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        bounds: &CompileLimits,
+        cache_dir: Option<&Path>,
+    ) -> Result<Vec<u8>, EngineError> {
         match self.compiler.program()? {
-            Some(program) => crate::compile::compile_in_child(&program, path, bytes, bounds),
+            Some(program) => {
+                let functions = cache_dir.filter(|_| bytes.len() >= crate::cache::INCREMENTAL_MIN_BYTES);
+                crate::compile::compile_in_child(&program, path, bytes, bounds, functions)
+            }
             None => self
                 .engine
                 .precompile_component(bytes)
@@ -276,18 +288,18 @@ impl ScorerEngine {
     /// Checks a component against the host's world without running it:
     /// the file bounds and the name check [`ScorerEngine::load`] makes;
     /// only when the names fit, the compile (in the compiler child, with
-    /// its limits; its result is not cached) and wasmtime's link and type
-    /// check.
-    pub fn validate(&self, path: &Path) -> Result<Validation, EngineError> {
+    /// its limits, through the compile cache of `cache_dir` like a run's,
+    /// so a `run` after `validate` compiles nothing) and wasmtime's link
+    /// and type check.
+    pub fn validate(&self, path: &Path, cache_dir: Option<&Path>) -> Result<Validation, EngineError> {
         let bounds = self.default_bounds();
         let bytes = crate::compile::read_scorer(path, bounds.max_scorer_bytes)?;
         let hash = crate::cache::wasm_hash(&bytes);
         let crate::world::Names { imports, exports, mut problems } = self.names(path, &bytes)?;
         if problems.is_empty() {
-            let artifact = self.compile(path, &bytes, &bounds)?;
-            // SAFETY: see `cache::deserialize`.
-            let component = unsafe { crate::cache::deserialize(&self.engine, &artifact) }
-                .map_err(|source| EngineError::Artifact { path: path.to_path_buf(), source })?;
+            let (component, _) = crate::cache::load_or_compile(&self.engine, path, &hash, cache_dir, || {
+                self.compile(path, &bytes, &bounds, cache_dir)
+            })?;
             // Names fit: let wasmtime check every type.
             match self.linker.instantiate_pre(&component) {
                 Err(e) => problems.push(format!("does not link: {e:#}")),

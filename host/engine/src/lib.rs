@@ -42,7 +42,7 @@
 #![warn(missing_docs)]
 
 mod bindings;
-mod cache;
+pub mod cache;
 mod compile;
 mod engine;
 mod error;
