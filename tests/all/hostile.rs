@@ -307,14 +307,14 @@ fn a_panic_in_host_code_fails_only_its_mini_batch_as_host_fault() {
             assert_ne!(index, 1, "a bug in the output store");
             self.0.stage(index, part)
         }
-        fn has_part(&self, index: usize) -> bool {
-            self.0.has_part(index)
+        fn has_part(&self, part: sluice_io::PartRef<'_>) -> bool {
+            self.0.has_part(part)
         }
         fn discard_parts(&self) -> std::io::Result<()> {
             self.0.discard_parts()
         }
-        fn assemble(&self, indexes: &[usize], header: &[u8]) -> std::io::Result<std::path::PathBuf> {
-            self.0.assemble(indexes, header)
+        fn assemble(&self, parts: &[sluice_io::PartRef<'_>], header: &[u8]) -> std::io::Result<std::path::PathBuf> {
+            self.0.assemble(parts, header)
         }
     }
     let job = adversary(&["a.txt", "b.txt", "c.txt"]).output("csv").set("retry_settings.max_retries", "1");

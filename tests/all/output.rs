@@ -122,13 +122,13 @@ impl OutputStore for FullDisk {
         }
         self.inner.stage(index, part)
     }
-    fn has_part(&self, index: usize) -> bool {
-        self.inner.has_part(index)
+    fn has_part(&self, part: sluice_io::PartRef<'_>) -> bool {
+        self.inner.has_part(part)
     }
     fn discard_parts(&self) -> std::io::Result<()> {
         self.inner.discard_parts()
     }
-    fn assemble(&self, _indexes: &[usize], _header: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    fn assemble(&self, _parts: &[sluice_io::PartRef<'_>], _header: &[u8]) -> std::io::Result<std::path::PathBuf> {
         Err(std::io::Error::other("No space left on device"))
     }
 }

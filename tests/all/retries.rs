@@ -59,14 +59,14 @@ impl OutputStore for TornOnce {
         }
         self.inner.stage(index, part)
     }
-    fn has_part(&self, index: usize) -> bool {
-        self.inner.has_part(index)
+    fn has_part(&self, part: sluice_io::PartRef<'_>) -> bool {
+        self.inner.has_part(part)
     }
     fn discard_parts(&self) -> std::io::Result<()> {
         self.inner.discard_parts()
     }
-    fn assemble(&self, indexes: &[usize], header: &[u8]) -> std::io::Result<std::path::PathBuf> {
-        self.inner.assemble(indexes, header)
+    fn assemble(&self, parts: &[sluice_io::PartRef<'_>], header: &[u8]) -> std::io::Result<std::path::PathBuf> {
+        self.inner.assemble(parts, header)
     }
 }
 

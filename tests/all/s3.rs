@@ -449,19 +449,26 @@ fn object_output_stages_tries_apart_and_the_source_sees_a_changed_object() {
         &opts,
     )
     .unwrap();
+    use sluice_io::PartRef;
+    let at = |index| PartRef { index, tag: None };
     out.stage(0, b"a\n").unwrap();
     out.stage_try(1, "node2-1", b"b from node2\n").unwrap();
     out.stage_try(1, "node1-1", b"b from node1\n").unwrap();
-    assert!(!out.has_part(1), "a staged try is not a part");
+    assert!(!out.has_part(at(1)), "a staged try is not a part");
+    // Promoted by reference: nothing is copied, the try's object is the part.
     out.promote(1, "node1-1").unwrap();
+    let kept = PartRef { index: 1, tag: Some("node1-1") };
+    assert!(out.has_part(kept));
     out.stage_try(0, "node3-2", b"late\n").unwrap();
     assert_eq!(s3.get("o/.staged/t/00000000.part").unwrap(), b"a\n", "a try leaves the committed part alone");
     assert!(out.stage_try(0, "../x", b"x").is_err(), "a tag that names another key is refused");
-    out.discard_tries().unwrap();
-    assert_eq!(s3.list("o/.staged/t"), ["o/.staged/t/00000000.part", "o/.staged/t/00000001.part"]);
-    assert_eq!(out.assemble(&[0, 1], b"h\n").unwrap(), PathBuf::from("s3://sluice/o/r.csv"));
+    assert_eq!(out.promote(2, "node9-1").unwrap_err().kind(), std::io::ErrorKind::NotFound, "no such try");
+    out.discard_tries(&[at(0), kept]).unwrap();
+    assert_eq!(s3.list("o/.staged/t"), ["o/.staged/t/00000000.part", "o/.staged/t/00000001.node1-1.try"]);
+    assert_eq!(out.assemble(&[at(0), kept], b"h\n").unwrap(), PathBuf::from("s3://sluice/o/r.csv"));
     assert_eq!(s3.get("o/r.csv").unwrap(), b"h\na\nb from node1\n");
-    // A second store over the same staging prefix finds the parts.
+    // A second store over the same staging prefix (a resumed coordinator)
+    // finds the parts, the kept try by the tag its journal entry names.
     let again = sluice_io::ObjectOutput::new(
         &s3.url("o/r.csv"),
         &s3.url("o/.staged/t"),
@@ -469,7 +476,11 @@ fn object_output_stages_tries_apart_and_the_source_sees_a_changed_object() {
         &opts,
     )
     .unwrap();
-    assert!(again.has_part(0) && again.has_part(1) && !again.has_part(2));
+    assert!(again.has_part(at(0)) && again.has_part(kept) && !again.has_part(at(2)));
+    assert!(!again.has_part(PartRef { index: 1, tag: Some("node2-1") }), "a discarded try is no part");
+    // A restart forgets parts and tries alike.
+    again.discard_parts().unwrap();
+    assert!(s3.list("o/.staged/t").is_empty());
 
     // A large object is streamed by ranges; a rewritten one is refused.
     let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();

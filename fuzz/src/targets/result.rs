@@ -202,7 +202,9 @@ fn round_trip(t: &Table, format: OutputFormat) -> Result<(), String> {
     let store = LocalOutput::with_format(&path, &dir.path().join("staged"), format).map_err(|e| e.to_string())?;
     store.stage(0, &part).map_err(|e| e.to_string())?;
     store.stage(1, &part).map_err(|e| e.to_string())?;
-    store.assemble(&[0, 1], &header).map_err(|e| format!("assembling the output failed: {e}"))?;
+    store
+        .assemble(&sluice_io::PartRef::plain(&[0, 1]), &header)
+        .map_err(|e| format!("assembling the output failed: {e}"))?;
     let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
     let schema = sluice_io::encode::to_record_batch(t)?.schema();
     let batches: Vec<arrow_array::RecordBatch> = match format {

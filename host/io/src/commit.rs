@@ -29,12 +29,22 @@ pub struct EntryHead {
     pub index: usize,
     /// Rows its part holds; 0 means it staged no part (nothing to check).
     pub rows: u64,
+    /// Cluster jobs: the try whose part was kept (see
+    /// [`crate::OutputStore::promote`]); absent when the mini-batch staged
+    /// its part itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
 }
 
 impl EntryHead {
     /// The head of `entry`, or why it is not an entry.
     pub fn of(entry: &[u8]) -> io::Result<EntryHead> {
         serde_json::from_slice(entry).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Its part, as the output store finds it.
+    pub fn part_ref(&self) -> crate::PartRef<'_> {
+        crate::PartRef { index: self.index, tag: self.part.as_deref() }
     }
 }
 

@@ -283,7 +283,7 @@ impl LocalJournal {
     /// Whether mini-batch `head.index`'s part is still staged (or it has
     /// none to check).
     fn part_there(&self, head: &EntryHead) -> bool {
-        head.rows == 0 || self.parts.as_ref().is_none_or(|p| p.has_part(head.index))
+        head.rows == 0 || self.parts.as_ref().is_none_or(|p| p.has_part(head.part_ref()))
     }
 }
 

@@ -19,6 +19,6 @@ pub use encode::Encode;
 pub use inputs::{InputSource, LocalSource, list_input, read_whole};
 pub use journal::{JournalError, LocalJournal, Manifest};
 pub use objects::{ObjectOutput, ObjectSource, StorageError, open_input, open_output};
-pub use output::{LocalOutput, OutputStore};
+pub use output::{LocalOutput, OutputStore, PartRef};
 pub use queue::{InProcessQueue, Lease, LeaseGuard, LeaseLost, WorkQueue};
 pub use tabular::{ItemChunks, TableFormat, TabularInput, TabularRows, plan_tabular, read_mini_batch};

@@ -51,7 +51,7 @@ use sluice_job::InputItem;
 use sluice_job::spec::{InputKind, InputSpec, Location, OutputFormat, OutputSpec};
 
 use crate::inputs::{InputError, InputSource, LocalSource, Prefetched};
-use crate::output::{LocalOutput, OutputStore, assemble_into, check_tag};
+use crate::output::{LocalOutput, OutputStore, PartRef, assemble_into, check_tag};
 
 /// Why object storage could not be used: the URL, what was being done and
 /// why, with the cause's whole chain (a refused connection, a missing
@@ -543,7 +543,11 @@ impl Read for StreamReader {
 /// temp key and copy are needed, and a crash during assembly leaves the
 /// earlier object (or none) and an incomplete upload that the store's
 /// lifecycle rules expire. Parquet parts become row groups as in
-/// [`LocalOutput`] (the same writer over the upload).
+/// [`LocalOutput`] (the same writer over the upload). A cluster try's part
+/// (`NNNNNNNN.TAG.try`, a worker's PUT) is promoted by reference: the
+/// journal entry names the tag and assembly reads that object, so a part
+/// crosses the store three times (PUT, GET, upload), not five (a copy is a
+/// GET and a PUT inside the store).
 #[derive(Debug)]
 pub struct ObjectOutput {
     url: String,
@@ -555,6 +559,8 @@ pub struct ObjectOutput {
     /// The mini-batches with a staged part: listed once when opened, then
     /// kept up to date by this store's own writes.
     parts: Mutex<HashSet<usize>>,
+    /// The staged tries `(index, tag)`, kept the same way.
+    tries: Mutex<HashSet<(usize, String)>>,
     assembling: Mutex<()>,
 }
 
@@ -587,6 +593,7 @@ impl ObjectOutput {
         let listed = block(async move { s.list(Some(&prefix)).try_collect::<Vec<_>>().await })
             .map_err(|e| request(staging_url, "list the staged output parts", &e))?;
         let parts = listed.iter().filter_map(|m| part_index(m.location.filename()?)).collect();
+        let tries = listed.iter().filter_map(|m| try_of(m.location.filename()?)).collect();
         Ok(ObjectOutput {
             url: url.to_string(),
             key,
@@ -595,6 +602,7 @@ impl ObjectOutput {
             staging,
             parquet: format == OutputFormat::Parquet,
             parts: Mutex::new(parts),
+            tries: Mutex::new(tries),
             assembling: Mutex::new(()),
         })
     }
@@ -624,14 +632,15 @@ impl ObjectOutput {
             .map_err(|e| request(&url, "stage an output part", &e).into())
     }
 
-    /// Deletes the staged objects whose names end in `suffix`.
-    fn delete_staged(&self, suffix: &'static str) -> io::Result<Vec<String>> {
+    /// Deletes the staged objects whose names `which` picks; returns their
+    /// names.
+    fn delete_staged(&self, which: impl Fn(&str) -> bool) -> io::Result<Vec<String>> {
         let (store, prefix) = (self.store.clone(), self.staging.clone());
         let keys: Vec<Path> = block(async move { store.list(Some(&prefix)).try_collect::<Vec<_>>().await })
             .map_err(|e| request(&self.staging_url, "list the staged output parts", &e))?
             .into_iter()
             .map(|m| m.location)
-            .filter(|k| k.filename().is_some_and(|n| n.ends_with(suffix)))
+            .filter(|k| k.filename().is_some_and(&which))
             .collect();
         let names = keys.iter().filter_map(|k| k.filename().map(str::to_string)).collect();
         for key in keys {
@@ -661,6 +670,13 @@ fn part_index(name: &str) -> Option<usize> {
     name.strip_suffix(".part")?.parse().ok()
 }
 
+/// `00000012.node1-3.try` -> (12, "node1-3").
+fn try_of(name: &str) -> Option<(usize, String)> {
+    let (index, tag) = name.strip_suffix(".try")?.split_once('.')?;
+    (index.len() == 8).then_some(())?;
+    Some((index.parse().ok()?, tag.to_string()))
+}
+
 impl OutputStore for ObjectOutput {
     /// One PUT to `NNNNNNNN.part`, durable (and atomically replacing an
     /// earlier part) once it returns.
@@ -670,24 +686,36 @@ impl OutputStore for ObjectOutput {
         Ok(())
     }
 
-    fn has_part(&self, index: usize) -> bool {
-        self.parts.lock().expect("parts").contains(&index)
+    /// The part promoted from try `part.tag` (by reference), or the one it
+    /// staged itself.
+    fn has_part(&self, part: PartRef<'_>) -> bool {
+        match part.tag {
+            Some(tag) => self.tries.lock().expect("tries").contains(&(part.index, tag.to_string())),
+            None => self.parts.lock().expect("parts").contains(&part.index),
+        }
     }
 
     fn discard_parts(&self) -> io::Result<()> {
-        self.delete_staged(".part")?;
+        self.delete_staged(|n| n.ends_with(".part") || n.ends_with(".try"))?;
         self.parts.lock().expect("parts").clear();
+        self.tries.lock().expect("tries").clear();
         Ok(())
     }
 
-    fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf> {
+    fn assemble(&self, parts: &[PartRef<'_>], header: &[u8]) -> io::Result<PathBuf> {
         let _one = self.assembling.lock().expect("assembling");
         let (store, key) = (self.store.clone(), self.key.clone());
         let upload = block(async move { store.put_multipart(&key).await })
             .map_err(|e| io::Error::from(request(&self.url, "write the output", &e)))?;
         let writer = UploadWriter { upload: Some(object_store::WriteMultipart::new(upload)), url: self.url.clone() };
         let mut w = io::BufWriter::with_capacity(STREAM_STEP, writer);
-        let written = assemble_into(&mut w, self.parquet, header, indexes, |i| Ok(self.get(self.part(i))?.to_vec()));
+        let written = assemble_into(&mut w, self.parquet, header, parts, |p| {
+            let key = match p.tag {
+                Some(tag) => self.try_part(p.index, tag),
+                None => self.part(p.index),
+            };
+            Ok(self.get(key)?.to_vec())
+        });
         // On an error the upload is aborted when its writer drops.
         let writer = written.and_then(|()| w.into_inner().map_err(|e| e.into_error()))?;
         writer.finish()?;
@@ -699,29 +727,45 @@ impl OutputStore for ObjectOutput {
     /// complete leaves nothing at all).
     fn stage_try(&self, index: usize, tag: &str, part: &[u8]) -> io::Result<()> {
         check_tag(tag)?;
-        self.put(self.try_part(index, tag), part)
+        self.put(self.try_part(index, tag), part)?;
+        self.tries.lock().expect("tries").insert((index, tag.to_string()));
+        Ok(())
     }
 
-    /// A server-side copy of the try's object onto `NNNNNNNN.part` (a copy
-    /// replaces the destination atomically), then the try's object is
-    /// deleted.
+    /// By reference: nothing is copied (a copy is a whole read and write
+    /// of the part inside the store); the try's object, durable since its
+    /// PUT returned, stays where it is, and the journal entry that names
+    /// `tag` makes it the mini-batch's part. One HEAD checks it is there
+    /// (another process, a worker, staged it; an earlier run's end may
+    /// have discarded it: `NotFound`).
     fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
         check_tag(tag)?;
-        let (from, to) = (self.try_part(index, tag), self.part(index));
-        let (store, url) = (self.store.clone(), self.url_of(&from));
-        let (f, t) = (from.clone(), to);
-        block(async move { store.copy(&f, &t).await })
-            .map_err(|e| io::Error::from(request(&url, "promote a staged try", &e)))?;
-        self.parts.lock().expect("parts").insert(index);
-        let store = self.store.clone();
-        match block(async move { store.delete(&from).await }) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(request(&url, "delete a promoted try", &e).into()),
+        let key = self.try_part(index, tag);
+        let (store, url) = (self.store.clone(), self.url_of(&key));
+        match block(async move { store.head(&key).await }) {
+            Ok(_) => {
+                self.tries.lock().expect("tries").insert((index, tag.to_string()));
+                Ok(())
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(io::Error::new(io::ErrorKind::NotFound, format!("{url}: the try's part is gone")))
+            }
+            Err(e) => Err(request(&url, "check a staged try", &e).into()),
         }
     }
 
-    fn discard_tries(&self) -> io::Result<()> {
-        self.delete_staged(".try").map(|_| ())
+    /// Every staged try but the parts kept.
+    fn discard_tries(&self, keep: &[PartRef<'_>]) -> io::Result<()> {
+        let keep: HashSet<String> =
+            keep.iter().filter_map(|p| Some(self.try_part(p.index, p.tag?).filename()?.to_string())).collect();
+        let gone = self.delete_staged(|name| name.ends_with(".try") && !keep.contains(name))?;
+        let mut tries = self.tries.lock().expect("tries");
+        for name in gone {
+            if let Some(t) = try_of(&name) {
+                tries.remove(&t);
+            }
+        }
+        Ok(())
     }
 }
 

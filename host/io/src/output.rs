@@ -19,19 +19,40 @@ use std::sync::Mutex;
 
 use sluice_job::spec::OutputFormat;
 
+/// A committed mini-batch's part, as the journal records it: the
+/// mini-batch's index and, for a cluster job, the try whose part was kept
+/// (a store that promotes by reference, [`crate::objects::ObjectOutput`],
+/// reads that try's part; one that promotes by renaming reads its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartRef<'a> {
+    /// The mini-batch's index in the plan.
+    pub index: usize,
+    /// The tag of the try whose part was promoted, if any.
+    pub tag: Option<&'a str>,
+}
+
+impl PartRef<'_> {
+    /// The parts of `indexes`, each staged by [`OutputStore::stage`].
+    pub fn plain(indexes: &[usize]) -> Vec<PartRef<'static>> {
+        indexes.iter().map(|&index| PartRef { index, tag: None }).collect()
+    }
+}
+
 /// Where a job's output goes: local files ([`LocalOutput`]) or object
 /// storage ([`crate::objects::ObjectOutput`]).
 pub trait OutputStore: Send + Sync {
     /// Stages mini-batch `index`'s encoded rows durably, replacing an
     /// earlier part.
     fn stage(&self, index: usize, part: &[u8]) -> io::Result<()>;
-    /// Whether mini-batch `index` has a staged part.
-    fn has_part(&self, index: usize) -> bool;
-    /// Forgets every staged part (a job started over with `--restart`).
+    /// Whether mini-batch `part.index` has its committed part: the one it
+    /// staged, or the one promoted from try `part.tag`.
+    fn has_part(&self, part: PartRef<'_>) -> bool;
+    /// Forgets every staged part and try (a job started over with
+    /// `--restart`).
     fn discard_parts(&self) -> io::Result<()>;
-    /// Writes the output from the staged parts of `indexes`, in that order,
-    /// after `header`, and publishes it. Returns where it is.
-    fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf>;
+    /// Writes the output from `parts`, in that order, after `header`, and
+    /// publishes it. Returns where it is.
+    fn assemble(&self, parts: &[PartRef<'_>], header: &[u8]) -> io::Result<PathBuf>;
 
     /// Stages one try's part under a name of its own (`tag`: unique per
     /// delivery, e.g. "node2-3"; only `[A-Za-z0-9_.-]`, at most
@@ -47,11 +68,14 @@ pub trait OutputStore: Send + Sync {
         Err(io::Error::new(io::ErrorKind::Unsupported, "this output store does not stage tries"))
     }
 
-    /// Makes try `tag`'s part mini-batch `index`'s part, atomically
-    /// replacing an earlier one; durable once [`sync`](OutputStore::sync)
-    /// returns, which the journal calls before the entry that counts on it
-    /// becomes visible. The default refuses, as
-    /// [`stage_try`](OutputStore::stage_try) does.
+    /// Makes try `tag`'s part mini-batch `index`'s committed part, for
+    /// [`assemble`](OutputStore::assemble) and [`has_part`](OutputStore::has_part)
+    /// given the same tag: by renaming it onto the mini-batch's part, or by
+    /// reference (nothing moves; the journal entry names the tag). Durable
+    /// once [`sync`](OutputStore::sync) returns, which the journal calls
+    /// before the entry that counts on it becomes visible. `NotFound` when
+    /// the try's part is gone (an earlier run discarded it). The default
+    /// refuses, as [`stage_try`](OutputStore::stage_try) does.
     fn promote(&self, index: usize, tag: &str) -> io::Result<()> {
         let _ = (index, tag);
         Err(io::Error::new(io::ErrorKind::Unsupported, "this output store does not stage tries"))
@@ -66,9 +90,11 @@ pub trait OutputStore: Send + Sync {
         Ok(())
     }
 
-    /// Deletes every try part that was not promoted (the end of a job). The
-    /// default has none to delete.
-    fn discard_tries(&self) -> io::Result<()> {
+    /// Deletes every try part but those of `keep` (the committed parts of a
+    /// store that promotes by reference): the end of a job. The default
+    /// has none to delete.
+    fn discard_tries(&self, keep: &[PartRef<'_>]) -> io::Result<()> {
+        let _ = keep;
         Ok(())
     }
 }
@@ -171,13 +197,13 @@ pub(crate) fn assemble_into<W: Write + Send>(
     w: W,
     parquet: bool,
     header: &[u8],
-    indexes: &[usize],
-    mut part: impl FnMut(usize) -> io::Result<Vec<u8>>,
+    parts: &[PartRef<'_>],
+    mut part: impl FnMut(PartRef<'_>) -> io::Result<Vec<u8>>,
 ) -> io::Result<()> {
     let mut w = Some(w);
     let mut sink: Option<Sink<W>> = None;
-    for &i in indexes {
-        let bytes = part(i)?;
+    for &p in parts {
+        let bytes = part(p)?;
         let s = match &mut sink {
             Some(s) => s,
             None => sink.insert(Sink::open(w.take().expect("opened once"), parquet, header, Some(&bytes))?),
@@ -243,24 +269,28 @@ impl OutputStore for LocalOutput {
         f.write_all(part)
     }
 
-    fn has_part(&self, index: usize) -> bool {
-        self.part(index).is_file()
+    /// Its own part: a promote renamed the try onto it.
+    fn has_part(&self, part: PartRef<'_>) -> bool {
+        self.part(part.index).is_file()
     }
 
     fn discard_parts(&self) -> io::Result<()> {
         for e in fs::read_dir(&self.staging)? {
             let e = e?;
-            if e.file_name().to_string_lossy().ends_with(".part") {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".part") || name.ends_with(".try") {
                 fs::remove_file(e.path())?;
             }
         }
         Ok(())
     }
 
-    fn assemble(&self, indexes: &[usize], header: &[u8]) -> io::Result<PathBuf> {
+    /// From its own parts (promotes renamed the tries kept onto them).
+    fn assemble(&self, parts: &[PartRef<'_>], header: &[u8]) -> io::Result<PathBuf> {
         let _one = self.assembling.lock().expect("output lock");
         let mut f = io::BufWriter::new(File::create(self.partial())?);
-        assemble_into(&mut f, self.parquet, header, indexes, |i| fs::read(self.part(i)))?;
+        assemble_into(&mut f, self.parquet, header, parts, |p| fs::read(self.part(p.index)))?;
         f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         // Streamed to `NAME.partial` and renamed, not written whole with
         // `sluice_job::durable::write_durably`: an output may not fit in
@@ -300,7 +330,8 @@ impl OutputStore for LocalOutput {
         Ok(())
     }
 
-    fn discard_tries(&self) -> io::Result<()> {
+    /// Every `.try` left: the tries kept were renamed away.
+    fn discard_tries(&self, _keep: &[PartRef<'_>]) -> io::Result<()> {
         for e in fs::read_dir(&self.staging)? {
             let e = e?;
             if e.file_name().to_string_lossy().ends_with(".try") {
@@ -315,6 +346,10 @@ impl OutputStore for LocalOutput {
 mod tests {
     use super::*;
 
+    fn at(index: usize) -> PartRef<'static> {
+        PartRef { index, tag: None }
+    }
+
     #[test]
     fn assembles_parts_in_the_order_given_and_retries_replace_parts() {
         let dir = std::env::temp_dir().join(format!("sluice-out-{}", std::process::id()));
@@ -323,11 +358,11 @@ mod tests {
         out.stage(0, b"stale\n").unwrap();
         out.stage(0, b"a\n").unwrap();
         out.stage(1, b"b\n").unwrap();
-        assert!(out.has_part(1) && !out.has_part(3));
-        let p = out.assemble(&[0, 1, 2], b"h\n").unwrap();
+        assert!(out.has_part(at(1)) && !out.has_part(at(3)));
+        let p = out.assemble(&PartRef::plain(&[0, 1, 2]), b"h\n").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "h\na\nb\nc\n");
         // Parts stay: assembling again gives the same file.
-        out.assemble(&[0, 1, 2], b"h\n").unwrap();
+        out.assemble(&PartRef::plain(&[0, 1, 2]), b"h\n").unwrap();
         assert_eq!(fs::read_to_string(p).unwrap(), "h\na\nb\nc\n");
         fs::remove_dir_all(dir).unwrap();
     }
@@ -340,22 +375,22 @@ mod tests {
         out.stage_try(1, "node2-3", b"b from node2\n").unwrap();
         out.stage_try(1, "node1-1", b"b from node1\n").unwrap();
         // A staged try is not a part: nothing counts until it is promoted.
-        assert!(!out.has_part(1));
+        assert!(!out.has_part(at(1)));
         out.promote(1, "node1-1").unwrap();
-        assert!(out.has_part(1));
+        assert!(out.has_part(at(1)));
         // A later try of a committed mini-batch leaves its part alone ...
         out.stage_try(0, "node3-1", b"late\n").unwrap();
         assert_eq!(fs::read(dir.path().join("staged/00000000.part")).unwrap(), b"a\n");
         // ... until it is promoted, which replaces the part whole.
         out.promote(0, "node3-1").unwrap();
-        out.discard_tries().unwrap();
+        out.discard_tries(&[]).unwrap();
         let mut left: Vec<String> = fs::read_dir(dir.path().join("staged"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
         assert_eq!(left, ["00000000.part", "00000001.part"], "the unpromoted try is gone");
-        let p = out.assemble(&[0, 1], b"h\n").unwrap();
+        let p = out.assemble(&PartRef::plain(&[0, 1]), b"h\n").unwrap();
         assert_eq!(fs::read_to_string(p).unwrap(), "h\nlate\nb from node1\n");
         // A promoted (or never staged) try cannot be promoted again.
         assert_eq!(out.promote(1, "node2-3").unwrap_err().kind(), io::ErrorKind::NotFound);

@@ -558,6 +558,9 @@ impl Dispatched<'_, '_> {
         let mut record = r.record;
         record.id = mb.id.clone();
         record.index = r.index;
+        // Which try's part counts is the coordinator's word, set when it
+        // is promoted below, never the report's.
+        record.part = None;
         record.tries = r.delivery;
         record.nodes = nodes;
         if record.failure.is_none() {
@@ -601,7 +604,7 @@ impl Dispatched<'_, '_> {
         }
         if let (Some(tag), Some(out)) = (&r.part, &job.output) {
             match out.promote(r.index, tag) {
-                Ok(()) => {}
+                Ok(()) => record.part = Some(tag.clone()),
                 // A report from an earlier run whose try parts that run's
                 // end discarded: not usable; the mini-batch runs again.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use sluice_io::OutputStore;
+use sluice_io::{OutputStore, PartRef};
 use sluice_job::JobSpec;
 use sluice_job::spec::{OutputFormat, OutputSpec};
 
@@ -54,13 +54,13 @@ impl OutputStore for Capture {
         Ok(())
     }
 
-    fn discard_tries(&self) -> std::io::Result<()> {
+    fn discard_tries(&self, _keep: &[PartRef<'_>]) -> std::io::Result<()> {
         self.tries.lock().expect("capture").clear();
         Ok(())
     }
 
-    fn has_part(&self, index: usize) -> bool {
-        self.parts.lock().expect("capture").contains_key(&index)
+    fn has_part(&self, part: PartRef<'_>) -> bool {
+        self.parts.lock().expect("capture").contains_key(&part.index)
     }
 
     fn discard_parts(&self) -> std::io::Result<()> {
@@ -68,11 +68,11 @@ impl OutputStore for Capture {
         Ok(())
     }
 
-    fn assemble(&self, indexes: &[usize], header: &[u8]) -> std::io::Result<PathBuf> {
+    fn assemble(&self, which: &[PartRef<'_>], header: &[u8]) -> std::io::Result<PathBuf> {
         let parts = self.parts.lock().expect("capture");
         let mut out = header.to_vec();
-        for i in indexes {
-            out.extend_from_slice(parts.get(i).map_or(&[][..], Vec::as_slice));
+        for p in which {
+            out.extend_from_slice(parts.get(&p.index).map_or(&[][..], Vec::as_slice));
         }
         *self.assembled.lock().expect("capture") = out;
         Ok(PathBuf::from("(replay)"))

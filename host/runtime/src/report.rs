@@ -49,6 +49,10 @@ pub(crate) struct BatchRecord {
     #[serde(default)]
     pub error_labels: Vec<Option<String>>,
     pub rows: u64,
+    /// Cluster jobs: the try whose part was kept (the commit log's
+    /// `EntryHead::part`); a store that promotes by reference reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
     pub instance: Option<usize>,
     /// Cluster jobs: the nodes that ran its tries, in the order they
     /// first reported.
@@ -88,6 +92,7 @@ impl BatchRecord {
             item_errors: Vec::new(),
             error_labels: Vec::new(),
             rows: 0,
+            part: None,
             instance: None,
             nodes: Vec::new(),
             duration: Duration::ZERO,

@@ -11,7 +11,7 @@ use sluice_engine::{
     Compiler, LogBudget, ModelRegistry, RegistryOptions, ScorerComponent, ScorerEngine, ScorerInstance,
 };
 use sluice_io::journal::{LocalJournal, Manifest};
-use sluice_io::{CommitLog, InProcessQueue, InputSource, Lease, OutputStore, TabularInput, WorkQueue};
+use sluice_io::{CommitLog, InProcessQueue, InputSource, Lease, OutputStore, PartRef, TabularInput, WorkQueue};
 use sluice_job::data::Schema;
 use sluice_job::result::{ErrorEntry, JobResult, JobStatus, Timings};
 use sluice_job::thresholds::{Crossed, Tally, Thresholds};
@@ -1103,19 +1103,19 @@ fn finish(
     let mut write_error = None;
     let output_file = match &output {
         Some(store) => {
-            let indexes: Vec<usize> = st
+            let parts: Vec<PartRef<'_>> = st
                 .records
                 .iter()
                 .flatten()
                 .filter(|r| r.status == BatchStatus::Succeeded && r.rows > 0)
-                .map(|r| r.index)
+                .map(|r| PartRef { index: r.index, tag: r.part.as_deref() })
                 .collect();
             // Parts of tries that were not kept (a cluster's second results).
-            if let Err(e) = store.discard_tries() {
+            if let Err(e) = store.discard_tries(&parts) {
                 tracing::warn!("cannot delete the parts of tries not kept: {e}");
             }
             // A store with a bug must not take the job's report with it.
-            match catch_unwind(AssertUnwindSafe(|| store.assemble(&indexes, &exec.header()))) {
+            match catch_unwind(AssertUnwindSafe(|| store.assemble(&parts, &exec.header()))) {
                 Ok(r) => r.map_err(|e| write_error = Some(e)).ok(),
                 Err(p) => {
                     write_error = Some(std::io::Error::other(host_fault(&p).message));
