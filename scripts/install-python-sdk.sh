@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Creates (once) the project-local venv .sluice/py-sdk/venv with the Python
-# SDK (sdk/python, installed editable: edits need no reinstall) and its
-# pinned build toolchain (sdk/python/requirements.txt: componentize-py).
-# The tests build Python scorers with it; so can you:
+# SDK (sdk/python, installed editable: edits need no reinstall), its pinned
+# build toolchain (sdk/python/requirements.txt: componentize-py) and the
+# pinned model conversion tools (sdk/python/requirements-convert.txt:
+# scikit-learn, skl2onnx, onnxmltools, onnxruntime...; ~450 MB).
+# The tests build Python scorers and convert models with it; so can you:
 #   .sluice/py-sdk/venv/bin/sluice-py build score.py -o scorer.wasm
+#   .sluice/py-sdk/venv/bin/sluice-py convert-model ./my-mlflow-model
 # Safe to run again: reinstalls only when the requirements or
 # sdk/python/pyproject.toml change.
 # Usage: scripts/install-python-sdk.sh [--print-python]   (progress goes to
@@ -13,6 +16,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.sluice/py-sdk/venv"
 req="$root/sdk/python/requirements.txt"
+convert_req="$root/sdk/python/requirements-convert.txt"
 project="$root/sdk/python/pyproject.toml"
 stamp="$venv/.installed.sha256"
 py="$venv/bin/python"
@@ -21,7 +25,7 @@ print=0
 for arg in "$@"; do
     case "$arg" in
         --print-python) print=1 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) echo "install-python-sdk: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -41,12 +45,12 @@ if [ ! -x "$py" ]; then
     python3 -m venv "$venv" >&2
 fi
 
-want="$(cat "$req" "$project" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$req" "$convert_req" "$project" | sha256sum | cut -d' ' -f1)"
 have="$(cat "$stamp" 2>/dev/null || true)"
 if [ "$want" != "$have" ]; then
-    echo "install-python-sdk: installing $req and sdk/python" >&2
+    echo "install-python-sdk: installing $req, $convert_req and sdk/python" >&2
     rm -f "$stamp"
-    "$py" -m pip install --disable-pip-version-check -q -r "$req" >&2
+    "$py" -m pip install --disable-pip-version-check -q -r "$req" -r "$convert_req" >&2
     # flit_core is pinned in requirements.txt, so no build isolation (and no
     # unpinned download) is needed for the editable install.
     "$py" -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps -e "$root/sdk/python" >&2

@@ -3,8 +3,10 @@
 //! project's venv (`scripts/install-python-sdk.sh`, run by setup.sh): the
 //! examples give the Rust plugin's output byte for byte, state lives from
 //! `init` to `run`, exceptions fail the mini-batch with the user's file and
-//! line, and the build refuses what cannot work, in words. The SDK's own
-//! unit tests run from here too.
+//! line, and the build refuses what cannot work, in words; `convert-model`
+//! turns an sklearn MLflow model folder into one sluice scores with
+//! sklearn's labels. The SDK's own unit tests (sdk/python/tests, the
+//! conversion's among them) run from here too.
 //!
 //! A Python build takes ~10-20 s of CPU and its compile in sluice ~12-25 s,
 //! so only the two examples are built, and the failure cases run through
@@ -347,4 +349,90 @@ fn the_wit_bundled_in_the_python_sdk_is_the_repositorys() {
             a.display()
         );
     }
+}
+
+/// `id -> prediction` of a sluice output or expected CSV (`id,prediction,...`).
+fn predictions(path: &Path) -> std::collections::BTreeMap<i64, i64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..2], ["id", "prediction"], "{}", path.display());
+    lines
+        .map(|l| {
+            let mut f = l.split(',');
+            (f.next().unwrap().parse().unwrap(), f.next().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn convert_model_turns_an_sklearn_mlflow_model_into_one_sluice_scores_with_sklearns_labels() {
+    // An sklearn GradientBoostingClassifier saved as MLflow does it (MLmodel
+    // with sklearn + python_function flavors, a column signature, a
+    // cloudpickled model.pkl), by the SDK tests' fixture script, which also
+    // writes sklearn's own labels for every row of the example data.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let expected = dir.path().join("expected.csv");
+    let mut data: Vec<PathBuf> =
+        std::fs::read_dir(repo("examples/tabular/data")).unwrap().map(|e| e.unwrap().path()).collect();
+    data.sort();
+    let o = Command::new(python())
+        .arg(repo("sdk/python/tests/make_mlflow_model.py"))
+        .arg(&model)
+        .arg("--columns")
+        .arg("--predict")
+        .args(&data)
+        .arg("--expected")
+        .arg(&expected)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let want = predictions(&expected);
+    assert_eq!(want.len(), 1000);
+    assert!(want.values().any(|&l| l == 0) && want.values().any(|&l| l == 1), "{want:?}");
+
+    let model_path = model.display().to_string();
+    let job = |scorer: &str| {
+        Job::tabular(scorer)
+            .files_from("examples/tabular/data")
+            .model("model", &model_path)
+            .set("mini_batch_size", "300 rows")
+            .set("task.config.model", "model")
+            .output("csv")
+    };
+    // Before the conversion sluice refuses the folder: no onnx flavor.
+    let before = job(TABULAR_CLASSIFIER);
+    let refused = sluice_runtime::run_job(&before.spec(), &before.options());
+    let message = match refused {
+        Err(e) => {
+            // The error and its causes ("cannot load the granted models: cannot load model from ...").
+            let mut said = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                said = format!("{said}: {c}");
+                cause = c.source();
+            }
+            said
+        }
+        Ok(r) => format!("{:?}: {:?}", r.status, r.reason),
+    };
+    assert!(message.contains("onnx") && message.contains("sklearn") && message.contains("convert-model"), "{message}");
+
+    // Checked on the first data file's rows (id + the 30 features, by name).
+    let o = sluice_py(&["convert-model", &model_path, "--sample", "examples/tabular/data/part-00000.csv"]);
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("checked on 250 rows: labels equal on 250 of 250 rows"), "{said}");
+    assert!(model.join("model.onnx").is_file() && model.join("model.pkl").is_file(), "{said}");
+
+    // The Rust plugin and the Python example both score it, with sklearn's label on every row.
+    let py = built("examples/python-tabular/score.py");
+    let (rust, python) = (job(TABULAR_CLASSIFIER), job(&wasm(&py)));
+    for j in [&rust, &python] {
+        let r = j.run();
+        assert_eq!((r.mini_batches.failed, r.items.succeeded, r.items.failed), (0, 1000, 0), "{:?}", r.first_errors);
+        assert_eq!(predictions(&j.out_path("csv")), want);
+    }
+    assert!(std::fs::read(rust.out_path("csv")).unwrap() == std::fs::read(python.out_path("csv")).unwrap());
 }

@@ -136,9 +136,16 @@ pub fn resolve_model_file(path: &Path) -> Result<PathBuf, OnnxError> {
     let onnx = flavors.and_then(|f| f.get("onnx")).ok_or_else(|| {
         let names: Vec<String> =
             flavors.map(|f| f.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        let convertible = names.iter().any(|n| matches!(n.as_str(), "sklearn" | "xgboost" | "lightgbm"));
         err(format!(
-            "MLmodel has no `onnx` flavor (flavors: {}); only ONNX models can be granted",
-            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            "MLmodel has no `onnx` flavor (flavors: {}); only ONNX models can be granted{}",
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") },
+            if convertible {
+                ": add one with `sluice-py convert-model FOLDER` (the Python SDK: \
+                 .sluice/py-sdk/venv/bin/sluice-py), which converts the model and checks its predictions"
+            } else {
+                ""
+            }
         ))
     })?;
     let data = onnx
@@ -592,6 +599,7 @@ mod tests {
         let dir = folder("sklearn", Some(sklearn), &["model.pkl"]);
         let message = load_error(&dir);
         assert!(message.contains("no `onnx` flavor") && message.contains("sklearn"), "{message}");
+        assert!(message.contains("sluice-py convert-model FOLDER"), "{message}");
 
         let dir = folder("missing", Some("flavors:\n  onnx:\n    data: model.onnx\n"), &[]);
         assert!(load_error(&dir).contains("`model.onnx`, which is not in the folder"));

@@ -28,9 +28,12 @@ NATIVE: dict[str, str] = {
     "pandas": "the mini-batch already arrives as typed columns (mini_batch.rows['col'].to_list()); leave feature "
     "columns in the host and " + _HOST_ONNX,
     "scipy": _HOST_ONNX,
-    "sklearn": "convert the fitted model with skl2onnx (on your machine, not in the scorer), then " + _HOST_ONNX,
-    "xgboost": "convert the model with onnxmltools (on your machine), then " + _HOST_ONNX,
-    "lightgbm": "convert the model with onnxmltools (on your machine), then " + _HOST_ONNX,
+    "sklearn": "convert the model on your machine, not in the scorer (an MLflow model folder: `python -m sluice_sdk "
+    "convert-model MODEL_DIR`; a fitted model: skl2onnx), then " + _HOST_ONNX,
+    "xgboost": "convert the model on your machine (an MLflow model folder: `python -m sluice_sdk convert-model "
+    "MODEL_DIR`; else onnxmltools), then " + _HOST_ONNX,
+    "lightgbm": "convert the model on your machine (an MLflow model folder: `python -m sluice_sdk convert-model "
+    "MODEL_DIR`; else onnxmltools), then " + _HOST_ONNX,
     "catboost": "export the model to ONNX (model.save_model(path, format='onnx')), then " + _HOST_ONNX,
     "torch": "export the model with torch.onnx.export (on your machine), then " + _HOST_ONNX,
     "tensorflow": "convert the model with tf2onnx (on your machine), then " + _HOST_ONNX,

@@ -36,7 +36,7 @@ GLUE = "sluice_component_main"
 SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 WIT_DIR = os.path.join(SDK_DIR, "wit")
 # Host-only parts of the package, left out of the component.
-_HOST_ONLY = {"build.py", "_scan.py", "__main__.py"}
+_HOST_ONLY = {"build.py", "_scan.py", "__main__.py", "convert.py"}
 _RESERVED = {"sluice_sdk", "wit_world", "componentize_py_types", "componentize_py_runtime", "poll_loop", GLUE, WORLD}
 
 IMPORT_TIME = (
@@ -271,7 +271,8 @@ def _sluice(sluice: str, args: list[str], verbose: bool) -> tuple[int, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="sluice-py" if os.path.basename(sys.argv[0]) == "sluice-py" else "python -m sluice_sdk",
-        description="Build a Python scorer into a sluice component (WebAssembly).",
+        description="Build a Python scorer into a sluice component (WebAssembly), or convert an MLflow "
+        "sklearn / xgboost / lightgbm model to ONNX for sluice.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build score.py into a .wasm component")
@@ -294,7 +295,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     b.add_argument("--cache-dir", help="the compile cache for --compile (default: sluice's, SLUICE_CACHE_DIR)")
     b.add_argument("-v", "--verbose", action="store_true", help="show componentize-py's and sluice's whole output")
+    c = sub.add_parser(
+        "convert-model",
+        help="add an onnx flavor to an MLflow sklearn / xgboost / lightgbm model folder, checked against the original",
+        description="Convert the sklearn (or xgboost / lightgbm) model of an MLflow model folder to ONNX, check its "
+        "predictions against the original's on a sample, then write model.onnx and an onnx flavor into MLmodel "
+        "(the other flavors stay). Needs sdk/python/requirements-convert.txt (scripts/install-python-sdk.sh).",
+    )
+    from . import convert
+
+    convert.add_arguments(c)
     a = parser.parse_args(argv)
+    if a.command == "convert-model":
+        return convert.main(a)
 
     output = a.output or os.path.splitext(a.script)[0] + ".wasm"
     started = time.monotonic()
