@@ -12,6 +12,7 @@ mod hostile;
 mod import_fuzz;
 mod inputs;
 mod jobs;
+mod js;
 mod large_input;
 mod new;
 mod onnx;

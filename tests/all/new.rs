@@ -5,9 +5,10 @@
 //! The README's commands run as written, through `sh`, in the project
 //! folder. A Rust project's `target/` is linked to one kept under the
 //! workspace's `target/new-projects`, so only the first run on a machine
-//! compiles the SDK and wit-bindgen (~1 min on 2 cores); a Python
-//! project's build is one componentize-py run (~10-20 s CPU) whose
-//! compile then hits the tests' compile cache.
+//! compiles the SDK and wit-bindgen (~1 min on 2 cores); a Python or
+//! JavaScript project's build is one componentize-py / componentize-js
+//! run (~10-20 s CPU) whose compile then hits the tests' compile cache
+//! (the same interpreter functions as the examples' components).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -99,6 +100,14 @@ fn a_new_python_project_builds_and_runs_with_its_readme_commands() {
         assert!(p.join("score.py").is_file() && p.join("model/model.onnx").is_file());
     });
     check_output(&tmp, "py-scorer", &got);
+}
+
+#[test]
+fn a_new_javascript_project_builds_and_runs_with_its_readme_commands() {
+    let (tmp, got) = make_and_run("js", "js-scorer", |p| {
+        assert!(p.join("score.js").is_file() && p.join("data/part-00001.csv").is_file());
+    });
+    check_output(&tmp, "js-scorer", &got);
 }
 
 #[test]

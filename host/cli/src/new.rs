@@ -37,6 +37,7 @@ pub struct NewArgs {
 pub enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 /// The sample data and model every project gets (examples/tabular).
@@ -54,6 +55,11 @@ const JOB: &str = include_str!("../templates/job.yaml");
 const README: &str = include_str!("../templates/README.md");
 const RUST_SCORER: &str = include_str!("../../../plugins/tabular-classifier/src/lib.rs");
 const PYTHON_SCORER: &str = include_str!("../../../examples/python-tabular/score.py");
+const JS_SCORER: &str = include_str!("../../../examples/js-tabular/score.js");
+/// The workspace's lock file, as a Rust project's own: its build resolves
+/// the SDK's dependencies to the versions sluice is tested with (cargo
+/// drops the entries the project does not use).
+const LOCK: &str = include_str!("../../../Cargo.lock");
 
 pub fn new(a: NewArgs) -> Result<ExitCode, Failure> {
     check_name(&a.name).map_err(Failure::Usage)?;
@@ -111,7 +117,11 @@ impl Project {
                 Project {
                     lang: "Rust",
                     source: ("src/lib.rs", RUST_SCORER.to_string()),
-                    extra: vec![("Cargo.toml", manifest), (".gitignore", "/target\n/out\n".into())],
+                    extra: vec![
+                        ("Cargo.toml", manifest),
+                        ("Cargo.lock", LOCK.to_string()),
+                        (".gitignore", "/target\n/out\n".into()),
+                    ],
                     code: format!("./target/wasm32-wasip2/release/{krate}.wasm"),
                     build: "cargo build --release --target wasm32-wasip2".into(),
                     run,
@@ -138,6 +148,28 @@ impl Project {
                             mini-batch's columns to the model without copying them into Python.\n\
                             - The build also checks the component with `sluice validate`, which compiles \
                             it into the compile cache (~15 s the first time), so the run starts at once.\n"
+                        .into(),
+                }
+            }
+            Lang::Js => {
+                let js = root.join("sdk/js/bin/sluice-js.mjs");
+                let installed = root.join("sdk/js/node_modules/@bytecodealliance/componentize-js").is_dir();
+                let first = (!installed).then(|| sh(&root.join("scripts/install-js-sdk.sh")));
+                Project {
+                    lang: "JavaScript",
+                    source: ("score.js", JS_SCORER.to_string()),
+                    extra: vec![(".gitignore", "/scorer.wasm\n/out\n".into())],
+                    code: "./scorer.wasm".into(),
+                    build: format!("node {} build score.js -o scorer.wasm --sluice {}", sh(&js), sh(exe)),
+                    run,
+                    first,
+                    notes: "- The guest is SpiderMonkey inside the component (componentize-js 0.23, \
+                            interpreted): `'sluice-sdk'` and relative paths are the only imports; Node.js \
+                            built-ins and native packages do not exist in the sandbox. Keep the numbers in \
+                            the host: `Model.request().columns(...)` sends the mini-batch's columns to the \
+                            model without copying them into JavaScript.\n\
+                            - The build also checks the component with `sluice validate`, which compiles \
+                            it into the compile cache (~16 s the first time), so the run starts at once.\n"
                         .into(),
                 }
             }

@@ -1,0 +1,10 @@
+const FAKES = {
+  'sluice:scorer/log@0.1.1': './fake/log.mjs',
+  'sluice:scorer/onnx@0.1.1': './fake/onnx.mjs',
+  'sluice:scorer/batch@0.1.1': './fake/batch.mjs',
+};
+
+export async function resolve(specifier, context, next) {
+  if (specifier in FAKES) return { url: new URL(FAKES[specifier], import.meta.url).href, shortCircuit: true };
+  return next(specifier, context);
+}
