@@ -27,6 +27,7 @@ sluice=$PWD/target/release/sluice
 wasm=$PWD/target/wasm32-wasip2/release/tabular_classifier.wasm
 
 source scripts/lib/servers.sh
+source scripts/lib/bench.sh
 servers_init
 export SLUICE_DATA_DIR="$work/data"
 start_nats
@@ -36,32 +37,7 @@ for f in "$data"/input/*.csv; do s3_put "$f" "input/$(basename "$f")"; done
 
 # job NAME INPUT OUTPUT CONCURRENCY: the job file, as bench-tabular.sh writes it.
 job() {
-    cat >"$work/$1.yaml" <<EOF
-type: parallel
-name: bench-reference-$1
-inputs:
-  measurements:
-    type: mltable
-    path: $2
-  model:
-    type: mlflow_model
-    path: $data/model
-outputs:
-  predictions:
-    type: uri_file
-    path: $3
-input_data: \${{inputs.measurements}}
-mini_batch_size: "10 files"
-max_concurrency_per_instance: $4
-resources:
-  instance_count: $5
-task:
-  type: run_function
-  code: $wasm
-  append_row_to: \${{outputs.predictions}}
-  config:
-    model: model
-EOF
+    tabular_job "$work/$1.yaml" "bench-reference-$1" "$2" "$data/model" "$3" "10 files" "$4" "$wasm" "$5"
 }
 job local "$data/input" "$work/local.csv" 2 1
 cluster_in=s3://bench/input

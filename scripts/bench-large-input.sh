@@ -42,6 +42,7 @@ done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source scripts/lib/bench.sh
 say() { echo "bench-large-input: $*" >&2; }
 load_before=$(uptime)
 say "load before: $load_before"
@@ -88,37 +89,10 @@ rm -rf "$tdir"/* "$jobs"/* "$out"/*
 
 # job NAME INPUT: the tabular-classifier job over one input file
 job() {
-    cat >"$bench/large-$1.yaml" <<EOF
-# Written by scripts/bench-large-input.sh: the tabular-classifier job over one large file.
-type: parallel
-name: bench-large-$1
-inputs:
-  measurements:
-    type: mltable
-    path: $2
-  model:
-    type: mlflow_model
-    path: $model
-outputs:
-  predictions:
-    type: uri_file
-    path: $out/$1.csv
-input_data: \${{inputs.measurements}}
-mini_batch_size: "$MINI_BATCH_SIZE"
-max_concurrency_per_instance: $WORKERS
-task:
-  type: run_function
-  code: $wasm
-  append_row_to: \${{outputs.predictions}}
-  config:
-    model: model
-EOF
+    tabular_job "$bench/large-$1.yaml" "bench-large-$1" "$2" "$model" "$out/$1.csv" "$MINI_BATCH_SIZE" "$WORKERS" "$wasm"
     echo "$bench/large-$1.yaml"
 }
 
-wall_of() { awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
-rss_of() { awk -F': ' '/Maximum resident set size/{print $2}' "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 # 4. runs
 names=("csv-1x" "csv-${COPIES}x" "parquet-1x" "parquet-${COPIES}x")

@@ -50,6 +50,7 @@ done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source scripts/lib/bench.sh
 say() { echo "bench-tabular: $*" >&2; }
 
 say "load before: $(uptime)"
@@ -83,31 +84,7 @@ rm -rf "$tdir"/*.txt "$tdir"/*.log "$jobs"/sluice-* "$out"/*.csv
 
 # 4. the sluice job
 job="$bench/job-$FILES-$ROWS-$FILES_PER_BATCH.yaml"
-cat >"$job" <<EOF
-# Written by scripts/bench-tabular.sh: the tabular-classifier job over the generated data.
-type: parallel
-name: bench-tabular-$FILES-$ROWS
-inputs:
-  measurements:
-    type: mltable
-    path: $input
-  model:
-    type: mlflow_model
-    path: $model
-outputs:
-  predictions:
-    type: uri_file
-    path: $out/sluice.csv
-input_data: \${{inputs.measurements}}
-mini_batch_size: "$FILES_PER_BATCH files"
-max_concurrency_per_instance: $WORKERS
-task:
-  type: run_function
-  code: $wasm
-  append_row_to: \${{outputs.predictions}}
-  config:
-    model: model
-EOF
+tabular_job "$job" "bench-tabular-$FILES-$ROWS" "$input" "$model" "$out/sluice.csv" "$FILES_PER_BATCH files" "$WORKERS" "$wasm"
 
 bound_cmd=("$bound" "$input" "$model" "$out/bound.csv" --workers "$WORKERS" --files-per-batch "$FILES_PER_BATCH")
 
@@ -126,9 +103,6 @@ sluice_run() {
     rm -rf "$jobs/sluice-$i"
     run sluice "$i" "$sluice" run "$job" -q --job-dir "$jobs/sluice-$i"
 }
-wall_of() { awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
-rss_of() { awk -F': ' '/Maximum resident set size/{print $2}' "$1"; }
-cpu_of() { awk -F': ' '/User time|System time/{s+=$2} END{print s}' "$1"; }
 # stats NAME: "median min max medianRSS_KiB maxRSS_KiB medianCPU_s" over $tdir/NAME-[1-9]*.txt (the timed runs)
 stats() {
     local walls=() rss=() cpu=() f

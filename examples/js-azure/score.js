@@ -8,7 +8,7 @@
 //
 // Returned here: a column table (an object of column name -> column, one
 // value per input row). `run` may also return an array of objects, one per
-// row. An empty feature cell fails the mini-batch (examples/js-tabular
+// row. An empty feature cell fails the mini-batch (plugins/tabular-classifier-js
 // turns such rows into item errors instead).
 import { Model, hostBatch, info } from 'sluice-sdk';
 

@@ -7,7 +7,7 @@ model runs in the host, fed straight from the mini-batch's columns.
 
 Returned here: a column table (a dict of column name -> column, one value
 per input row). `run` may also return a list of dicts, one per row. An
-empty feature cell fails the mini-batch (examples/python-tabular turns
+empty feature cell fails the mini-batch (plugins/tabular-classifier-py turns
 such rows into item errors instead).
 """
 

@@ -159,7 +159,7 @@ fn log_text(job: &Job) -> String {
 
 #[test]
 fn the_js_tabular_example_gives_tabular_classifiers_output_byte_for_byte() {
-    let js = built("examples/js-tabular/score.js");
+    let js = built("plugins/tabular-classifier-js/score.js");
     for (data, size) in [("examples/tabular/data", "300 rows"), ("tests/fixtures/tabular/bad", "4 rows")] {
         let (rust, script) = (tabular(TABULAR_CLASSIFIER, data, size), tabular(&wasm(&js), data, size));
         let (r, j) = (rust.run(), script.run());
@@ -201,7 +201,7 @@ fn state_set_in_init_is_there_in_every_run() {
     // (from init) and the feature columns it found on the first mini-batch
     // on `this`, and logs the features once, when it finds them: once for
     // the instance, not once per run.
-    let js = built("examples/js-tabular/score.js");
+    let js = built("plugins/tabular-classifier-js/score.js");
     let job = tabular(&wasm(&js), "examples/tabular/data", "250 rows").set("max_concurrency_per_instance", "1");
     let r = job.run();
     assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (4, 0), "{:?}", r.first_errors);
@@ -242,7 +242,7 @@ fn a_thrown_error_in_run_fails_the_mini_batch_with_the_users_file_and_line() {
 
 #[test]
 fn user_errors_in_init_and_run_fail_with_their_message() {
-    let js = wasm(&built("examples/js-tabular/score.js"));
+    let js = wasm(&built("plugins/tabular-classifier-js/score.js"));
     // An exception from init (the model is not granted) names its place too.
     let job = tabular(&js, "examples/tabular/data", "1000 rows")
         .set("task.config.model", "other")
@@ -250,7 +250,7 @@ fn user_errors_in_init_and_run_fail_with_their_message() {
     let r = job.run();
     assert_eq!(r.mini_batches.failed, 1);
     let e = &r.first_errors[0];
-    let line = line_of("examples/js-tabular/score.js", "this.model = Model.load(name);");
+    let line = line_of("plugins/tabular-classifier-js/score.js", "this.model = Model.load(name);");
     assert_eq!(e.code.to_string(), "USER_ERROR");
     assert!(e.message.starts_with("init: OnnxError: unknown-model: "), "{}", e.message);
     assert!(e.message.contains("other") && e.message.contains(&format!(" at score.js:{line}:")), "{}", e.message);
@@ -271,7 +271,7 @@ fn user_errors_in_init_and_run_fail_with_their_message() {
 fn item_errors_fail_only_their_rows() {
     // A feature list naming a column the data lacks: every row is an item
     // error with the scorer's words; the mini-batch itself succeeds.
-    let js = wasm(&built("examples/js-tabular/score.js"));
+    let js = wasm(&built("plugins/tabular-classifier-js/score.js"));
     let job = tabular(&js, "examples/tabular/data", "1000 rows")
         .set("task.config.features", "mean_radius,no_such_column")
         .set("error_threshold", "-1");
@@ -364,8 +364,11 @@ fn the_wit_bundled_in_the_js_sdk_is_the_repositorys() {
 fn validate_names_wasi_http_as_not_provided_in_a_default_componentize_js_build() {
     let dir = tempfile::tempdir().unwrap();
     let (src, out) = (dir.path().join("plain.js"), dir.path().join("plain.wasm"));
-    std::fs::write(&src, "export function init(config) {}\nexport function run(batch) { throw new Error('unused'); }\n")
-        .unwrap();
+    std::fs::write(
+        &src,
+        "export function init(config) {}\nexport function run(batch) { throw new Error('unused'); }\n",
+    )
+    .unwrap();
     let script = format!(
         "import {{ componentize }} from '@bytecodealliance/componentize-js';\n\
          import {{ writeFileSync }} from 'node:fs';\n\
@@ -374,11 +377,8 @@ fn validate_names_wasi_http_as_not_provided_in_a_default_componentize_js_build()
         src = src.display().to_string(),
         out = out.display().to_string()
     );
-    let o = Command::new(node())
-        .args(["--input-type=module", "-e", &script])
-        .current_dir(repo("sdk/js"))
-        .output()
-        .unwrap();
+    let o =
+        Command::new(node()).args(["--input-type=module", "-e", &script]).current_dir(repo("sdk/js")).output().unwrap();
     assert!(o.status.success(), "componentize failed:\n{}", text(&o));
     let v = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli")).arg("validate").arg(&out).arg("--no-cache").output();
     let v = v.unwrap();

@@ -152,7 +152,7 @@ fn tabular(scorer: &str, data: &str, size: &str) -> Job {
 
 #[test]
 fn the_python_tabular_example_gives_tabular_classifiers_output_byte_for_byte() {
-    let py = built("examples/python-tabular/score.py");
+    let py = built("plugins/tabular-classifier-py/score.py");
     for (data, size) in [("examples/tabular/data", "300 rows"), ("tests/fixtures/tabular/bad", "4 rows")] {
         let (rust, python) = (tabular(TABULAR_CLASSIFIER, data, size), tabular(&wasm(&py), data, size));
         let (r, p) = (rust.run(), python.run());
@@ -215,7 +215,7 @@ fn state_set_in_init_is_there_in_every_run() {
     // on `self`, and logs the features once, when it finds them: once for
     // the instance, not once per run (or an AttributeError) as it would be
     // if componentize-py's fresh object per call were the scorer.
-    let py = built("examples/python-tabular/score.py");
+    let py = built("plugins/tabular-classifier-py/score.py");
     let job = tabular(&wasm(&py), "examples/tabular/data", "250 rows").set("max_concurrency_per_instance", "1");
     let r = job.run();
     assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (4, 0), "{:?}", r.first_errors);
@@ -255,7 +255,7 @@ fn an_exception_in_run_fails_the_mini_batch_with_the_users_file_and_line() {
 
 #[test]
 fn user_errors_in_init_and_run_fail_with_their_message() {
-    let py = wasm(&built("examples/python-tabular/score.py"));
+    let py = wasm(&built("plugins/tabular-classifier-py/score.py"));
     // An exception from init (the model is not granted) names its place too.
     let job = tabular(&py, "examples/tabular/data", "1000 rows")
         .set("task.config.model", "other")
@@ -263,7 +263,7 @@ fn user_errors_in_init_and_run_fail_with_their_message() {
     let r = job.run();
     assert_eq!(r.mini_batches.failed, 1);
     let e = &r.first_errors[0];
-    let line = line_of("examples/python-tabular/score.py", "self.model = sluice.Model.load(name)");
+    let line = line_of("plugins/tabular-classifier-py/score.py", "self.model = sluice.Model.load(name)");
     assert_eq!(e.code.to_string(), "USER_ERROR");
     assert!(e.message.starts_with("init: OnnxError: unknown-model: "), "{}", e.message);
     assert!(
@@ -427,7 +427,7 @@ fn convert_model_turns_an_sklearn_mlflow_model_into_one_sluice_scores_with_sklea
     assert!(model.join("model.onnx").is_file() && model.join("model.pkl").is_file(), "{said}");
 
     // The Rust plugin and the Python example both score it, with sklearn's label on every row.
-    let py = built("examples/python-tabular/score.py");
+    let py = built("plugins/tabular-classifier-py/score.py");
     let (rust, python) = (job(TABULAR_CLASSIFIER), job(&wasm(&py)));
     for j in [&rust, &python] {
         let r = j.run();
@@ -435,4 +435,63 @@ fn convert_model_turns_an_sklearn_mlflow_model_into_one_sluice_scores_with_sklea
         assert_eq!(predictions(&j.out_path("csv")), want);
     }
     assert!(std::fs::read(rust.out_path("csv")).unwrap() == std::fs::read(python.out_path("csv")).unwrap());
+}
+
+/// The per-function entries under a compile cache's `incremental/`.
+fn function_entries(cache: &Path) -> std::collections::BTreeSet<std::ffi::OsString> {
+    std::fs::read_dir(cache.join("incremental"))
+        .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().starts_with('.')).collect())
+        .unwrap_or_default()
+}
+
+/// An edit of a Python scorer changes the interpreter's snapshot (data),
+/// not its code: the edited component's compile reuses most of the first
+/// one's per-function entries (Cranelift's incremental cache); the edited
+/// scorer then runs, with the Rust plugin's output. (How long each compile took is
+/// printed, not asserted; BENCHMARKS.md has the measured edit loop.)
+#[test]
+fn an_edited_python_scorer_compiles_from_the_per_function_cache() {
+    let first = built("examples/python-azure/score.py");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("score.py");
+    let source = std::fs::read_to_string(repo("examples/python-azure/score.py")).unwrap();
+    std::fs::write(&script, format!("{source}\n\nEDITED = 'one more line'\n")).unwrap();
+    let edited = dir.path().join("edited.wasm");
+    let r = sluice_py(&["build", &wasm(&script), "-o", &wasm(&edited), "--no-validate"]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert_ne!(std::fs::read(&first).unwrap(), std::fs::read(&edited).unwrap(), "the edit changed the component");
+
+    let cache = dir.path().join("cache");
+    let compile = |w: &Path| {
+        let t = std::time::Instant::now();
+        let o = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"))
+            .arg("compile")
+            .arg(w)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("compiled "), "{}", text(&o));
+        t.elapsed()
+    };
+    let cold = compile(&first);
+    let base = function_entries(&cache);
+    assert!(base.len() > 1000, "a Python component is thousands of functions: {}", base.len());
+    let warm = compile(&edited);
+    let after = function_entries(&cache);
+    let added = after.difference(&base).count();
+    eprintln!("compile: first {cold:?} ({} function entries), after the edit {warm:?} ({added} new)", base.len());
+    // Measured: ~10% new (functions whose code embeds the snapshot's
+    // addresses and sizes); without the cache every one would be new.
+    assert!(added * 5 < base.len(), "the edit recompiled {added} of {} functions", base.len());
+
+    // Code put together from cached functions runs like the original.
+    let job = tabular(&wasm(&edited), "examples/tabular/data", "300 rows");
+    let opts = sluice_runtime::RunOptions { cache_dir: Some(cache.clone()), ..job.options() };
+    let r = sluice_runtime::run_job(&job.spec(), &opts).unwrap();
+    assert_eq!((r.mini_batches.failed, r.items.succeeded), (0, 1000), "{:?}", r.reason);
+    let rust = tabular(TABULAR_CLASSIFIER, "examples/tabular/data", "300 rows");
+    rust.run();
+    assert!(std::fs::read(rust.out_path("csv")).unwrap() == std::fs::read(job.out_path("csv")).unwrap());
 }

@@ -54,8 +54,8 @@ const SAMPLE: [(&str, &[u8]); 7] = [
 const JOB: &str = include_str!("../templates/job.yaml");
 const README: &str = include_str!("../templates/README.md");
 const RUST_SCORER: &str = include_str!("../../../plugins/tabular-classifier/src/lib.rs");
-const PYTHON_SCORER: &str = include_str!("../../../examples/python-tabular/score.py");
-const JS_SCORER: &str = include_str!("../../../examples/js-tabular/score.js");
+const PYTHON_SCORER: &str = include_str!("../../../plugins/tabular-classifier-py/score.py");
+const JS_SCORER: &str = include_str!("../../../plugins/tabular-classifier-js/score.js");
 /// The workspace's lock file, as a Rust project's own: its build resolves
 /// the SDK's dependencies to the versions sluice is tested with (cargo
 /// drops the entries the project does not use).

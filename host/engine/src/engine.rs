@@ -113,8 +113,13 @@ impl ScorerEngine {
     /// `ScorerEngine::new(&EngineConfig::for_job(&limits, concurrency))`).
     pub fn new(config: &EngineConfig) -> Result<ScorerEngine, EngineError> {
         let mut pool = PoolingAllocationConfig::new();
-        // A Rust component built for wasm32-wasip2 has a handful of core
-        // instances (main module plus shims); leave room for other toolchains.
+        // Sized for the interpreter guests, measured on their components
+        // (core modules instantiated, tables and their initial elements,
+        // one memory each): a Rust scorer (wasm32-wasip2) has 3 modules and
+        // 102 table elements; componentize-py 0.25.1, 14 modules and 5,776
+        // elements (CPython's function table 5,680); componentize-js 0.23.0,
+        // 4 modules and 7,732 (SpiderMonkey's 7,698). A table larger than
+        // `table_elements` does not instantiate, so leave ~4x room.
         let slots = config.pool_size.max(1) + 1;
         pool.total_component_instances(slots)
             .max_core_instances_per_component(32)
@@ -123,6 +128,7 @@ impl ScorerEngine {
             .total_memories(slots * 4)
             .max_tables_per_component(8)
             .total_tables(slots * 8)
+            .table_elements(32_768)
             .total_stacks(slots)
             .max_memory_size(config.max_memory_bytes as usize);
 
