@@ -15,14 +15,14 @@
 //! files, the lock file), and its compiled form goes to the shared compile
 //! cache: a rerun with nothing changed builds and compiles nothing.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, OnceLock};
-
-use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
+use crate::sdk_guests::{
+    Sdk, error_lines, keeps_its_state_from_init, line_of, log_text, scores_like_the_rust_plugin, tabular, text, wasm,
+    without_ids,
+};
 
 /// `node`, with the SDK's toolchain installed next to it.
 fn node() -> &'static str {
@@ -35,148 +35,27 @@ fn node() -> &'static str {
     "node"
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 /// `node sdk/js/bin/sluice-js.mjs ARGS` from the repository root.
 fn sluice_js(args: &[&str]) -> Output {
     Command::new(node()).arg("sdk/js/bin/sluice-js.mjs").args(args).current_dir(repo("")).output().unwrap()
 }
 
-/// A hash of what a build of `script` depends on.
-fn build_key(script: &Path) -> String {
-    let mut h = Sha256::new();
-    h.update(std::fs::read(script).unwrap());
-    h.update(std::fs::read(repo("sdk/js/package-lock.json")).unwrap());
-    let mut files = Vec::new();
-    for dir in ["sdk/js/src", "sdk/js/lib", "sdk/js/wit"] {
-        for e in std::fs::read_dir(repo(dir)).unwrap() {
-            files.push(e.unwrap().path());
-        }
-    }
-    files.sort();
-    for f in files {
-        h.update(f.strip_prefix(repo("sdk/js")).unwrap().to_string_lossy().as_bytes());
-        h.update(std::fs::read(&f).unwrap());
-    }
-    hex::encode(h.finalize())[..16].to_string()
-}
+/// The JavaScript SDK's build, as the tests run it.
+const JS_SDK: Sdk = Sdk {
+    out_dir: "target/js-guests",
+    root: "sdk/js",
+    inputs: &["sdk/js/package-lock.json", "sdk/js/src", "sdk/js/lib", "sdk/js/wit"],
+    command: sluice_js,
+};
 
-/// The component built from `script` (a repository path) by the SDK's build
-/// command, which also precompiles it into the tests' compile cache through
-/// the test CLI (`--compile`). Built once per run and per input hash.
 fn built(script: &str) -> PathBuf {
-    static BUILDS: Mutex<Option<HashMap<String, Arc<OnceLock<PathBuf>>>>> = Mutex::new(None);
-    let cell = BUILDS.lock().unwrap().get_or_insert_with(HashMap::new).entry(script.to_string()).or_default().clone();
-    cell.get_or_init(|| {
-        let src = repo(script);
-        let stem = src.file_stem().unwrap().to_string_lossy().to_string();
-        let parent = src.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
-        let out = repo("target/js-guests").join(format!("{parent}-{stem}-{}.wasm", build_key(&src)));
-        if out.is_file() {
-            return out;
-        }
-        // Builds of this script from older inputs (12 MB each) go.
-        let prefix = format!("{parent}-{stem}-");
-        for e in std::fs::read_dir(out.parent().unwrap()).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with(&prefix) && name.ends_with(".wasm") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        let cli = env!("CARGO_BIN_EXE_sluice-test-cli");
-        let (o, cache) = (out.display().to_string(), cache_dir().display().to_string());
-        let r = sluice_js(&[
-            "build",
-            script,
-            "-o",
-            &o,
-            "--sluice",
-            cli,
-            "--no-validate",
-            "--compile",
-            "--cache-dir",
-            &cache,
-        ]);
-        let said = text(&r);
-        assert!(r.status.success(), "building {script} failed:\n{said}");
-        assert!(said.contains("built "), "{said}");
-        assert!(said.contains("sluice compile: compiled") || said.contains("is already compiled"), "{said}");
-        assert!(out.is_file(), "{said}");
-        out
-    })
-    .clone()
-}
-
-fn wasm(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// `errors.jsonl` as (input, row, code, message).
-fn error_lines(job: &Job) -> Vec<(String, String, String, String)> {
-    let text = std::fs::read_to_string(sluice_runtime::JobDir::open(job.job_dir()).errors_path()).unwrap();
-    let mut v: Vec<_> = text
-        .lines()
-        .map(|l| {
-            let j: serde_json::Value = serde_json::from_str(l).unwrap();
-            let s = |k: &str| match &j[k] {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            (s("input"), s("row"), s("code"), s("message"))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn tabular(scorer: &str, data: &str, size: &str) -> Job {
-    Job::tabular(scorer)
-        .files_from(data)
-        .model("model", "examples/tabular/model")
-        .set("mini_batch_size", size)
-        .set("task.config.model", "model")
-        .output("csv")
-}
-
-/// The line of `script` (a repository path) holding `code`, 1-based.
-fn line_of(script: &str, code: &str) -> usize {
-    let text = std::fs::read_to_string(repo(script)).unwrap();
-    let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(code)).map(|(i, _)| i + 1).collect();
-    assert_eq!(lines.len(), 1, "`{code}` in {script}: {lines:?}");
-    lines[0]
-}
-
-fn log_text(job: &Job) -> String {
-    sluice_runtime::JobDir::open(job.job_dir())
-        .log_files()
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect()
+    crate::sdk_guests::built(&JS_SDK, script)
 }
 
 #[test]
 fn the_js_tabular_example_gives_tabular_classifiers_output_byte_for_byte() {
     let js = built("plugins/tabular-classifier-js/score.js");
-    for (data, size) in [("examples/tabular/data", "300 rows"), ("tests/fixtures/tabular/bad", "4 rows")] {
-        let (rust, script) = (tabular(TABULAR_CLASSIFIER, data, size), tabular(&wasm(&js), data, size));
-        let (r, j) = (rust.run(), script.run());
-        assert_eq!(j.status, r.status, "{data}: {:?}", j.reason);
-        assert_eq!((j.items.succeeded, j.items.failed), (r.items.succeeded, r.items.failed), "{data}");
-        assert!(j.items.succeeded > 0, "{data}");
-        let (want, got) =
-            (std::fs::read(rust.out_path("csv")).unwrap(), std::fs::read(script.out_path("csv")).unwrap());
-        assert!(
-            want == got,
-            "{data}: the outputs differ:\n{}\n---\n{}",
-            String::from_utf8_lossy(&want),
-            String::from_utf8_lossy(&got)
-        );
-        // The same item errors, rows and words ("empty value in mean_radius...").
-        assert_eq!(error_lines(&script), error_lines(&rust), "{data}");
-    }
+    scores_like_the_rust_plugin(&js);
 }
 
 #[test]
@@ -202,12 +81,7 @@ fn state_set_in_init_is_there_in_every_run() {
     // on `this`, and logs the features once, when it finds them: once for
     // the instance, not once per run.
     let js = built("plugins/tabular-classifier-js/score.js");
-    let job = tabular(&wasm(&js), "examples/tabular/data", "250 rows").set("max_concurrency_per_instance", "1");
-    let r = job.run();
-    assert_eq!((r.mini_batches.succeeded, r.mini_batches.failed), (4, 0), "{:?}", r.first_errors);
-    let logs = log_text(&job);
-    assert_eq!(logs.matches("tabular-classifier: model model, outputs label and probabilities").count(), 1, "{logs}");
-    assert_eq!(logs.matches("tabular-classifier: 30 feature columns").count(), 1, "{logs}");
+    keeps_its_state_from_init(&js);
 }
 
 #[test]
@@ -215,13 +89,7 @@ fn a_thrown_error_in_run_fails_the_mini_batch_with_the_users_file_and_line() {
     // The Azure-style example on rows without an `id` column:
     // `rows.get('id')` throws a RangeError in its run().
     let js = built("examples/js-azure/score.js");
-    let csv = std::fs::read_to_string(repo("examples/tabular/data/part-00000.csv")).unwrap();
-    let no_id: String = csv.lines().take(4).map(|l| format!("{}\n", l.split_once(',').unwrap().1)).collect();
-    let job = Job::tabular(&wasm(&js))
-        .model("model", "examples/tabular/model")
-        .file("no_id.csv", no_id)
-        .set("retry_settings.max_retries", "0")
-        .output("csv");
+    let job = without_ids(&js);
     let r = job.run();
     assert_eq!(r.mini_batches.failed, 1);
     let line = line_of("examples/js-azure/score.js", "id: rows.get('id'),");

@@ -23,6 +23,7 @@ mod resume;
 mod retries;
 mod s3;
 mod sandbox;
+mod sdk_guests;
 mod seams;
 mod settings;
 mod tabular;
