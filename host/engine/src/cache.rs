@@ -291,9 +291,9 @@ fn scan(dir: &Path, functions: bool, out: &mut Vec<CacheEntry>) -> std::io::Resu
         }
         let name = item.file_name();
         let Some(name) = name.to_str() else { continue };
-        let (kind, wasm_hash) = if name.starts_with('.') && name.ends_with(".tmp") {
+        let (kind, wasm_hash) = if is_leftover(name, functions) {
             (EntryKind::Leftover, None)
-        } else if functions && name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        } else if functions && is_function_name(name) {
             (EntryKind::Function, None)
         } else if !functions && let Some(hash) = component_hash(name) {
             (EntryKind::Component, Some(hash.to_string()))
@@ -309,6 +309,22 @@ fn scan(dir: &Path, functions: bool, out: &mut Vec<CacheEntry>) -> std::io::Resu
         });
     }
     Ok(())
+}
+
+fn is_function_name(name: &str) -> bool {
+    name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A temp file of this cache's own writes: `.ENTRY.PID.N.tmp` (a component
+/// entry's `write_durably`) or `.KEY.PID.tmp` (a function entry), never
+/// any other dot-file, whatever folder the cache is pointed at.
+fn is_leftover(name: &str, functions: bool) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };
+    if functions {
+        inner.split_once('.').is_some_and(|(key, pid)| is_function_name(key) && pid.bytes().all(|b| b.is_ascii_digit()))
+    } else {
+        inner.find(".cwasm.").is_some_and(|at| component_hash(&inner[..at + 6]).is_some())
+    }
 }
 
 /// The wasm hash of a component entry's file name, `HASH-COMPAT.cwasm`.
@@ -398,8 +414,9 @@ mod tests {
         let mid = put(d.path(), &format!("{INCREMENTAL}/{}", "ab".repeat(20)), 1000, 200);
         let new = put(d.path(), &component(2), 1000, 100);
         let foreign = put(d.path(), "notes.txt", 50_000, 1000);
-        let young_tmp = put(d.path(), ".x.cwasm.7.0.tmp", 10, 0);
-        let stale_tmp = put(d.path(), &format!("{INCREMENTAL}/.y.9.tmp"), 10, 7200);
+        let young_tmp = put(d.path(), &format!(".{}.7.0.tmp", component(3)), 10, 0);
+        let stale_tmp = put(d.path(), &format!("{INCREMENTAL}/.{}.9.tmp", "cd".repeat(20)), 10, 7200);
+        let users_tmp = put(d.path(), ".notes.tmp", 10, 7200);
         let all = entries(d.path()).unwrap();
         assert_eq!(all.len(), 5, "{all:?}");
         assert_eq!(all[0].kind, EntryKind::Leftover);
@@ -409,7 +426,7 @@ mod tests {
         let t = gc(d.path(), 2010).unwrap();
         assert_eq!(t, Trimmed { files: 2, bytes: 1010 });
         assert!(!old.exists() && !stale_tmp.exists());
-        assert!(mid.exists() && new.exists() && foreign.exists() && young_tmp.exists());
+        assert!(mid.exists() && new.exists() && foreign.exists() && young_tmp.exists() && users_tmp.exists());
 
         // A hit refreshes an entry: `mid` is now newer than `new`.
         touch(&mid);
@@ -418,7 +435,7 @@ mod tests {
 
         let t = clear(d.path()).unwrap();
         assert_eq!(t.files, 2);
-        assert!(foreign.exists(), "clear removes only the cache's own files");
+        assert!(foreign.exists() && users_tmp.exists(), "clear removes only the cache's own files");
         assert!(entries(d.path()).unwrap().is_empty());
     }
 
