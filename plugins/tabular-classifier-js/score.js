@@ -86,12 +86,15 @@ class Classifier extends sluice.Scorer {
       errors.sort((a, b) => a.item - b.item);
       return BatchResult.fromColumns([], [], errors);
     }
+    // Each row's source file is added by the host, after these columns:
+    // a string per row built here would cost more than the scoring.
+    hostBatch.addResultColumn('source_file', 'source_file', good ?? undefined);
     if (good === null) {
       // Every row scored: the id column goes back as it came.
       const all = Array.from({ length: n }, (_, i) => i);
-      return BatchResult.fromColumns(all, [id, ...scored.columns, rows.sourceColumn('source_file')], errors);
+      return BatchResult.fromColumns(all, [id, ...scored.columns], errors);
     }
-    return BatchResult.fromColumns(good, [id.take(good), ...scored.columns, rows.sourceColumn('source_file', good)], errors);
+    return BatchResult.fromColumns(good, [id.take(good), ...scored.columns], errors);
   }
 
   /** The feature columns, checked against the mini-batch's columns. */

@@ -97,10 +97,13 @@ class Classifier(sluice.Scorer):
             errors += [ItemError(f"the model could not score this row: {e}", item=r) for r in good]
             errors.sort(key=lambda e: e.item)
             return sluice.BatchResult.from_columns([], [], errors)
+        # Each row's source file is added by the host, after these columns:
+        # a string per row built in Python would cost more than the scoring.
+        host_batch.add_result_column("source_file", "source_file", selection)
         if selection is None:  # every row scored: the id column goes back as it came
-            columns = [id_col, *scored.columns, rows.source_column("source_file")]
+            columns = [id_col, *scored.columns]
         else:
-            columns = [id_col.take(good), *scored.columns, rows.source_column("source_file", good)]
+            columns = [id_col.take(good), *scored.columns]
         return sluice.BatchResult.from_columns(good, columns, errors)
 
     def feature_columns(self, columns):

@@ -195,6 +195,18 @@ pub mod host_batch {
     pub fn null_rows(columns: &[String]) -> Result<Vec<u32>, OnnxError> {
         batch::null_rows(columns)
     }
+
+    /// Where an added result column's values come from.
+    pub use batch::ResultSource;
+
+    /// Has the host add a column `name` to this `run`'s result, after the
+    /// columns `run` returns (in call order), built from the mini-batch it
+    /// holds: `source` picks an input column or a row's source file or row
+    /// number, `rows` the mini-batch rows (one result row each; `None`:
+    /// every row). The values never cross into the guest. (sluice 0.1.2)
+    pub fn add_result_column(name: &str, source: &ResultSource, rows: Option<&[u32]>) -> Result<(), OnnxError> {
+        batch::add_result_column(name, source, rows)
+    }
 }
 
 impl Column {

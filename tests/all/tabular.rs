@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 
+use sluice_job::result::JobStatus;
+
 use crate::helpers::*;
 
 /// `(id, prediction, probability, source_file)` rows of a CSV output or of
@@ -320,4 +322,72 @@ fn parquet_output_reads_back_with_the_parquet_record_reader() {
             vec![Field::Long(3), Field::Double(2.25), Field::Null, Field::Bool(true), s("b.csv"), Field::Long(0)],
         ]
     );
+}
+
+/// `batch.add-result-column` (sluice:scorer 0.1.2): columns the host builds
+/// from the mini-batch it holds give the same output bytes as the guest
+/// building them itself, nulls and types included, across files and
+/// mini-batch boundaries.
+#[test]
+fn host_added_result_columns_give_the_guests_own_output() {
+    let csv = "id,name,score\n1,a,0.5\n2,,1.5\n3,c,\n4,d,4.25\n";
+    let run = |host: Option<&str>| {
+        let mut job = Job::tabular(PASSTHROUGH)
+            .file("a.csv", csv)
+            .file("sub/b.csv", "id,name,score\n5,e,5.5\n6,f,6.5\n")
+            .set("mini_batch_size", "4")
+            .output("csv");
+        if let Some(h) = host {
+            job = job.set("task.config.host_columns", h);
+        }
+        let r = job.run();
+        assert_eq!(r.status, JobStatus::Completed, "{host:?}: {:?} {:?}", r.reason, r.first_errors);
+        std::fs::read(job.out_path("csv")).unwrap()
+    };
+    let (guest, host) = (run(None), run(Some("yes")));
+    assert!(String::from_utf8_lossy(&guest).contains("sub/b.csv"), "{}", String::from_utf8_lossy(&guest));
+    assert!(guest == host, "{}\n---\n{}", String::from_utf8_lossy(&guest), String::from_utf8_lossy(&host));
+}
+
+/// Each bad call is refused with its reason and leaves the result alone;
+/// a result may have at most 64 added columns; an added column shorter
+/// than the result fails the mini-batch as `INVALID_OUTPUT`.
+#[test]
+fn host_added_result_columns_are_bounded_and_checked() {
+    let job = Job::tabular(PASSTHROUGH)
+        .file("a.csv", "id\n1\n2\n3\n")
+        .set("task.config.host_columns", "probe")
+        .set("max_concurrency_per_instance", "1")
+        .output("csv");
+    let r = job.run();
+    assert_eq!(r.status, JobStatus::Completed, "{:?} {:?}", r.reason, r.first_errors);
+    let logs: String = sluice_runtime::JobDir::open(job.job_dir())
+        .log_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    for want in [
+        "probe a: ErrorCode::UnknownName: no column `no_such` in this mini-batch",
+        "probe b: ErrorCode::InvalidInput: row 3 is out of range: the mini-batch has 3 rows",
+        "probe c: ok",
+        "probe again: ErrorCode::InvalidInput: result column `c` is empty or already added",
+        "probe full after 64: ErrorCode::TooLarge: a result may have at most 64 added columns",
+    ] {
+        assert!(logs.contains(want), "`{want}` in:\n{logs}");
+    }
+    let (header, rows) = job.csv_rows();
+    assert_eq!(header.len(), 64, "c and x1..x63: {header:?}");
+    assert_eq!(rows.len(), 3);
+
+    let job = Job::tabular(PASSTHROUGH)
+        .file("a.csv", "id\n1\n2\n3\n")
+        .set("task.config.host_columns", "short")
+        .set("retry_settings.max_retries", "0")
+        .output("csv");
+    let r = job.run();
+    assert_eq!(r.mini_batches.failed, 1);
+    let records = job.records();
+    let rec = records.values().next().unwrap();
+    let said = format!("{rec:?}");
+    assert!(said.contains("INVALID_OUTPUT") && said.contains("`s` has 1 values but the table has 3 rows"), "{said}");
 }

@@ -375,7 +375,8 @@ mod tests {
     fn every_linked_interface_passes_the_name_check_at_any_compatible_version() {
         let sluice = crate::world::SLUICE_INTERFACES.map(|i| format!("sluice:scorer/{i}"));
         for iface in crate::world::WASI_INTERFACES.iter().copied().chain(sluice.iter().map(String::as_str)) {
-            let versions = if iface.starts_with("wasi:") { ["0.2.0", "0.2.12"] } else { ["0.1.0", "0.1.1"] };
+            let versions: &[&str] =
+                if iface.starts_with("wasi:") { &["0.2.0", "0.2.12"] } else { &["0.1.0", "0.1.1", "0.1.2"] };
             for v in versions {
                 let name = format!("{iface}@{v}");
                 assert_eq!(crate::world::host_provides(&name), None, "{name}");

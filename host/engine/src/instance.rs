@@ -120,7 +120,7 @@ impl ScorerComponent {
             diag: Default::default(),
             log: LogState { logger },
             onnx: OnnxState::new(settings.models.clone(), &settings.limits),
-            batch: BatchState::default(),
+            batch: BatchState::new(settings.limits.max_output_bytes),
             stop: settings.stop.clone(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -428,24 +428,29 @@ impl ScorerInstance {
             Prepared::Rows(r) => Some(r.clone()),
             Prepared::Files(_) => None,
         };
+        self.store.data_mut().batch.take_added();
         arm(&mut self.store, &self.settings);
         let r = bounded(&self.settings, self.bindings.call_run(&mut self.store, &wit)).await;
         // The guest's copy of the delivered columns and provenance is in
         // its memory now: free the host's before the result is checked.
         drop(wit);
         self.store.data_mut().batch.rows = None;
+        let added = self.store.data_mut().batch.take_added();
         let out = match r {
             Err(f) => Err(f),
             Ok(Err(trap)) => Err(classify(&trap, self.store.data(), &self.settings.limits)),
             Ok(Ok(Err(e))) => Err(Failure::new(ReasonCode::UserError, bounded_text(&e.message))),
-            Ok(Ok(Ok(result))) => self.check(result, items),
+            Ok(Ok(Ok(result))) => self.check(result, items, added),
         };
         self.store.data().log.logger.set_mini_batch(None, None);
         out
     }
 
-    fn check(&self, result: wit::BatchResult, items: usize) -> Result<BatchOutput, Failure> {
-        let out = from_wit(result);
+    /// The guest's result with the columns it had the host add
+    /// (`batch.add-result-column`) after its own, checked whole.
+    fn check(&self, result: wit::BatchResult, items: usize, added: Vec<Column>) -> Result<BatchOutput, Failure> {
+        let mut out = from_wit(result);
+        out.rows.columns.extend(added);
         let size = out.rows.byte_size() as u64 + out.errors.iter().map(|e| e.message.len() as u64).sum::<u64>();
         if size > self.settings.limits.max_output_bytes {
             return Err(Failure::new(

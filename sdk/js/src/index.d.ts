@@ -1,9 +1,9 @@
 // Type declarations of sluice-sdk, the JavaScript SDK for sluice scorers
-// (WIT package sluice:scorer@0.1.1). See sdk/js/README.md.
+// (WIT package sluice:scorer@0.1.2). See sdk/js/README.md.
 
 export const VERSION: string;
 /** The WIT package this SDK is built against. */
-export const WIT_PACKAGE: 'sluice:scorer@0.1.1';
+export const WIT_PACKAGE: 'sluice:scorer@0.1.2';
 
 /** A column's element type, as the WIT `column-data` cases name them. */
 export type ColumnType = 'f32' | 'f64' | 's64' | 'string' | 'bool';
@@ -289,6 +289,17 @@ export namespace hostBatch {
   function columns(): [string, ColumnType][];
   /** The rows where any of `columns` is null, ascending. */
   function nullRows(columns: string | string[]): Uint32Array;
+  /**
+   * Has the host add a column to this `run`'s result (after the returned
+   * columns, in call order) from the mini-batch it holds: each row's
+   * `'source_file'`, its `'row_number'`, or a mini-batch `{ column }`;
+   * `rows` picks mini-batch rows, one result row each. (sluice 0.1.2)
+   */
+  function addResultColumn(
+    name: string,
+    source: 'source_file' | 'row_number' | { column: string },
+    rows?: ArrayLike<number>,
+  ): void;
 }
 
 // --- logging ------------------------------------------------------------------------

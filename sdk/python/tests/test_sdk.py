@@ -463,7 +463,7 @@ Caused by:
     0: error while executing at wasm backtrace:
            0: 0xa0991d - <unknown>!<wasm function 91>
            1: 0x9fb9ba - <unknown>!adapter load
-    1: called trapping stub: sluice:scorer/onnx@0.1.1#load
+    1: called trapping stub: sluice:scorer/onnx@0.1.2#load
 
 Stack backtrace:
    0: <anyhow::Error>::msg::<alloc::string::String>
@@ -482,7 +482,7 @@ class BuildTest(unittest.TestCase):
 
     def test_a_trapping_stub_is_a_sentence(self) -> None:
         msg = build.explain_failure(TRAPPED, "/app/score.py", {"/0/": "/app"})
-        self.assertIn("`sluice:scorer/onnx@0.1.1#load` was called at import time", msg)
+        self.assertIn("`sluice:scorer/onnx@0.1.2#load` was called at import time", msg)
         self.assertIn("can only be called from init/run, not at import time", msg)
         self.assertNotIn("0xa0991d", msg)
 

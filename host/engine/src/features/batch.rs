@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use sluice_job::data::{Column, ColumnData};
 use sluice_job::{RowOrigins, Table};
 use wasmtime::component::{HasData, Linker};
 
@@ -30,6 +31,29 @@ pub(crate) struct BatchState {
     pub(crate) rows: Option<Arc<HostRows>>,
     /// Columns `run` receives (`batch.deliver-columns`); `None` = all.
     pub(crate) deliver: Option<HashSet<String>>,
+    /// Columns the current `run` added to its result
+    /// (`batch.add-result-column`), in call order, and their bytes.
+    pub(crate) added: Vec<Column>,
+    pub(crate) added_bytes: u64,
+    /// `limits.max_output_mb`: what added columns may hold in all.
+    pub(crate) max_output_bytes: u64,
+}
+
+/// The most columns one `run` may add to its result.
+pub const MAX_ADDED_COLUMNS: usize = 64;
+
+impl BatchState {
+    /// The state of a new instance whose results are bounded by
+    /// `max_output_bytes`.
+    pub(crate) fn new(max_output_bytes: u64) -> BatchState {
+        BatchState { max_output_bytes, ..BatchState::default() }
+    }
+
+    /// Takes the columns the finished `run` added.
+    pub(crate) fn take_added(&mut self) -> Vec<Column> {
+        self.added_bytes = 0;
+        std::mem::take(&mut self.added)
+    }
 }
 
 /// The [`HasData`] type of the batch feature: it needs only its own state.
@@ -95,5 +119,86 @@ impl wit_batch::Host for BatchState {
             }
         }
         Ok(Ok(null.iter().enumerate().filter(|(_, n)| **n).map(|(i, _)| i as u32).collect()))
+    }
+
+    fn add_result_column(
+        &mut self,
+        name: String,
+        source: wit_batch::ResultSource,
+        rows: Option<Vec<u32>>,
+    ) -> wasmtime::Result<Result<(), wit_onnx::Error>> {
+        use wit_onnx::ErrorCode::{InvalidInput, TooLarge, UnknownName};
+        let shown = |n: &str| sluice_job::text::guest_text(n, 256);
+        let Some(batch) = &self.rows else {
+            return Ok(Err(err(InvalidInput, "no tabular mini-batch is being run (add-result-column works in `run`)")));
+        };
+        if self.added.len() >= MAX_ADDED_COLUMNS {
+            return Ok(Err(err(TooLarge, format!("a result may have at most {MAX_ADDED_COLUMNS} added columns"))));
+        }
+        if name.is_empty() || self.added.iter().any(|c| c.name == name) {
+            return Ok(Err(err(InvalidInput, format!("result column `{}` is empty or already added", shown(&name)))));
+        }
+        let n = batch.table.num_rows;
+        if let Some(r) = rows.as_ref().and_then(|r| r.iter().find(|&&i| i as usize >= n)) {
+            return Ok(Err(err(InvalidInput, format!("row {r} is out of range: the mini-batch has {n} rows"))));
+        }
+        let picked = rows.as_ref().map_or(n, Vec::len);
+        // What the column will hold, checked before it is built.
+        let origins = &batch.origins;
+        let bytes: u64 = name.len() as u64
+            + match &source {
+                wit_batch::ResultSource::Column(c) => match batch.table.columns.iter().find(|x| &x.name == c) {
+                    None => {
+                        return Ok(Err(err(UnknownName, format!("no column `{}` in this mini-batch", shown(c)))));
+                    }
+                    Some(col) => {
+                        let size = col.data.byte_size() as u64 + col.valid.as_ref().map_or(0, |v| v.len() as u64);
+                        // Proportional to the rows picked, rounded up.
+                        (size * picked as u64).div_ceil(n.max(1) as u64)
+                    }
+                },
+                wit_batch::ResultSource::SourceFile => {
+                    let longest = origins.sources.iter().map(String::len).max().unwrap_or(0);
+                    (picked * (longest + 8)) as u64
+                }
+                wit_batch::ResultSource::RowNumber => picked as u64 * 8,
+            };
+        if self.added_bytes + bytes > self.max_output_bytes {
+            return Ok(Err(err(
+                TooLarge,
+                format!("the added columns pass limits.max_output_mb = {} MiB", self.max_output_bytes >> 20),
+            )));
+        }
+        let index = |i: usize| rows.as_ref().map_or(i, |r| r[i] as usize);
+        let (data, valid) = match source {
+            wit_batch::ResultSource::Column(c) => {
+                let col = batch.table.columns.iter().find(|x| x.name == c).expect("checked above");
+                if rows.is_none() {
+                    (col.data.clone(), col.valid.clone())
+                } else {
+                    let take = |i| index(i);
+                    let data = match &col.data {
+                        ColumnData::F32(v) => ColumnData::F32((0..picked).map(|i| v[take(i)]).collect()),
+                        ColumnData::F64(v) => ColumnData::F64((0..picked).map(|i| v[take(i)]).collect()),
+                        ColumnData::S64(v) => ColumnData::S64((0..picked).map(|i| v[take(i)]).collect()),
+                        ColumnData::Bool(v) => ColumnData::Bool((0..picked).map(|i| v[take(i)]).collect()),
+                        ColumnData::String(v) => ColumnData::String((0..picked).map(|i| v[take(i)].clone()).collect()),
+                    };
+                    (data, col.valid.as_ref().map(|v| (0..picked).map(|i| v[take(i)]).collect()))
+                }
+            }
+            wit_batch::ResultSource::SourceFile => (
+                ColumnData::String(
+                    (0..picked).map(|i| origins.sources[origins.source[index(i)] as usize].clone()).collect(),
+                ),
+                None,
+            ),
+            wit_batch::ResultSource::RowNumber => {
+                (ColumnData::S64((0..picked).map(|i| origins.row[index(i)] as i64).collect()), None)
+            }
+        };
+        self.added_bytes += bytes;
+        self.added.push(Column { name, data, valid });
+        Ok(Ok(()))
     }
 }

@@ -39,3 +39,35 @@ def null_rows(names: Sequence[str] | str) -> list[int]:
         return list(_b.batch.null_rows(_names(names)))
     except _b.Err as e:
         raise OnnxError._from_wit(e.value) from None
+
+
+def _result_source(source: str | dict[str, str]) -> object:
+    if source in ("source_file", "source-file"):
+        return _b.batch.ResultSource_SourceFile()
+    if source in ("row_number", "row-number"):
+        return _b.batch.ResultSource_RowNumber()
+    if isinstance(source, dict) and isinstance(source.get("column"), str):
+        return _b.batch.ResultSource_Column(source["column"])
+    raise TypeError(
+        "host_batch.add_result_column(): the source must be 'source_file', 'row_number' or "
+        f"{{'column': NAME}}, not {source!r}"
+    )
+
+
+def add_result_column(name: str, source: str | dict[str, str], rows: Sequence[int] | None = None) -> None:
+    """Has the host add a column `name` to this `run`'s result, after the
+    columns `run` returns (in call order), built from the mini-batch it
+    holds, so its values never cross into Python: `source` is
+    `"source_file"` (each row's file), `"row_number"` (its row in the file)
+    or `{"column": NAME}` (a column of the mini-batch, delivered or not);
+    `rows` picks mini-batch rows, one result row each (`None`: every row).
+    The fast way to return provenance or pass a column through. `OnnxError`
+    for an unknown column, a row out of range, a name added twice, more
+    than 64 added columns. (sluice 0.1.2)"""
+    _export.require_started("host_batch.add_result_column()")
+    wit_source = _result_source(source)
+    pick = None if rows is None else [int(r) for r in rows]
+    try:
+        _b.batch.add_result_column(str(name), wit_source, pick)
+    except _b.Err as e:
+        raise OnnxError._from_wit(e.value) from None
