@@ -173,18 +173,21 @@ impl wit_batch::Host for BatchState {
         let (data, valid) = match source {
             wit_batch::ResultSource::Column(c) => {
                 let col = batch.table.columns.iter().find(|x| x.name == c).expect("checked above");
-                if rows.is_none() {
-                    (col.data.clone(), col.valid.clone())
-                } else {
-                    let take = |i| index(i);
-                    let data = match &col.data {
-                        ColumnData::F32(v) => ColumnData::F32((0..picked).map(|i| v[take(i)]).collect()),
-                        ColumnData::F64(v) => ColumnData::F64((0..picked).map(|i| v[take(i)]).collect()),
-                        ColumnData::S64(v) => ColumnData::S64((0..picked).map(|i| v[take(i)]).collect()),
-                        ColumnData::Bool(v) => ColumnData::Bool((0..picked).map(|i| v[take(i)]).collect()),
-                        ColumnData::String(v) => ColumnData::String((0..picked).map(|i| v[take(i)].clone()).collect()),
-                    };
-                    (data, col.valid.as_ref().map(|v| (0..picked).map(|i| v[take(i)]).collect()))
+                match &rows {
+                    None => (col.data.clone(), col.valid.clone()),
+                    Some(r) => {
+                        fn pick<T: Clone>(v: &[T], rows: &[u32]) -> Vec<T> {
+                            rows.iter().map(|&i| v[i as usize].clone()).collect()
+                        }
+                        let data = match &col.data {
+                            ColumnData::F32(v) => ColumnData::F32(pick(v, r)),
+                            ColumnData::F64(v) => ColumnData::F64(pick(v, r)),
+                            ColumnData::S64(v) => ColumnData::S64(pick(v, r)),
+                            ColumnData::Bool(v) => ColumnData::Bool(pick(v, r)),
+                            ColumnData::String(v) => ColumnData::String(pick(v, r)),
+                        };
+                        (data, col.valid.as_ref().map(|v| pick(v, r)))
+                    }
                 }
             }
             wit_batch::ResultSource::SourceFile => (
