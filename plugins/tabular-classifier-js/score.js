@@ -1,4 +1,4 @@
-// Shows tabular-classifier's scoring in JavaScript: features go from the host's copy of the mini-batch straight into the granted ONNX model, outputs come back as columns, and rows with an empty feature become item errors.
+// Shows tabular-classifier's scoring in JavaScript with no value per row crossing into the interpreter: features go from the host's copy of the mini-batch into the granted ONNX model, and the id, the model's outputs and each row's file go into the result in the host; rows with an empty feature become item errors.
 //
 // The same job as plugins/tabular-classifier (Rust), with the same output
 // bytes. `task.config` keys (all optional):
@@ -37,8 +37,11 @@ class Classifier extends sluice.Scorer {
     const features = config.get('features');
     this.features = features === undefined ? null : features.split(',').map((f) => f.trim()).filter((f) => f);
     this.idColumn = config.get('id_column', 'id');
-    // Only the id crosses into the guest; the features stay in the host.
-    hostBatch.deliverColumns([this.idColumn]);
+    // Nothing per row crosses into the guest: no column, no row origins.
+    // The id, the model's outputs and the source file are put into the
+    // result by the host.
+    hostBatch.deliverColumns([]);
+    hostBatch.deliverRowOrigins(false);
     sluice.info(`tabular-classifier: model ${name}, outputs ${this.label} and ${this.probability}`);
   }
 
@@ -51,8 +54,9 @@ class Classifier extends sluice.Scorer {
     } catch (why) {
       return Array.from({ length: n }, () => new ItemError(why.message));
     }
-    const id = rows.column(this.idColumn);
-    if (id === undefined) throw new UserError(`no \`${this.idColumn}\` column (set task.config.id_column)`);
+    if (!hostBatch.columns().some(([name]) => name === this.idColumn)) {
+      throw new UserError(`no \`${this.idColumn}\` column (set task.config.id_column)`);
+    }
 
     // Rows with a null feature or id cannot be scored: item errors.
     const check = [...features, this.idColumn];
@@ -72,29 +76,25 @@ class Classifier extends sluice.Scorer {
       if (good.length === 0) return BatchResult.fromColumns([], [], errors);
     }
 
+    // The result's columns, all added by the host in this order: id,
+    // prediction, probability, source_file.
+    hostBatch.addResultColumn(this.idColumn, { column: this.idColumn }, good ?? undefined);
     const request = this.model.request();
     const inputs = this.model.info().inputs;
     if (inputs.length === 1) request.columns(inputs[0].name, features, good);
     else for (const f of features) request.columns(f, [f], good);
-    let scored;
     try {
-      scored = request.toColumn(this.label, 'prediction').toColumn(this.probability, 'probability', 'max').run();
+      request.toColumn(this.label, 'prediction').toColumn(this.probability, 'probability', 'max').runIntoResult();
     } catch (e) {
+      // A result without rows drops the id column added above.
       if (!(e instanceof OnnxError)) throw e;
       const all = good ?? Array.from({ length: n }, (_, i) => i);
       errors = errors.concat(all.map((r) => new ItemError(`the model could not score this row: ${e.message}`, r)));
       errors.sort((a, b) => a.item - b.item);
       return BatchResult.fromColumns([], [], errors);
     }
-    // Each row's source file is added by the host, after these columns:
-    // a string per row built here would cost more than the scoring.
     hostBatch.addResultColumn('source_file', 'source_file', good ?? undefined);
-    if (good === null) {
-      // Every row scored: the id column goes back as it came.
-      const all = Array.from({ length: n }, (_, i) => i);
-      return BatchResult.fromColumns(all, [id, ...scored.columns], errors);
-    }
-    return BatchResult.fromColumns(good, [id.take(good), ...scored.columns], errors);
+    return BatchResult.fromColumns(good ?? Array.from({ length: n }, (_, i) => i), [], errors);
   }
 
   /** The feature columns, checked against the mini-batch's columns. */

@@ -130,6 +130,18 @@ impl Request<'_> {
     pub fn run(self) -> Result<RunResult, OnnxError> {
         self.model.inner.run(&wit::RunRequest { inputs: self.inputs, fetch: self.fetch, to_columns: self.to_columns })
     }
+
+    /// Runs the model with the `to_column` outputs added by the host to
+    /// this `run`'s result (after the returned columns, in call order with
+    /// [`host_batch::add_result_column`]) instead of coming back to the
+    /// scorer; returns their number of rows. Takes no `fetch`. (sluice 0.1.3)
+    pub fn run_into_result(self) -> Result<u32, OnnxError> {
+        self.model.inner.run_into_result(&wit::RunRequest {
+            inputs: self.inputs,
+            fetch: self.fetch,
+            to_columns: self.to_columns,
+        })
+    }
 }
 
 impl Tensor {
@@ -184,6 +196,13 @@ pub mod host_batch {
     /// other columns stay in the host, usable as column sources.
     pub fn deliver_columns(names: &[String]) {
         batch::deliver_columns(names);
+    }
+
+    /// `false` (call in `init`): tabular mini-batches then arrive without
+    /// each row's source and row number (`row_source` and `row_number`
+    /// empty); [`add_result_column`] still adds them to a result. (sluice 0.1.3)
+    pub fn deliver_row_origins(deliver: bool) {
+        batch::deliver_row_origins(deliver);
     }
 
     /// `(name, type)` of every column of the current mini-batch.

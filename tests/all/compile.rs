@@ -277,7 +277,7 @@ fn validate_and_run_refuse_a_sluice_scorer_0_2_0_component_with_the_same_words()
     assert_eq!(vcode, Some(1), "{vout}");
     assert!(
         vout.contains(
-            "MISSING  sluice:scorer/types@0.2.0: version 0.2.0: the host links sluice:scorer 0.1.2 (compatible: 0.1.x)"
+            "MISSING  sluice:scorer/types@0.2.0: version 0.2.0: the host links sluice:scorer 0.1.3 (compatible: 0.1.x)"
         ),
         "{vout}"
     );

@@ -307,7 +307,7 @@ fn validate_names_what_a_component_lacks_and_compile_fills_the_cache() {
     let o = sluice(data.path()).args(["validate", TABULAR_CLASSIFIER]).output().unwrap();
     let out = text(&o);
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("ok       sluice:scorer/onnx@0.1.2"), "{out}");
+    assert!(out.contains("ok       sluice:scorer/onnx@0.1.3"), "{out}");
     assert!(out.contains("run: called once per mini-batch"), "{out}");
     assert!(out.contains("fits the sluice:scorer world"), "{out}");
 

@@ -200,3 +200,44 @@ fn a_model_that_is_not_row_wise_is_run_whole_not_in_chunks() {
     assert_eq!((rows[0][0].as_str(), rows[0][1].as_str()), ("columns-mean", "ok"), "{:?}", rows[0]);
     assert_eq!(rows[0][2], "3 values: [4.5, 9.0, 1.0]");
 }
+
+/// `run-into-result` (sluice:scorer 0.1.3): the model's to-columns go into
+/// the result in the host, after the columns added before and before those
+/// added after, so a scorer that receives no column and no row origin
+/// gives tabular-classifier's output byte for byte. Each refusal is typed
+/// and adds nothing.
+#[test]
+fn run_into_result_puts_the_models_columns_into_the_result_in_the_host() {
+    let job = Job::tabular(ONNX_PROBE)
+        .files_from("examples/tabular/data")
+        .model("model", "examples/tabular/model")
+        .set("task.config.into_result", "yes")
+        .set("max_concurrency_per_instance", "1")
+        .output("csv");
+    let r = job.run();
+    assert_eq!(r.status, sluice_runtime::JobStatus::Completed, "{:?} {:?}", r.reason, r.first_errors);
+    assert_eq!(r.mini_batches.failed, 0, "{:?}", r.first_errors);
+    let classifier = Job::tabular(TABULAR_CLASSIFIER)
+        .files_from("examples/tabular/data")
+        .model("model", "examples/tabular/model")
+        .output("csv");
+    classifier.run();
+    let (got, want) = (std::fs::read(job.out_path("csv")).unwrap(), std::fs::read(classifier.out_path("csv")).unwrap());
+    assert!(got == want, "{}\n---\n{}", String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+
+    let logs: String = sluice_runtime::JobDir::open(job.job_dir())
+        .log_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    for want in [
+        "into-result in init: invalid-input: no tabular mini-batch is being run",
+        "into-result fetch: invalid-input: run-into-result adds its to-columns to the result: `fetch` must be empty",
+        "into-result no columns: invalid-input",
+        "into-result unknown output: unknown-name: model `model` has no output `nope`",
+        "into-result taken name: invalid-input: result column `id` is empty or already added",
+        "into-result scored: ok ",
+    ] {
+        assert!(logs.contains(want), "`{want}` in:\n{logs}");
+    }
+}

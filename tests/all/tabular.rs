@@ -349,6 +349,32 @@ fn host_added_result_columns_give_the_guests_own_output() {
     assert!(guest == host, "{}\n---\n{}", String::from_utf8_lossy(&guest), String::from_utf8_lossy(&host));
 }
 
+/// A mini-batch column picked by a row selection keeps its values and
+/// nulls for those rows; a result that fails every item (no rows) drops
+/// the columns it had added instead of failing the mini-batch.
+#[test]
+fn host_added_columns_follow_a_selection_and_go_with_a_result_without_rows() {
+    let csv = "id,name,score\n1,a,0.5\n2,,1.5\n3,c,\n4,d,4.25\n5,e,5\n";
+    let job = Job::tabular(PASSTHROUGH)
+        .file("a.csv", csv)
+        .set("task.config.host_columns", "pick")
+        .set("mini_batch_size", "10")
+        .output("csv");
+    let r = job.run();
+    assert_eq!(r.status, JobStatus::CompletedWithErrors, "{:?} {:?}", r.reason, r.first_errors);
+    assert_eq!((r.items.succeeded, r.items.failed), (3, 2));
+    let out = std::fs::read_to_string(job.out_path("csv")).unwrap();
+    assert_eq!(out, "id,name,score,row_number\n1,a,0.5,0\n3,c,,2\n5,e,5.0,4\n");
+
+    let job = Job::tabular(PASSTHROUGH)
+        .file("a.csv", csv)
+        .set("task.config.host_columns", "drop")
+        .set("retry_settings.max_retries", "0")
+        .output("csv");
+    let r = job.run();
+    assert_eq!((r.mini_batches.failed, r.items.failed), (0, 5), "{:?}", r.first_errors);
+}
+
 /// Each bad call is refused with its reason and leaves the result alone;
 /// a result may have at most 64 added columns; an added column shorter
 /// than the result fails the mini-batch as `INVALID_OUTPUT`.

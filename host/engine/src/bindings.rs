@@ -28,3 +28,35 @@ impl std::fmt::Debug for ModelHandle {
         f.debug_struct("ModelHandle").field("model", &self.model.name()).finish()
     }
 }
+
+/// A result column from its WIT form (values moved, not copied).
+pub(crate) fn column_from_wit(c: wit::Column) -> sluice_job::data::Column {
+    use sluice_job::data::ColumnData as D;
+    sluice_job::data::Column {
+        name: c.name,
+        valid: c.valid,
+        data: match c.data {
+            wit::ColumnData::F32(v) => D::F32(v),
+            wit::ColumnData::F64(v) => D::F64(v),
+            wit::ColumnData::S64(v) => D::S64(v),
+            wit::ColumnData::String(v) => D::String(v),
+            wit::ColumnData::Bool(v) => D::Bool(v),
+        },
+    }
+}
+
+/// A mini-batch column in its WIT form (values moved, not copied).
+pub(crate) fn column_to_wit(c: sluice_job::data::Column) -> wit::Column {
+    use sluice_job::data::ColumnData as D;
+    wit::Column {
+        name: c.name,
+        valid: c.valid,
+        data: match c.data {
+            D::F32(v) => wit::ColumnData::F32(v),
+            D::F64(v) => wit::ColumnData::F64(v),
+            D::S64(v) => wit::ColumnData::S64(v),
+            D::String(v) => wit::ColumnData::String(v),
+            D::Bool(v) => wit::ColumnData::Bool(v),
+        },
+    }
+}

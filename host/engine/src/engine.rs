@@ -376,7 +376,7 @@ mod tests {
         let sluice = crate::world::SLUICE_INTERFACES.map(|i| format!("sluice:scorer/{i}"));
         for iface in crate::world::WASI_INTERFACES.iter().copied().chain(sluice.iter().map(String::as_str)) {
             let versions: &[&str] =
-                if iface.starts_with("wasi:") { &["0.2.0", "0.2.12"] } else { &["0.1.0", "0.1.1", "0.1.2"] };
+                if iface.starts_with("wasi:") { &["0.2.0", "0.2.12"] } else { &["0.1.0", "0.1.1", "0.1.2", "0.1.3"] };
             for v in versions {
                 let name = format!("{iface}@{v}");
                 assert_eq!(crate::world::host_provides(&name), None, "{name}");

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use sluice_job::data::{FileInput, Items, MiniBatchInput};
 use sluice_job::spec::{Mount, ScorerConfig};
-use sluice_job::{BatchOutput, Column, ColumnData, Failure, ItemError, Limits, ReasonCode, Table};
+use sluice_job::{BatchOutput, Column, Failure, ItemError, Limits, ReasonCode, Table};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-use crate::bindings::{Scorer, wit};
+use crate::bindings::{Scorer, column_from_wit, column_to_wit, wit};
 use crate::engine::{EPOCH_TICK, ScorerComponent};
 use crate::features::batch::{BatchState, HostRows};
 use crate::features::log::LogState;
@@ -389,7 +389,11 @@ impl PreparedBatch {
     }
 
     /// The WIT form for an instance that wants `deliver` columns.
-    fn wit(&self, deliver: Option<&std::collections::HashSet<String>>) -> std::borrow::Cow<'_, wit::MiniBatch> {
+    fn wit(
+        &self,
+        deliver: Option<&std::collections::HashSet<String>>,
+        origins: bool,
+    ) -> std::borrow::Cow<'_, wit::MiniBatch> {
         match &self.data {
             Prepared::Files(w) => std::borrow::Cow::Borrowed(w),
             Prepared::Rows(r) => {
@@ -408,8 +412,8 @@ impl PreparedBatch {
                     items: wit::Items::Rows(wit::TableItems {
                         rows: table_to_wit(table),
                         sources: r.origins.sources.clone(),
-                        row_source: r.origins.source.clone(),
-                        row_number: r.origins.row.clone(),
+                        row_source: if origins { r.origins.source.clone() } else { Vec::new() },
+                        row_number: if origins { r.origins.row.clone() } else { Vec::new() },
                     }),
                 })
             }
@@ -423,7 +427,8 @@ impl ScorerInstance {
     pub async fn run(&mut self, batch: &PreparedBatch) -> Result<BatchOutput, Failure> {
         let items = batch.items;
         self.store.data().log.logger.set_mini_batch(Some(&batch.id), batch.log_budget.clone());
-        let wit = batch.wit(self.store.data().batch.deliver.as_ref());
+        let state = &self.store.data().batch;
+        let wit = batch.wit(state.deliver.as_ref(), state.deliver_origins);
         self.store.data_mut().batch.rows = match &batch.data {
             Prepared::Rows(r) => Some(r.clone()),
             Prepared::Files(_) => None,
@@ -450,7 +455,16 @@ impl ScorerInstance {
     /// (`batch.add-result-column`) after its own, checked whole.
     fn check(&self, result: wit::BatchResult, items: usize, added: Vec<Column>) -> Result<BatchOutput, Failure> {
         let mut out = from_wit(result);
-        out.rows.columns.extend(added);
+        // A result without rows (every item an error) drops what was added:
+        // a run that added columns and then failed its items need not undo
+        // them.
+        if out.rows.num_rows > 0 {
+            out.rows.columns.extend(added);
+        }
+        // 0.1.3: one row per item in item order may leave `row-items` empty.
+        if out.row_items.is_empty() && out.errors.is_empty() && items > 0 && out.rows.num_rows == items {
+            out.row_items = (0..items).collect();
+        }
         let size = out.rows.byte_size() as u64 + out.errors.iter().map(|e| e.message.len() as u64).sum::<u64>();
         if size > self.settings.limits.max_output_bytes {
             return Err(Failure::new(
@@ -495,24 +509,7 @@ fn to_wit(b: MiniBatchInput) -> wit::MiniBatch {
 }
 
 fn table_to_wit(t: Table) -> wit::Table {
-    wit::Table {
-        num_rows: t.num_rows as u32,
-        columns: t
-            .columns
-            .into_iter()
-            .map(|c| wit::Column {
-                name: c.name,
-                valid: c.valid,
-                data: match c.data {
-                    ColumnData::F32(v) => wit::ColumnData::F32(v),
-                    ColumnData::F64(v) => wit::ColumnData::F64(v),
-                    ColumnData::S64(v) => wit::ColumnData::S64(v),
-                    ColumnData::String(v) => wit::ColumnData::String(v),
-                    ColumnData::Bool(v) => wit::ColumnData::Bool(v),
-                },
-            })
-            .collect(),
-    }
+    wit::Table { num_rows: t.num_rows as u32, columns: t.columns.into_iter().map(column_to_wit).collect() }
 }
 
 /// The most bytes of item error text one mini-batch keeps: the job holds
@@ -544,22 +541,7 @@ fn from_wit(r: wit::BatchResult) -> BatchOutput {
     BatchOutput {
         rows: Table {
             num_rows: r.rows.num_rows as usize,
-            columns: r
-                .rows
-                .columns
-                .into_iter()
-                .map(|c| Column {
-                    name: c.name,
-                    valid: c.valid,
-                    data: match c.data {
-                        wit::ColumnData::F32(v) => ColumnData::F32(v),
-                        wit::ColumnData::F64(v) => ColumnData::F64(v),
-                        wit::ColumnData::S64(v) => ColumnData::S64(v),
-                        wit::ColumnData::String(v) => ColumnData::String(v),
-                        wit::ColumnData::Bool(v) => ColumnData::Bool(v),
-                    },
-                })
-                .collect(),
+            columns: r.rows.columns.into_iter().map(column_from_wit).collect(),
         },
         row_items: r.row_items.into_iter().map(|i| i as usize).collect(),
         errors: item_errors(r.errors),

@@ -82,7 +82,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     features::onnx::add_to_linker(&mut linker, |s: &mut StoreState| OnnxView {
         state: &mut s.onnx,
         table: &mut s.table,
-        batch: &s.batch,
+        batch: &mut s.batch,
     })?;
     Ok(linker)
 }

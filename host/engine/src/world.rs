@@ -50,10 +50,10 @@ pub(crate) const WASI_INTERFACES: [&str; 27] = [
 /// The WASI version the linker defines.
 pub(crate) const WASI_VERSION: (u64, u64, u64) = (0, 2, 12);
 
-/// sluice's own imports (`wit/`, `sluice:scorer@0.1.2`; `bindgen!` links
+/// sluice's own imports (`wit/`, `sluice:scorer@0.1.3`; `bindgen!` links
 /// them at that version and the linker answers any 0.1.x import).
 pub(crate) const SLUICE_INTERFACES: [&str; 4] = ["types", "log", "onnx", "batch"];
-pub(crate) const SLUICE_VERSION: (u64, u64, u64) = (0, 1, 2);
+pub(crate) const SLUICE_VERSION: (u64, u64, u64) = (0, 1, 3);
 
 /// The optional export interface holding `shutdown`, any 0.1.x version.
 pub(crate) const LIFECYCLE_PREFIX: &str = "sluice:scorer/lifecycle@0.1.";
@@ -261,9 +261,9 @@ mod tests {
         assert_eq!(host_provides("wasi:io/streams@0.2.99+abc"), None);
         assert_eq!(host_provides("sluice:scorer/types@0.1.0"), None);
         assert_eq!(host_provides("sluice:scorer/batch@0.1.1"), None);
-        assert_eq!(host_provides("sluice:scorer/batch@0.1.2"), None);
+        assert_eq!(host_provides("sluice:scorer/batch@0.1.3"), None);
         let e = host_provides("sluice:scorer/types@0.2.0").unwrap();
-        assert!(e.contains("version 0.2.0: the host links sluice:scorer 0.1.2"), "{e}");
+        assert!(e.contains("version 0.2.0: the host links sluice:scorer 0.1.3"), "{e}");
         assert!(host_provides("wasi:cli/environment@0.2.0-rc-2023-12-05").unwrap().contains("version 0.2.0-rc"));
         assert!(host_provides("wasi:cli/environment@0.3.0").is_some());
         assert!(host_provides("wasi:cli/environment").unwrap().contains("unversioned"));

@@ -13,7 +13,7 @@ import { dirname, resolve, relative, sep, extname } from 'node:path';
 import oxc from 'oxc-parser';
 
 export const SDK_SPECIFIER = 'sluice-sdk';
-export const RAW_IMPORTS = new Set(['sluice:scorer/log@0.1.2', 'sluice:scorer/onnx@0.1.2', 'sluice:scorer/batch@0.1.2']);
+export const RAW_IMPORTS = new Set(['sluice:scorer/log@0.1.3', 'sluice:scorer/onnx@0.1.3', 'sluice:scorer/batch@0.1.3']);
 
 const HOST_ONNX =
   "grant the model to the job as an input (type: mlflow_model or custom_model) and let the host run it, fed by the mini-batch's columns: " +

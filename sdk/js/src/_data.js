@@ -458,30 +458,41 @@ export class Rows {
     return this._wit.sources;
   }
 
+  _origins(what) {
+    if (this._wit.rows.numRows > 0 && this._wit.rowSource.length === 0) {
+      throw new Error(
+        `Rows.${what}: this scorer called hostBatch.deliverRowOrigins(false), so rows arrive without their source ` +
+          "file and row number; add them to the result with hostBatch.addResultColumn(NAME, 'source_file' or 'row_number')",
+      );
+    }
+    return this._wit;
+  }
+
   /** Each row's index into `sources` (a Uint32Array). */
   get rowSources() {
-    return this._wit.rowSource;
+    return this._origins('rowSources').rowSource;
   }
 
   /** Each row's number in its source file, 0-based, header excluded (a BigUint64Array). */
   get rowNumbers() {
-    return this._wit.rowNumber;
+    return this._origins('rowNumbers').rowNumber;
   }
 
   /** The source file of row `row`. */
   sourceOf(row) {
-    return this._wit.sources[this._wit.rowSource[row]];
+    const w = this._origins('sourceOf()');
+    return w.sources[w.rowSource[row]];
   }
 
   /** The number of row `row` in its source file, as a number. */
   rowNumber(row) {
-    return Number(this._wit.rowNumber[row]);
+    return Number(this._origins('rowNumber()').rowNumber[row]);
   }
 
   /** A string column holding the source file of each of `rows` (default: every row). */
   sourceColumn(name, rows = undefined) {
     const sources = this._wit.sources;
-    const which = this._wit.rowSource;
+    const which = this._origins('sourceColumn()').rowSource;
     let values;
     if (rows === undefined || rows === null) {
       values = new Array(which.length);

@@ -20,6 +20,17 @@ export function deliverColumns(columns) {
   host.deliverColumns(names(columns));
 }
 
+/**
+ * Call in `init` with `false`: tabular mini-batches then arrive without each
+ * row's source file and row number (`addResultColumn(NAME, 'source_file')`
+ * or `'row_number'` still puts them in a result; `Rows.sourceOf()` and the
+ * like throw). (sluice 0.1.3)
+ */
+export function deliverRowOrigins(deliver) {
+  requireStarted('hostBatch.deliverRowOrigins()');
+  host.deliverRowOrigins(Boolean(deliver));
+}
+
 /** `[name, type]` of every column of the current mini-batch, delivered or not. */
 export function columns() {
   requireStarted('hostBatch.columns()');

@@ -1,9 +1,9 @@
 // Type declarations of sluice-sdk, the JavaScript SDK for sluice scorers
-// (WIT package sluice:scorer@0.1.2). See sdk/js/README.md.
+// (WIT package sluice:scorer@0.1.3). See sdk/js/README.md.
 
 export const VERSION: string;
 /** The WIT package this SDK is built against. */
-export const WIT_PACKAGE: 'sluice:scorer@0.1.2';
+export const WIT_PACKAGE: 'sluice:scorer@0.1.3';
 
 /** A column's element type, as the WIT `column-data` cases name them. */
 export type ColumnType = 'f32' | 'f64' | 's64' | 'string' | 'bool';
@@ -267,6 +267,8 @@ export class Request {
   /** Output `output` as result column `column`, made by the host. */
   toColumn(output: string, column: string, select?: Select): Request;
   run(): RunResult;
+  /** Runs with the `toColumn` outputs added to the result by the host (never crossing); returns their rows. (sluice 0.1.3) */
+  runIntoResult(): number;
 }
 
 /** A model the job grants (`mlflow_model` / `custom_model` input), by its input name. */
@@ -285,6 +287,8 @@ export function f32Tensor(rows: Rows, columns: string | string[], rowIndexes?: I
 export namespace hostBatch {
   /** Call in `init`: `run` then receives only these columns. */
   function deliverColumns(columns: string | string[]): void;
+  /** Call in `init` with `false`: rows arrive without their source file and row number. (sluice 0.1.3) */
+  function deliverRowOrigins(deliver: boolean): void;
   /** `[name, type]` of every column of the current mini-batch, delivered or not. */
   function columns(): [string, ColumnType][];
   /** The rows where any of `columns` is null, ascending. */

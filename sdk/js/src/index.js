@@ -47,9 +47,9 @@ export { Model, ModelInfo, Request, RunResult, Tensor, TensorInfo, f32Tensor } f
 export { Level, log, trace, debug, info, warn, error } from './_log.js';
 export { hostBatch };
 
-export const VERSION = '0.1.2';
+export const VERSION = '0.1.3';
 /** The WIT package this SDK is built against (bundled in sluice-sdk/wit). */
-export const WIT_PACKAGE = 'sluice:scorer@0.1.2';
+export const WIT_PACKAGE = 'sluice:scorer@0.1.3';
 
 /**
  * Base class of a scorer. One object lives per sandboxed instance: `init`

@@ -205,6 +205,22 @@ export class Request {
       new Map(r.tensors.map((t) => [t.name, Tensor._fromWit(t.tensor)])),
     );
   }
+
+  /**
+   * Runs the model with the `toColumn` outputs added by the host to this
+   * `run`'s result (after the returned columns, in call order with
+   * `hostBatch.addResultColumn`) instead of coming back into JavaScript;
+   * returns their number of rows. Takes no `fetch`. An `OnnxError` on
+   * failure, and then nothing is added. (sluice 0.1.3)
+   */
+  runIntoResult() {
+    requireStarted('Model.runIntoResult()');
+    try {
+      return this._model._wit.runIntoResult({ inputs: this._inputs, fetch: this._fetch, toColumns: this._toColumns });
+    } catch (e) {
+      throw OnnxError._fromThrown(e);
+    }
+  }
 }
 
 /**

@@ -46,7 +46,7 @@ test('a scorer with local modules and the SDK passes, with its imports found', (
 test('imports that cannot work are named with what to do instead', () => {
   const p = problems({
     'score.js':
-      "import fs from 'fs';\nimport { x } from 'node:path';\nimport ort from 'onnxruntime-node';\nimport _ from 'lodash';\nimport { h } from './h';\nimport * as raw from 'sluice:scorer/http@0.1.2';\n" +
+      "import fs from 'fs';\nimport { x } from 'node:path';\nimport ort from 'onnxruntime-node';\nimport _ from 'lodash';\nimport { h } from './h';\nimport * as raw from 'sluice:scorer/http@0.1.3';\n" +
       RUN,
     'h.js': 'export const h = 1;\n',
   });
@@ -56,7 +56,7 @@ test('imports that cannot work are named with what to do instead', () => {
   assert.match(p[2], /^score.js:3: .*onnxruntime-node needs native code or Node.js.*Model.load\('model'\)/);
   assert.match(p[3], /^score.js:4: `import 'lodash'`: package imports are not resolved.*esbuild/);
   assert.match(p[4], /^score.js:5: `import '.\/h'`: no such file; write '.\/h.js'/);
-  assert.match(p[5], /^score.js:6: `import 'sluice:scorer\/http@0.1.2'`: the host provides/);
+  assert.match(p[5], /^score.js:6: `import 'sluice:scorer\/http@0.1.3'`: the host provides/);
 });
 
 test('host calls at module top level are refused before a build', () => {
@@ -97,8 +97,8 @@ test("componentize-js's failures become the user's error and frames", () => {
   );
   const host = 'Exception while evaluating top-level script\nHostCallAtImportTime: Model.load(): host imports (onnx, batch, log) can only be called from init/run\nStack:\n  load@.sluice-sdk/onnx.js:3:3\n  @lib/m.js:4:1\n';
   assert.match(explainFailure(host, join(root, 'score.js'), root), /^score.js: Model.load\(\) called at import time:\n {2}lib\/m.js:4:1\nhost imports .* Move the call into init\(\)\.$/);
-  const stub = "Error: wizer failed\n  0: 0x23d4b2 - <unknown>!<wasm function 5185>\n    1: Error: attempted to call an unknown imported function: 'sluice:scorer/onnx@0.1.2' 'load'";
-  assert.match(explainFailure(stub, join(root, 'score.js'), root), /^score.js: `sluice:scorer\/onnx@0.1.2#load` was called at import time/);
+  const stub = "Error: wizer failed\n  0: 0x23d4b2 - <unknown>!<wasm function 5185>\n    1: Error: attempted to call an unknown imported function: 'sluice:scorer/onnx@0.1.3' 'load'";
+  assert.match(explainFailure(stub, join(root, 'score.js'), root), /^score.js: `sluice:scorer\/onnx@0.1.3#load` was called at import time/);
 });
 
 test('the command refuses a broken scorer in words, before building', () => {

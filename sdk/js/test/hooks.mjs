@@ -1,7 +1,7 @@
 const FAKES = {
-  'sluice:scorer/log@0.1.2': './fake/log.mjs',
-  'sluice:scorer/onnx@0.1.2': './fake/onnx.mjs',
-  'sluice:scorer/batch@0.1.2': './fake/batch.mjs',
+  'sluice:scorer/log@0.1.3': './fake/log.mjs',
+  'sluice:scorer/onnx@0.1.3': './fake/onnx.mjs',
+  'sluice:scorer/batch@0.1.3': './fake/batch.mjs',
 };
 
 export async function resolve(specifier, context, next) {

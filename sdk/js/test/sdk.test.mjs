@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-import { reset, host } from './fake/host.mjs';
+import { reset, host, ComponentError } from './fake/host.mjs';
 import * as sluice from '../src/index.js';
 import * as exp from '../src/_export.js';
 
@@ -149,6 +149,10 @@ test('onnx: the request as the host receives it, results and typed errors', asyn
       tensors: [{ name: 'label', tensor: { shape: new BigUint64Array([2n]), data: { tag: 's64', val: new BigInt64Array([1n, 0n]) } } }],
       columns: [{ name: 'prediction', data: { tag: 's64', val: new BigInt64Array([1n, 0n]) }, valid: undefined }],
     }),
+    runIntoResult: (req) => {
+      if (req.toColumns[0].column === 'taken') throw new ComponentError({ code: 'invalid-input', message: 'already added' });
+      return 2;
+    },
   };
   await exp.init({ settings: [], arguments: [], environment: [] }).catch(() => {});
   const m = sluice.Model.load('model');
@@ -181,6 +185,15 @@ test('onnx: the request as the host receives it, results and typed errors', asyn
   assert.throws(() => sluice.f32Tensor(sluice.MiniBatch._fromWit(rowsBatch()).rows, ['x']), /column `x` is null at row 1/);
   sluice.hostBatch.deliverColumns('id');
   assert.deepEqual(h.delivered, ['id']);
+  sluice.hostBatch.deliverRowOrigins(false);
+  assert.equal(h.rowOrigins, false);
+  assert.equal(m.request().columns('input', ['f1', 'f2']).toColumn('label', 'prediction').runIntoResult(), 2);
+  assert.deepEqual(h.requests.at(-1).fetch, []);
+  assert.throws(() => m.request().toColumn('label', 'taken').runIntoResult(), (e) => e instanceof sluice.OnnxError && e.code === 'invalid-input');
+  const bare = rowsBatch();
+  bare.items.val.rowSource = new Uint32Array(0);
+  bare.items.val.rowNumber = new BigUint64Array(0);
+  assert.throws(() => sluice.MiniBatch._fromWit(bare).rows.sourceOf(0), /deliverRowOrigins\(false\)/);
   sluice.info('n =', 3, { a: 1n });
   assert.deepEqual(h.logs.at(-1), ['info', 'n = 3 {"a":"1"}']);
 });

@@ -123,7 +123,8 @@ class ExportTest(unittest.TestCase):
         r = _export.WitWorld().run(file_batch("b", "c"))
         self.assertEqual(col(r, "runs").data.value, [2, 2])
         self.assertEqual(col(r, "prefix").data.value, ["p", "p"])
-        self.assertEqual(r.row_items, [0, 1])
+        # One row per item, in order: `row-items` stays empty (0.1.3).
+        self.assertEqual((r.rows.num_rows, r.row_items), (2, []))
 
     def test_an_exception_becomes_the_wit_error_with_the_users_file_and_line(self) -> None:
         sluice.export(Counter)
@@ -239,6 +240,14 @@ class DataTest(unittest.TestCase):
         self.assertIn("delivered: id, x", str(e.exception))
         with self.assertRaises(sluice.UserError):
             sluice.MiniBatch._from_wit(file_batch("a")).require_rows()
+        # Without row origins (deliver_row_origins(False)): a clear error.
+        bare = row_batch()
+        bare.items.value.row_source, bare.items.value.row_number = [], []
+        bare_rows = sluice.MiniBatch._from_wit(bare).require_rows()
+        self.assertEqual(len(bare_rows), 3)
+        with self.assertRaises(RuntimeError) as e:
+            bare_rows.source_of(0)
+        self.assertIn("deliver_row_origins(False)", str(e.exception))
 
     def test_returned_rows_with_item_errors(self) -> None:
         out = [{"a": 1}, sluice.ItemError("bad"), ValueError("worse"), {"a": 2, "b": "x"}]
@@ -346,6 +355,38 @@ class OnnxTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             m.request().to_column("p", "q", "biggest")
 
+    def test_run_into_result_sends_the_request_and_returns_the_rows(self) -> None:
+        seen = []
+
+        class FakeModel:
+            def info(self):
+                return wonnx.ModelInfo(name="m", inputs=[], outputs=[])
+
+            def run_into_result(self, req):
+                seen.append(req)
+                if req.to_columns[0].column == "bad":
+                    raise Err(wonnx.Error(code=wonnx.ErrorCode.INVALID_INPUT, message="already added"))
+                return 3
+
+        wonnx.load = lambda name: FakeModel()
+        m = sluice.Model.load("m")
+        self.assertEqual(m.request().columns("input", ["a"]).to_column("label", "prediction").run_into_result(), 3)
+        self.assertEqual(([c.column for c in seen[0].to_columns], seen[0].fetch), (["prediction"], []))
+        with self.assertRaises(sluice.OnnxError) as e:
+            m.request().to_column("label", "bad").run_into_result()
+        self.assertEqual(e.exception.code, "invalid-input")
+
+    def test_a_range_of_row_items_is_sent_as_empty_and_anything_else_whole(self) -> None:
+        c = sluice.Column.of("x", [1, 2, 3])
+        r = sluice.BatchResult.from_columns(range(3), [c])._to_wit()
+        self.assertEqual((r.rows.num_rows, r.row_items), (3, []))
+        r = sluice.BatchResult.from_columns([0, 1, 2], [c])._to_wit()
+        self.assertEqual(r.row_items, [0, 1, 2])
+        r = sluice.BatchResult.from_columns(range(1, 3), [c.take([0, 1])], [(0, "bad")])._to_wit()
+        self.assertEqual((r.rows.num_rows, r.row_items), (2, [1, 2]))
+        with self.assertRaises(ValueError):
+            sluice.BatchResult.from_columns(range(2), [c])
+
     def test_f32_tensor_stacks_rows_in_the_guest(self) -> None:
         rows = sluice.MiniBatch._from_wit(row_batch()).rows
         t = sluice.onnx.f32_tensor(rows, ["id", "x"], [0, 2])
@@ -364,6 +405,9 @@ class OnnxTest(unittest.TestCase):
         wbatch.null_rows = null_rows
         sluice.host_batch.deliver_columns("id")
         self.assertEqual(got, [["id"]])
+        wbatch.deliver_row_origins = got.append
+        sluice.host_batch.deliver_row_origins(False)
+        self.assertEqual(got[-1], False)
         with self.assertRaises(sluice.OnnxError) as e:
             sluice.host_batch.null_rows(["x"])
         self.assertEqual(e.exception.code, "unknown-name")
@@ -463,7 +507,7 @@ Caused by:
     0: error while executing at wasm backtrace:
            0: 0xa0991d - <unknown>!<wasm function 91>
            1: 0x9fb9ba - <unknown>!adapter load
-    1: called trapping stub: sluice:scorer/onnx@0.1.2#load
+    1: called trapping stub: sluice:scorer/onnx@0.1.3#load
 
 Stack backtrace:
    0: <anyhow::Error>::msg::<alloc::string::String>
@@ -482,7 +526,7 @@ class BuildTest(unittest.TestCase):
 
     def test_a_trapping_stub_is_a_sentence(self) -> None:
         msg = build.explain_failure(TRAPPED, "/app/score.py", {"/0/": "/app"})
-        self.assertIn("`sluice:scorer/onnx@0.1.2#load` was called at import time", msg)
+        self.assertIn("`sluice:scorer/onnx@0.1.3#load` was called at import time", msg)
         self.assertIn("can only be called from init/run, not at import time", msg)
         self.assertNotIn("0xa0991d", msg)
 

@@ -31,6 +31,9 @@ pub(crate) struct BatchState {
     pub(crate) rows: Option<Arc<HostRows>>,
     /// Columns `run` receives (`batch.deliver-columns`); `None` = all.
     pub(crate) deliver: Option<HashSet<String>>,
+    /// Whether `run` receives each row's source and row number
+    /// (`batch.deliver-row-origins`, default yes).
+    pub(crate) deliver_origins: bool,
     /// Columns the current `run` added to its result
     /// (`batch.add-result-column`), in call order, and their bytes.
     pub(crate) added: Vec<Column>,
@@ -46,7 +49,48 @@ impl BatchState {
     /// The state of a new instance whose results are bounded by
     /// `max_output_bytes`.
     pub(crate) fn new(max_output_bytes: u64) -> BatchState {
-        BatchState { max_output_bytes, ..BatchState::default() }
+        BatchState { max_output_bytes, deliver_origins: true, ..BatchState::default() }
+    }
+
+    /// Whether `names` (`count` columns of `bytes` in all) may still be
+    /// added to the current `run`'s result: a tabular mini-batch is being
+    /// run, at most [`MAX_ADDED_COLUMNS`] in all, names new and not empty,
+    /// and everything added within `limits.max_output_mb`. Checked before
+    /// any column is built.
+    pub(crate) fn check_added<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+        count: usize,
+        bytes: u64,
+    ) -> Result<(), wit_onnx::Error> {
+        use wit_onnx::ErrorCode::{InvalidInput, TooLarge};
+        if self.rows.is_none() {
+            return Err(err(InvalidInput, "no tabular mini-batch is being run (result columns are added in `run`)"));
+        }
+        if self.added.len() + count > MAX_ADDED_COLUMNS {
+            return Err(err(TooLarge, format!("a result may have at most {MAX_ADDED_COLUMNS} added columns")));
+        }
+        for name in names {
+            if name.is_empty() || self.added.iter().any(|c| c.name == name) {
+                return Err(err(
+                    InvalidInput,
+                    format!("result column `{}` is empty or already added", sluice_job::text::guest_text(name, 256)),
+                ));
+            }
+        }
+        if self.added_bytes.saturating_add(bytes) > self.max_output_bytes {
+            return Err(err(
+                TooLarge,
+                format!("the added columns pass limits.max_output_mb = {} MiB", self.max_output_bytes >> 20),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a column [`BatchState::check_added`] let through, charged `bytes`.
+    pub(crate) fn push_added(&mut self, column: Column, bytes: u64) {
+        self.added_bytes = self.added_bytes.saturating_add(bytes);
+        self.added.push(column);
     }
 
     /// Takes the columns the finished `run` added.
@@ -84,6 +128,11 @@ impl wit_batch::Host for BatchState {
         // A set: the filter per mini-batch is then one lookup per column,
         // however many (repeated) names the guest sent.
         self.deliver = Some(names.into_iter().collect());
+        Ok(())
+    }
+
+    fn deliver_row_origins(&mut self, deliver: bool) -> wasmtime::Result<()> {
+        self.deliver_origins = deliver;
         Ok(())
     }
 
@@ -127,17 +176,12 @@ impl wit_batch::Host for BatchState {
         source: wit_batch::ResultSource,
         rows: Option<Vec<u32>>,
     ) -> wasmtime::Result<Result<(), wit_onnx::Error>> {
-        use wit_onnx::ErrorCode::{InvalidInput, TooLarge, UnknownName};
+        use wit_onnx::ErrorCode::{InvalidInput, UnknownName};
         let shown = |n: &str| sluice_job::text::guest_text(n, 256);
-        let Some(batch) = &self.rows else {
-            return Ok(Err(err(InvalidInput, "no tabular mini-batch is being run (add-result-column works in `run`)")));
-        };
-        if self.added.len() >= MAX_ADDED_COLUMNS {
-            return Ok(Err(err(TooLarge, format!("a result may have at most {MAX_ADDED_COLUMNS} added columns"))));
+        if let Err(e) = self.check_added([name.as_str()], 1, 0) {
+            return Ok(Err(e));
         }
-        if name.is_empty() || self.added.iter().any(|c| c.name == name) {
-            return Ok(Err(err(InvalidInput, format!("result column `{}` is empty or already added", shown(&name)))));
-        }
+        let batch = self.rows.clone().expect("check_added: a mini-batch is being run");
         let n = batch.table.num_rows;
         if let Some(r) = rows.as_ref().and_then(|r| r.iter().find(|&&i| i as usize >= n)) {
             return Ok(Err(err(InvalidInput, format!("row {r} is out of range: the mini-batch has {n} rows"))));
@@ -163,11 +207,8 @@ impl wit_batch::Host for BatchState {
                 }
                 wit_batch::ResultSource::RowNumber => picked as u64 * 8,
             };
-        if self.added_bytes + bytes > self.max_output_bytes {
-            return Ok(Err(err(
-                TooLarge,
-                format!("the added columns pass limits.max_output_mb = {} MiB", self.max_output_bytes >> 20),
-            )));
+        if let Err(e) = self.check_added([], 0, bytes) {
+            return Ok(Err(e));
         }
         let index = |i: usize| rows.as_ref().map_or(i, |r| r[i] as usize);
         let (data, valid) = match source {
@@ -200,8 +241,7 @@ impl wit_batch::Host for BatchState {
                 (ColumnData::S64((0..picked).map(|i| origins.row[index(i)] as i64).collect()), None)
             }
         };
-        self.added_bytes += bytes;
-        self.added.push(Column { name, data, valid });
+        self.push_added(Column { name, data, valid }, bytes);
         Ok(Ok(()))
     }
 }

@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use sluice_job::ColumnData;
+use sluice_job::{Column, ColumnData};
 use sluice_onnx::{ElementType, ErrorCode, Model, ModelRegistry, OnnxError, Tensor, TensorData};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::bindings::{ModelHandle, wit, wit_onnx};
+use crate::bindings::{ModelHandle, column_from_wit, wit, wit_onnx};
 use crate::features::MAX_HOST_HANDLES;
 use crate::features::batch::{BatchState, HostRows};
 
@@ -55,7 +55,7 @@ impl OnnxState {
 pub(crate) struct OnnxView<'a> {
     pub(crate) state: &'a mut OnnxState,
     pub(crate) table: &'a mut ResourceTable,
-    pub(crate) batch: &'a BatchState,
+    pub(crate) batch: &'a mut BatchState,
 }
 
 /// The [`HasData`] type of the onnx feature: its `Data` is an [`OnnxView`].
@@ -749,6 +749,41 @@ impl wit_onnx::HostModel for OnnxView<'_> {
     ) -> wasmtime::Result<Result<wit_onnx::RunResult, wit_onnx::Error>> {
         let model = self.table.get(&self_)?.model.clone();
         self.run_model(&model, request)
+    }
+
+    fn run_into_result(
+        &mut self,
+        self_: Resource<ModelHandle>,
+        request: wit_onnx::RunRequest,
+    ) -> wasmtime::Result<Result<u32, wit_onnx::Error>> {
+        if !request.fetch.is_empty() || request.to_columns.is_empty() {
+            return Ok(Err(err(
+                wit_onnx::ErrorCode::InvalidInput,
+                "run-into-result adds its to-columns to the result: `fetch` must be empty and `to-columns` name \
+                 at least one output",
+            )));
+        }
+        // Count and names are checked before the model runs, the bytes
+        // (already bounded by `run`'s own check) once the columns exist.
+        let names = request.to_columns.iter().map(|c| c.column.as_str());
+        if let Err(e) = self.batch.check_added(names, request.to_columns.len(), 0) {
+            return Ok(Err(e));
+        }
+        let model = self.table.get(&self_)?.model.clone();
+        let columns: Vec<Column> = match self.run_model(&model, request)? {
+            Ok(r) => r.columns.into_iter().map(column_from_wit).collect(),
+            Err(e) => return Ok(Err(e)),
+        };
+        let bytes = |c: &Column| (c.name.len() + c.data.byte_size() + c.valid.as_ref().map_or(0, Vec::len)) as u64;
+        if let Err(e) = self.batch.check_added([], 0, columns.iter().map(bytes).sum()) {
+            return Ok(Err(e));
+        }
+        let rows = columns.first().map_or(0, |c| c.data.len());
+        for c in columns {
+            let b = bytes(&c);
+            self.batch.push_added(c, b);
+        }
+        Ok(Ok(rows as u32))
     }
 
     fn drop(&mut self, rep: Resource<ModelHandle>) -> wasmtime::Result<()> {

@@ -4,6 +4,10 @@ export function deliverColumns(names) {
   host().delivered = names;
 }
 
+export function deliverRowOrigins(deliver) {
+  host().rowOrigins = deliver;
+}
+
 export function columns() {
   return host().columns;
 }

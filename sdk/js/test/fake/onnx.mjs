@@ -14,6 +14,11 @@ export class Model {
     host().requests.push(request);
     return this.spec.run(request);
   }
+
+  runIntoResult(request) {
+    host().requests.push(request);
+    return this.spec.runIntoResult(request);
+  }
 }
 
 export function load(name) {

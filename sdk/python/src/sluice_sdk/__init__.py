@@ -47,10 +47,10 @@ from ._data import (
 from ._log import Level, LogHandler, debug, error, info, log, trace, warn, warning
 from .onnx import Model, ModelInfo, OnnxError, RunResult, Tensor, TensorInfo
 
-__version__ = "0.1.2"
+__version__ = "0.1.3"
 
 #: The WIT package this SDK is built against (bundled in `sluice_sdk/wit`).
-WIT_PACKAGE = "sluice:scorer@0.1.2"
+WIT_PACKAGE = "sluice:scorer@0.1.3"
 
 S = TypeVar("S", bound=type)
 

@@ -329,23 +329,33 @@ class Rows:
         """The source files of this mini-batch's rows."""
         return self._wit.sources  # type: ignore[no-any-return]
 
+    def _origins(self, what: str) -> Any:
+        if self._wit.rows.num_rows and not self._wit.row_source:
+            raise RuntimeError(
+                f"Rows.{what}: this scorer called host_batch.deliver_row_origins(False), so rows arrive without "
+                "their source file and row number; add them to the result with "
+                "host_batch.add_result_column(NAME, 'source_file' or 'row_number')"
+            )
+        return self._wit
+
     @property
     def row_numbers(self) -> list[int]:
         """Each row's number in its source file (0-based, header excluded)."""
-        return self._wit.row_number  # type: ignore[no-any-return]
+        return self._origins("row_numbers").row_number  # type: ignore[no-any-return]
 
     def source_of(self, row: int) -> str:
         """The source file of row `row`."""
-        return self._wit.sources[self._wit.row_source[row]]  # type: ignore[no-any-return]
+        w = self._origins("source_of()")
+        return w.sources[w.row_source[row]]  # type: ignore[no-any-return]
 
     def row_number(self, row: int) -> int:
-        return self._wit.row_number[row]  # type: ignore[no-any-return]
+        return self._origins("row_number()").row_number[row]  # type: ignore[no-any-return]
 
     def source_column(self, name: str, rows: Sequence[int] | None = None) -> Column:
         """A text column holding the source file of each of `rows` (default:
         every row)."""
         sources = self._wit.sources
-        which = self._wit.row_source
+        which = self._origins("source_column()").row_source
         if rows is None:
             # Rows come in runs from one file: one list repetition per run.
             values: list[str] = []
@@ -424,7 +434,7 @@ class BatchResult:
 
     __slots__ = ("row_items", "columns", "errors")
 
-    def __init__(self, row_items: list[int], columns: list[Column], errors: list[ItemError]) -> None:
+    def __init__(self, row_items: list[int] | range, columns: list[Column], errors: list[ItemError]) -> None:
         self.row_items = row_items
         self.columns = columns
         self.errors = errors
@@ -438,8 +448,10 @@ class BatchResult:
     ) -> BatchResult:
         """A result built column by column: `columns` (Column objects, or a
         dict of name -> Column or list of values) hold one value per entry
-        of `row_items`, the input item of each output row."""
-        items = list(row_items)
+        of `row_items`, the input item of each output row. Pass
+        `range(len(mini_batch))` when every item has one row, in order: the
+        indexes then need not cross to the host (sluice 0.1.3)."""
+        items = row_items if isinstance(row_items, range) else list(row_items)
         if isinstance(columns, Mapping):
             cols = [_as_column(str(k), v) for k, v in columns.items()]
         else:
@@ -464,9 +476,13 @@ class BatchResult:
 
     def _to_wit(self) -> Any:
         t = _b.types
+        ri = self.row_items
+        # One row per item, in order, no errors: the host reads an empty
+        # `row-items` as 0..n (sluice 0.1.3), saving a value per row.
+        identity = isinstance(ri, range) and ri.start == 0 and ri.step == 1 and not self.errors
         return t.BatchResult(
-            rows=t.Table(num_rows=len(self.row_items), columns=[c._wit for c in self.columns]),
-            row_items=self.row_items,
+            rows=t.Table(num_rows=len(ri), columns=[c._wit for c in self.columns]),
+            row_items=[] if identity else list(ri),
             errors=[t.ItemError(item=e.item, message=e.message) for e in self.errors],
         )
 
@@ -609,7 +625,7 @@ def to_result(out: Any, n_items: int, what: str = "run()") -> BatchResult:
                     f"{what} returned a column table whose column `{c.name}` has {len(c)} values for {n_items} "
                     "items; a table has one row per item (use BatchResult.from_columns to map rows to items)"
                 )
-        return BatchResult(list(range(n_items)), cols, [])
+        return BatchResult(range(n_items), cols, [])
     if isinstance(out, (list, tuple)):
         if len(out) != n_items:
             raise ValueError(
@@ -636,7 +652,7 @@ def to_result(out: Any, n_items: int, what: str = "run()") -> BatchResult:
                     "dict (the item's output row) or an ItemError / exception (the item failed)"
                 )
         cols = [Column.of(str(n), [r.get(n) for r in rows]) for n in names]
-        return BatchResult(row_items, cols, errors)
+        return BatchResult(row_items if errors else range(len(row_items)), cols, errors)
     if out is None:
         if n_items == 0:
             return BatchResult([], [], [])

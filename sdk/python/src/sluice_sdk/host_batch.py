@@ -24,6 +24,16 @@ def deliver_columns(names: Sequence[str] | str) -> None:
     _b.batch.deliver_columns(_names(names))
 
 
+def deliver_row_origins(deliver: bool) -> None:
+    """Call in `init` with `False`: tabular mini-batches then arrive without
+    each row's source file and row number (two values per row Python would
+    otherwise build); `add_result_column(NAME, "source_file")` or
+    `"row_number"` still puts them in a result, and `Rows.source_of()` and
+    the like raise. (sluice 0.1.3)"""
+    _export.require_started("host_batch.deliver_row_origins()")
+    _b.batch.deliver_row_origins(bool(deliver))
+
+
 def columns() -> list[tuple[str, str]]:
     """`(name, type)` of every column of the current mini-batch, delivered
     or not (`f32`, `f64`, `s64`, `string`, `bool`)."""

@@ -241,6 +241,20 @@ class Request:
             raise OnnxError._from_wit(e.value) from None
         return RunResult([Column(c) for c in r.columns], {t.name: Tensor._from_wit(t.tensor) for t in r.tensors})
 
+    def run_into_result(self) -> int:
+        """Runs the model with the `to_column` outputs added by the host to
+        this `run`'s result (after the returned columns, in call order with
+        `host_batch.add_result_column`) instead of coming back into Python:
+        their values never cross. Returns their number of rows. Takes no
+        `fetch`. An `OnnxError` on failure, and then nothing is added.
+        (sluice 0.1.3)"""
+        _export.require_started("Model.run_into_result()")
+        req = _b.onnx.RunRequest(inputs=self._inputs, fetch=self._fetch, to_columns=self._to_columns)
+        try:
+            return int(self._model._wit.run_into_result(req))
+        except _b.Err as e:
+            raise OnnxError._from_wit(e.value) from None
+
 
 def f32_tensor(rows: Rows, columns: Sequence[str], row_indexes: Sequence[int] | None = None) -> Tensor:
     """Stacks delivered numeric columns of `rows` into a row-major

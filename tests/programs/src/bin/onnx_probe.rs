@@ -1,9 +1,42 @@
-//! Shows every typed error of the `onnx` interface: each input file names a probe (its stem); the row says which error code the host returned (`ok` when the run succeeded) and its message. The model is the one granted as `model` (a classifier taking `input` f32 [N,30]) unless the probe says otherwise.
+//! Shows every typed error of the `onnx` interface: each input file names a probe (its stem); the row says which error code the host returned (`ok` when the run succeeded) and its message. The model is the one granted as `model` (a classifier taking `input` f32 [N,30]) unless the probe says otherwise. With `task.config.into_result`, a tabular mini-batch instead probes `run-into-result` and gives tabular-classifier's columns, all added by the host.
 
+use sluice_sdk::onnx::host_batch::{self, ResultSource};
 use sluice_sdk::onnx::{Model, OnnxError, OutputSelect, Tensor, TensorData};
-use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
+use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, Table, export_scorer, info};
 
-struct Probe;
+struct Probe {
+    /// `task.config.into_result`: probe `run-into-result` on tabular rows.
+    into_result: bool,
+}
+
+/// `run-into-result`'s refusals, logged, then tabular-classifier's output
+/// (id, prediction, probability, source_file) with every column added by
+/// the host and an empty `row-items` (one row per item, in order).
+fn into_result(n: u32) -> Result<BatchResult, Error> {
+    let m = Model::load("model")?;
+    let say = |what: &str, r: Result<u32, OnnxError>| match r {
+        Ok(rows) => info!("into-result {what}: ok {rows}"),
+        Err(e) => info!("into-result {what}: {}: {}", code(&e), e.message),
+    };
+    // tabular-classifier's default features: every column but the id.
+    let features: Vec<String> = host_batch::columns().into_iter().map(|(c, _)| c).filter(|c| c != "id").collect();
+    let req = || m.request().columns("input", &features, None);
+    say("fetch", req().fetch("label").to_column("label", "prediction", OutputSelect::Whole).run_into_result());
+    say("no columns", req().run_into_result());
+    host_batch::add_result_column("id", &ResultSource::Column("id".into()), None)?;
+    // A failed run adds nothing: the columns below are the only ones.
+    say("unknown output", req().to_column("nope", "prediction", OutputSelect::Whole).run_into_result());
+    say("taken name", req().to_column("label", "id", OutputSelect::Whole).run_into_result());
+    say(
+        "scored",
+        req()
+            .to_column("label", "prediction", OutputSelect::Whole)
+            .to_column("probabilities", "probability", OutputSelect::Max)
+            .run_into_result(),
+    );
+    host_batch::add_result_column("source_file", &ResultSource::SourceFile, None)?;
+    Ok(BatchResult { rows: Table { num_rows: n, columns: Vec::new() }, row_items: Vec::new(), errors: Vec::new() })
+}
 
 fn code(e: &OnnxError) -> &'static str {
     e.code.as_str()
@@ -58,8 +91,20 @@ fn probe(name: &str) -> Result<String, OnnxError> {
 }
 
 impl Scorer for Probe {
-    fn init(_config: Config) -> Result<Self, Error> {
-        Ok(Probe)
+    fn init(config: Config) -> Result<Self, Error> {
+        let into_result = config.get("into_result").is_some();
+        if into_result {
+            host_batch::deliver_columns(&[]);
+            host_batch::deliver_row_origins(false);
+            let m = Model::load("model")?;
+            let r =
+                m.request().columns("input", &["f0".to_string()], None).to_column("label", "p", OutputSelect::Whole);
+            match r.run_into_result() {
+                Ok(rows) => info!("into-result in init: ok {rows}"),
+                Err(e) => info!("into-result in init: {}: {}", code(&e), e.message),
+            }
+        }
+        Ok(Probe { into_result })
     }
 
     fn run(&mut self, batch: MiniBatch) -> Result<BatchResult, Error> {
@@ -69,6 +114,12 @@ impl Scorer for Probe {
             // `mean` model granted, columns x0..x2 through it (a model that is
             // not row-wise: one value per column), reporting what came back.
             let n = rows.rows.num_rows as usize;
+            if self.into_result {
+                if !rows.row_source.is_empty() || !rows.row_number.is_empty() || !rows.rows.columns.is_empty() {
+                    return Err(Error::msg("columns or row origins were delivered after deliver_* said not to"));
+                }
+                return into_result(n as u32);
+            }
             if let Ok(mean) = Model::load("mean") {
                 let cols = ["x0", "x1", "x2"].map(String::from);
                 let (c, m) =
