@@ -49,6 +49,7 @@ fn main() {
         ("HOST_ATTACK", "host_attack.wasm"),
         ("FLAKY", "flaky.wasm"),
         ("IMPORT_FUZZ", "import_fuzz.wasm"),
+        ("READER", "reader.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

@@ -18,6 +18,7 @@ pub const LEGACY: &str = env!("SLUICE_GUEST_LEGACY");
 pub const HOST_ATTACK: &str = env!("SLUICE_GUEST_HOST_ATTACK");
 pub const FLAKY: &str = env!("SLUICE_GUEST_FLAKY");
 pub const IMPORT_FUZZ: &str = env!("SLUICE_GUEST_IMPORT_FUZZ");
+pub const READER: &str = env!("SLUICE_GUEST_READER");
 
 /// A path in the repository.
 pub fn repo(rel: &str) -> PathBuf {

@@ -4,9 +4,11 @@
 mod helpers;
 
 mod adversarial;
+mod azure;
 mod cli;
 mod cluster;
 mod compile;
+mod components;
 mod engine;
 mod hostile;
 mod import_fuzz;
@@ -14,6 +16,7 @@ mod inputs;
 mod jobs;
 mod js;
 mod large_input;
+mod mltable;
 mod new;
 mod onnx;
 mod output;

@@ -39,6 +39,7 @@ macro_rules! err_out {
 }
 
 mod commands;
+mod components;
 mod new;
 
 /// Batch scoring with sandboxed WebAssembly scorers (Azure ML parallel-job
@@ -75,6 +76,11 @@ enum Command {
     /// entries go first past SLUICE_CACHE_MAX_MB).
     #[command(subcommand)]
     Cache(commands::CacheCommand),
+    /// The local component registry: store a component YAML under
+    /// NAME@VERSION, list and show stored ones (jobs run them as
+    /// azureml:NAME:VERSION).
+    #[command(subcommand)]
+    Components(components::ComponentsCommand),
     /// Serve the jobs of a cluster: take their mini-batches from NATS
     /// JetStream, run them on this node's instances, report back.
     Worker(commands::WorkerArgs),
@@ -94,7 +100,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// The job spec (Azure ML `type: parallel` keys).
+    /// The job spec (Azure ML `type: parallel` keys), or a stored
+    /// component: azureml:NAME:VERSION, azureml:NAME@latest, NAME@VERSION.
     spec: Option<PathBuf>,
     /// A folder of input files, or one file (inputs.data, type uri_folder
     /// or uri_file; mltable with --tabular); or an object-storage URL
@@ -254,6 +261,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => commands::validate(a),
         Command::Compile(a) => commands::compile(a),
         Command::Cache(c) => commands::cache(c),
+        Command::Components(c) => components::components(c),
         Command::New(a) => new::new(a),
         Command::Worker(a) => commands::worker(a),
     };
@@ -433,7 +441,23 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
 
 fn run(a: RunArgs) -> Result<JobResult, Failure> {
     let o = overrides(&a).map_err(Failure::Usage)?;
-    let source = SpecSource::new(a.spec.as_deref(), &o).map_err(|e| Failure::Usage(e.into()))?;
+    // Not a file: maybe a component in the registry.
+    let stored = match a.spec.as_deref().filter(|p| !p.exists()).and_then(Path::to_str) {
+        Some(s) => sluice_runtime::components::resolve_spec(&data_dir(a.data_dir.as_deref()), s)
+            .map_err(|e| Failure::Usage(e.into()))?
+            .map(|st| st.yaml_path()),
+        None => None,
+    };
+    let spec_file = stored.as_deref().or(a.spec.as_deref());
+    let mut source = SpecSource::new(spec_file, &o).map_err(|e| Failure::Usage(e.into()))?;
+    // A job that names a component runs the component with its keys over it.
+    if let Some(file) = spec_file {
+        let composed = sluice_runtime::components::compose_job(file, &data_dir(a.data_dir.as_deref()))
+            .map_err(|e| Failure::Usage(e.into()))?;
+        if let Some(text) = composed {
+            source.text = text;
+        }
+    }
     let spec = source.spec().map_err(|e| Failure::Usage(e.into()))?;
     let index = JobIndex::new(&data_dir(a.data_dir.as_deref()));
     let job_dir = a.job_dir.clone().unwrap_or_else(|| {

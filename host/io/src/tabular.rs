@@ -12,12 +12,20 @@
 //! cell that does not parse as its column's type, a file over
 //! `limits.max_file_mb`) fails only the rows it holds, as item errors.
 //!
+//! A folder holding an `MLTable` file is planned from it
+//! ([`crate::mltable`]): its paths pick the files, its read transformation
+//! fixes the format, delimiter, header mode and encoding, and its column
+//! transformations the job's columns ([`ReadOptions`], applied to each
+//! parsed batch by `TabularInput::shape`); `take` stops planning at that
+//! many rows.
+//!
 //! Every byte comes through the job's [`InputSource`] as a byte range
 //! (Parquet through [`ItemChunks`], its `ChunkReader`): nothing here opens
 //! a file, so object storage needs no change to these readers.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
@@ -27,9 +35,10 @@ use sluice_job::size::MiniBatchSize;
 use sluice_job::{InputItem, Plan};
 
 use crate::inputs::InputSource;
+use crate::mltable::{ColumnKind, HeaderMode, MLTABLE_FILE, MlTable, MlTableError, ReadOptions};
 
 /// The formats of tabular files, by extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TableFormat {
     /// Comma-separated values with a header row (`.csv`).
     Csv,
@@ -75,6 +84,15 @@ pub enum TabularError {
         /// The schema's columns, comma-separated.
         columns: String,
     },
+    /// The input folder's `MLTable` file cannot be used.
+    #[error(transparent)]
+    MlTable(Box<MlTableError>),
+}
+
+impl From<MlTableError> for TabularError {
+    fn from(e: MlTableError) -> TabularError {
+        TabularError::MlTable(Box::new(e))
+    }
 }
 
 /// What the workers need to read a tabular plan.
@@ -89,12 +107,122 @@ pub struct TabularInput {
     pub max_file_bytes: u64,
     /// Where the files' bytes come from.
     pub source: Arc<dyn InputSource>,
+    /// How the files are read: the defaults, or what the input's `MLTable` file says.
+    pub read: Arc<ReadOptions>,
 }
 
 impl TabularInput {
     /// A reader of `item`'s bytes from `offset` to its end.
     fn read_from(&self, item: &InputItem, offset: u64) -> Result<Box<dyn Read + Send>, String> {
-        self.source.read_range(item, offset..u64::MAX)
+        self.open(item, offset..u64::MAX)
+    }
+
+    /// A reader of `item`'s bytes in `range` (a leading byte order mark
+    /// skipped at the file's start, with `encoding: utf8bom`).
+    fn open(&self, item: &InputItem, range: std::ops::Range<u64>) -> Result<Box<dyn Read + Send>, String> {
+        open_range(&self.source, &self.read, item, range)
+    }
+
+    /// The format `item` is read as: the MLTable's read transformation, or its extension.
+    pub fn format_of(&self, name: &str) -> Option<TableFormat> {
+        self.read.format.or_else(|| TableFormat::from_name(name))
+    }
+
+    /// The columns the readers parse: the files' columns when an MLTable
+    /// reshapes them, else the job's.
+    fn read_schema(&self) -> SchemaRef {
+        if self.read.shaped() {
+            Arc::new(Schema::new(
+                self.read.file_columns.iter().map(|(n, k)| Field::new(n, k.data_type(), true)).collect::<Vec<_>>(),
+            ))
+        } else {
+            self.schema.clone()
+        }
+    }
+
+    /// Whether a newline inside quotes stays inside a CSV record.
+    fn quotes(&self, format: TableFormat) -> bool {
+        format == TableFormat::Csv && !self.read.line_records
+    }
+
+    /// A parsed batch (in [`TabularInput::read_schema`]) in the job's
+    /// columns: with an MLTable, empty text kept as text
+    /// (`empty_as_string`), the path column added, columns converted and
+    /// kept or dropped, a column the file lacks as nulls. Without one, the
+    /// batch as it is.
+    fn shape(&self, batch: RecordBatch, item: &InputItem) -> Result<RecordBatch, String> {
+        let o = &*self.read;
+        if !o.shaped() {
+            return Ok(batch);
+        }
+        let n = batch.num_rows();
+        let mut cols = Vec::with_capacity(self.schema.fields().len());
+        for field in self.schema.fields() {
+            let name = field.name().as_str();
+            let col: ArrayRef = if o.path_column.as_deref() == Some(name) {
+                Arc::new(arrow_array::StringArray::from_iter_values(std::iter::repeat_n(item.name.as_str(), n)))
+            } else if let Some(c) = batch.column_by_name(name) {
+                if o.empty_as_string && c.data_type() == &DataType::Utf8 && c.null_count() > 0 {
+                    let s = c.as_any().downcast_ref::<arrow_array::StringArray>().expect("a Utf8 column");
+                    Arc::new(s.iter().map(|v| Some(v.unwrap_or(""))).collect::<arrow_array::StringArray>())
+                } else {
+                    c.clone()
+                }
+            } else {
+                arrow_array::new_null_array(&DataType::Utf8, n)
+            };
+            let col = match o.conversions.iter().find(|(c, _)| c == name) {
+                Some((_, conv)) => crate::mltable::convert(&col, conv, name)?,
+                None => col,
+            };
+            let col = if col.data_type() == field.data_type() {
+                col
+            } else {
+                let opts = arrow_cast::CastOptions { safe: false, ..Default::default() };
+                arrow_cast::cast_with_options(&col, field.data_type(), &opts)
+                    .map_err(|e| format!("column `{name}`: {e}"))?
+            };
+            cols.push(col);
+        }
+        let opts = arrow_array::RecordBatchOptions::new().with_row_count(Some(n));
+        RecordBatch::try_new_with_options(self.schema.clone(), cols, &opts).map_err(|e| e.to_string())
+    }
+
+    /// How a CSV file is laid out: the columns to parse it with and
+    /// whether its first line is a header (checked against the job's
+    /// columns when there is no MLTable).
+    fn csv_layout(&self, item: &InputItem) -> Result<(SchemaRef, bool), String> {
+        let schema = self.read_schema();
+        let o = &*self.read;
+        match o.header {
+            HeaderMode::Checked => {
+                check_header(&mut self.open(item, 0..HEADER_MAX)?, &schema, o.delimiter.unwrap_or(b','))?;
+                Ok((schema, true))
+            }
+            HeaderMode::NoHeader => Ok((schema, false)),
+            HeaderMode::FromFirstFile => Ok((schema, o.first_file.as_deref() == Some(item.name.as_str()))),
+            HeaderMode::SameHeaders => Ok((schema, true)),
+            HeaderMode::DifferentHeaders => {
+                let names = header_names(&mut self.open(item, 0..HEADER_MAX)?, o.delimiter.unwrap_or(b','))?;
+                let fields: Vec<Field> = names
+                    .iter()
+                    .map(|n| {
+                        let kind = o.file_columns.iter().find(|(c, _)| c == n).map_or(ColumnKind::Utf8, |(_, k)| *k);
+                        Field::new(n, kind.data_type(), true)
+                    })
+                    .collect();
+                Ok((Arc::new(Schema::new(fields)), true))
+            }
+        }
+    }
+
+    /// Whether a file's first line is a header, not a row (planning skips it).
+    fn has_header(&self, item: &InputItem) -> bool {
+        match self.read.header {
+            HeaderMode::NoHeader => false,
+            HeaderMode::FromFirstFile => self.read.first_file.as_deref() == Some(item.name.as_str()),
+            _ => true,
+        }
     }
 
     /// `item` as Parquet's reader reads it.
@@ -104,6 +232,57 @@ impl TabularInput {
 }
 
 type ParquetBuilder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<ItemChunks>;
+
+/// A reader of `item`'s bytes in `range`, through `source`; a UTF-8 byte
+/// order mark at the file's start is skipped when `read.strip_bom`.
+fn open_range(
+    source: &Arc<dyn InputSource>,
+    read: &ReadOptions,
+    item: &InputItem,
+    range: std::ops::Range<u64>,
+) -> Result<Box<dyn Read + Send>, String> {
+    let r = source.read_range(item, range.clone())?;
+    Ok(if read.strip_bom && range.start == 0 { Box::new(SkipBom { inner: r, head: None }) } else { r })
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A reader that drops a leading UTF-8 byte order mark.
+struct SkipBom<R> {
+    inner: R,
+    /// The first bytes, once looked at (what is left of them to hand out).
+    head: Option<(Vec<u8>, usize)>,
+}
+
+impl<R: Read> Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.head.is_none() {
+            let mut first = Vec::with_capacity(3);
+            while first.len() < 3 {
+                let mut b = [0u8; 3];
+                match self.inner.read(&mut b[..3 - first.len()]) {
+                    Ok(0) => break,
+                    Ok(n) => first.extend_from_slice(&b[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if first == BOM {
+                first.clear();
+            }
+            self.head = Some((first, 0));
+        }
+        if let Some((head, at)) = &mut self.head
+            && *at < head.len()
+        {
+            let n = (head.len() - *at).min(buf.len());
+            buf[..n].copy_from_slice(&head[*at..*at + n]);
+            *at += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
 
 /// `item` of `source` as Parquet's reader reads it: its footer read, its
 /// row groups not yet.
@@ -205,6 +384,13 @@ pub fn schema_from_ipc(bytes: &[u8]) -> Result<SchemaRef, String> {
 }
 
 /// Plans a tabular job: fixes the schema and cuts `items` into mini-batches.
+///
+/// A folder whose listing holds an `MLTable` file at its root is planned
+/// from it (see [`crate::mltable`]): it is read once, here, through
+/// `source` (at most [`crate::mltable::MAX_MLTABLE_BYTES`]); its `paths`
+/// pick the data files among `items` and its transformations fix how they
+/// are read and which columns the job has ([`TabularInput::read`]). The
+/// same listing and MLTable file give the same plan.
 pub fn plan_tabular(
     source: Arc<dyn InputSource>,
     items: Vec<InputItem>,
@@ -213,26 +399,115 @@ pub fn plan_tabular(
     max_file_bytes: u64,
 ) -> Result<(Plan, TabularInput), TabularError> {
     let whole = !partition_keys.is_empty() || matches!(size, MiniBatchSize::Files(_));
-    let (schema, schema_source) = job_schema(&source, &items, max_file_bytes, whole)?;
-    let input = TabularInput { schema, schema_source, max_file_bytes, source };
+    let (items, mltable) = match items.iter().position(|i| i.name == MLTABLE_FILE) {
+        Some(at) => {
+            let file = &items[at];
+            let bytes = crate::inputs::read_whole(&*source, file, crate::mltable::MAX_MLTABLE_BYTES, |size, cap| {
+                format!("{size} bytes, over the cap of {cap} bytes on an MLTable file")
+            })
+            .map_err(|message| MlTableError::Read { file: file.name.clone(), message })?;
+            let table = MlTable::parse(&file.name, &bytes)?;
+            let keep = table.select(&items)?;
+            let mut items: Vec<Option<InputItem>> = items.into_iter().map(Some).collect();
+            let items: Vec<InputItem> = keep.into_iter().filter_map(|i| items[i].take()).collect();
+            (items, Some(table))
+        }
+        None => (items, None),
+    };
+    let input = match &mltable {
+        Some(table) => mltable_input(table, source, &items, max_file_bytes, whole)?,
+        None => {
+            let read = Arc::new(ReadOptions::default());
+            let (schema, schema_source) = job_schema(&source, &read, &items, max_file_bytes, whole)?;
+            TabularInput { schema, schema_source, max_file_bytes, source, read }
+        }
+    };
+    let take = input.read.take;
     let plan = if !partition_keys.is_empty() {
-        plan_partitions(items, partition_keys, &input)?
+        plan_partitions(items, partition_keys, &input, take)?
     } else {
         match size {
             MiniBatchSize::Files(n) => {
                 let n = n.max(1) as usize;
-                let batches = (0..items.len())
-                    .collect::<Vec<_>>()
-                    .chunks(n)
-                    .map(|c| c.iter().map(|&file| Segment { file, rows: RowSpan::All }).collect())
-                    .collect();
-                Plan::from_segments(items, batches)
+                match take {
+                    Some(limit) => plan_files_taken(items, n, limit, &input),
+                    None => {
+                        let batches = (0..items.len())
+                            .collect::<Vec<_>>()
+                            .chunks(n)
+                            .map(|c| c.iter().map(|&file| Segment { file, rows: RowSpan::All }).collect())
+                            .collect();
+                        Plan::from_segments(items, batches)
+                    }
+                }
             }
-            MiniBatchSize::Count(n) | MiniBatchSize::Rows(n) => plan_scanned(items, Cut::Rows(n.max(1)), &input),
-            MiniBatchSize::Bytes(n) => plan_scanned(items, Cut::Bytes(n.max(1)), &input),
+            MiniBatchSize::Count(n) | MiniBatchSize::Rows(n) => plan_scanned(items, Cut::Rows(n.max(1)), &input, take),
+            MiniBatchSize::Bytes(n) => plan_scanned(items, Cut::Bytes(n.max(1)), &input, take),
         }
     };
     Ok((plan, input))
+}
+
+/// The tabular input an MLTable gives over its data files `items`: the
+/// columns the files hold (the first readable file's; with
+/// `all_files_different_headers` the union of every file's header, a
+/// column first seen after the first file read as text), shaped by the
+/// transformations into the job's columns.
+fn mltable_input(
+    table: &MlTable,
+    source: Arc<dyn InputSource>,
+    items: &[InputItem],
+    max_file_bytes: u64,
+    whole: bool,
+) -> Result<TabularInput, TabularError> {
+    let first_file = items.first().map(|i| i.name.clone());
+    // How the files are laid out, before any column is known.
+    let read = Arc::new(ReadOptions { path_column: None, ..table.layout(first_file.as_deref()) });
+    let (schema, schema_source) = job_schema(&source, &read, items, max_file_bytes, whole)?;
+    let mut file_columns: Vec<(String, ColumnKind)> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let text = table.read.as_ref().is_some_and(|r| !r.infer_types);
+            (f.name().clone(), if text { ColumnKind::Utf8 } else { ColumnKind::of(f.data_type()) })
+        })
+        .collect();
+    if read.header == HeaderMode::DifferentHeaders {
+        for item in items {
+            if item.name == schema_source || source.check(item).is_err() {
+                continue;
+            }
+            let Ok(mut r) = open_range(&source, &read, item, 0..HEADER_MAX) else { continue };
+            let Ok(names) = header_names(&mut r, read.delimiter.unwrap_or(b',')) else { continue };
+            for n in names {
+                if !file_columns.iter().any(|(c, _)| *c == n) {
+                    if file_columns.len() >= crate::mltable::MAX_COLUMNS {
+                        return Err(MlTableError::Invalid {
+                            file: table.file.clone(),
+                            key: "paths".into(),
+                            problem: format!(
+                                "the files' headers name more than {} columns",
+                                crate::mltable::MAX_COLUMNS
+                            ),
+                        }
+                        .into());
+                    }
+                    file_columns.push((n, ColumnKind::Utf8));
+                }
+            }
+        }
+    }
+    let shape = table.shape(&file_columns, first_file.as_deref())?;
+    let schema = Arc::new(Schema::new(
+        shape.columns.iter().map(|(n, k)| Field::new(n, k.data_type(), true)).collect::<Vec<_>>(),
+    ));
+    Ok(TabularInput {
+        schema,
+        schema_source: format!("{} (from {})", schema_source, table.file),
+        max_file_bytes,
+        source,
+        read: Arc::new(shape.options),
+    })
 }
 
 /// The first readable table's columns, normalised: what the host hands
@@ -240,6 +515,7 @@ pub fn plan_tabular(
 /// all-empty columns are read as text.
 fn job_schema(
     source: &Arc<dyn InputSource>,
+    read: &ReadOptions,
     items: &[InputItem],
     max_file_bytes: u64,
     whole: bool,
@@ -249,7 +525,7 @@ fn job_schema(
         if why.len() >= 5 {
             break;
         }
-        let Some(format) = TableFormat::from_name(&item.name) else { continue };
+        let Some(format) = read.format.or_else(|| TableFormat::from_name(&item.name)) else { continue };
         if let Some(r) = &item.refused {
             why.push(format!("{}: {r}", item.name));
             continue;
@@ -258,7 +534,7 @@ fn job_schema(
             why.push(format!("{}: {}", item.name, over_cap(item.size, max_file_bytes)));
             continue;
         }
-        match file_schema(source, item, format) {
+        match file_schema(source, read, item, format) {
             Ok(s) if !s.fields().is_empty() => {
                 let fields: Vec<Field> =
                     s.fields().iter().map(|f| Field::new(f.name(), normalise_type(f.data_type()), true)).collect();
@@ -293,18 +569,31 @@ fn normalise_type(t: &DataType) -> DataType {
 }
 
 /// A file's own columns (CSV: header names with types inferred from the
-/// first 1,000 rows).
-fn file_schema(source: &Arc<dyn InputSource>, item: &InputItem, format: TableFormat) -> Result<Schema, String> {
+/// first 1,000 rows; without a header, `Column1`, `Column2`, ... as Azure
+/// names them).
+fn file_schema(
+    source: &Arc<dyn InputSource>,
+    read: &ReadOptions,
+    item: &InputItem,
+    format: TableFormat,
+) -> Result<Schema, String> {
     source.check(item)?;
     match format {
         TableFormat::Csv => {
+            let header = match read.header {
+                HeaderMode::NoHeader => false,
+                HeaderMode::FromFirstFile => read.first_file.as_deref() == Some(item.name.as_str()),
+                _ => true,
+            };
             // Infer from the header and the first 1,000 rows that are text:
             // one bad row must not decide the job's columns (it fails on
             // its own when read).
             let mut sample = Vec::new();
-            source.read_range(item, 0..16 << 20)?.read_to_end(&mut sample).map_err(|e| format!("cannot read: {e}"))?;
+            open_range(source, read, item, 0..16 << 20)?
+                .read_to_end(&mut sample)
+                .map_err(|e| format!("cannot read: {e}"))?;
             let mut clean = Vec::with_capacity(sample.len());
-            for (off, len) in line_spans(&sample, true).into_iter().take(1001) {
+            for (off, len) in line_spans(&sample, !read.line_records).into_iter().take(1001) {
                 let line = &sample[off as usize..(off + len) as usize];
                 if std::str::from_utf8(line).is_ok() {
                     clean.extend_from_slice(line);
@@ -313,18 +602,30 @@ fn file_schema(source: &Arc<dyn InputSource>, item: &InputItem, format: TableFor
                     }
                 }
             }
-            arrow_csv::reader::Format::default()
-                .with_header(true)
+            let schema = arrow_csv::reader::Format::default()
+                .with_header(header)
+                .with_delimiter(read.delimiter.unwrap_or(b','))
                 .with_truncated_rows(true)
                 .infer_schema(clean.as_slice(), Some(1000))
                 .map(|(s, _)| s)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            if header {
+                return Ok(schema);
+            }
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| Field::new(format!("Column{}", i + 1), f.data_type().clone(), true))
+                .collect();
+            Ok(Schema::new(fields))
         }
-        TableFormat::JsonLines => {
-            arrow_json::reader::infer_json_schema(BufReader::new(source.read_range(item, 0..u64::MAX)?), Some(1000))
-                .map(|(s, _)| s)
-                .map_err(|e| e.to_string())
-        }
+        TableFormat::JsonLines => arrow_json::reader::infer_json_schema(
+            BufReader::new(open_range(source, read, item, 0..u64::MAX)?),
+            Some(1000),
+        )
+        .map(|(s, _)| s)
+        .map_err(|e| e.to_string()),
         TableFormat::Parquet => parquet_reader(source, item).map(|b| b.schema().as_ref().clone()),
     }
 }
@@ -340,21 +641,83 @@ enum Cut {
 /// mini-batch only, never per row. A segment's bytes stay within
 /// `limits.max_file_mb` (a mini-batch is cut early rather than exceed it;
 /// rows are never cut). A file that cannot be scanned gets a mini-batch of
-/// its own that fails as one item.
-fn plan_scanned(items: Vec<InputItem>, cut: Cut, input: &TabularInput) -> Plan {
+/// its own that fails as one item. With `take` (an MLTable's), planning
+/// stops at that many rows: a file is scanned only up to them, and the
+/// files after them are left out of the plan.
+fn plan_scanned(mut items: Vec<InputItem>, cut: Cut, input: &TabularInput, take: Option<u64>) -> Plan {
     let mut cutter = Cutter::new(cut, input.max_file_bytes);
+    let mut left = take;
+    let mut used = items.len();
     for (file, item) in items.iter().enumerate() {
+        if left == Some(0) {
+            used = file;
+            break;
+        }
+        let before = left;
         cutter.start_file(file);
-        let scanned = scan_file(item, input, &mut |offset, len, count| cutter.rows(offset, len, count));
+        let scanned = scan_file(item, input, &mut |offset, len, count| {
+            let count = match &mut left {
+                Some(l) => {
+                    let c = count.min(*l);
+                    *l -= c;
+                    c
+                }
+                None => count,
+            };
+            if count > 0 {
+                cutter.rows(offset, len, count);
+            }
+            if left == Some(0) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        });
         match scanned {
             Ok(()) if cutter.file_rows > 0 => cutter.close_segment(),
             // Unreadable or without rows: a mini-batch of its own, where
             // reading it fails as one item with the reason. (A scan that
             // fails part-way drops what it had planned of the file.)
-            _ => cutter.drop_file(),
+            _ => {
+                left = before;
+                cutter.drop_file()
+            }
         }
     }
+    items.truncate(used);
     Plan::from_segments(items, cutter.finish())
+}
+
+/// `"N files"` mini-batches of at most `take` rows in all: each file whole
+/// until the one where the rows run out, which is cut there (a row
+/// range); the files after it are left out.
+fn plan_files_taken(mut items: Vec<InputItem>, n: usize, take: u64, input: &TabularInput) -> Plan {
+    let mut segments = Vec::new();
+    let mut left = take;
+    let mut used = items.len();
+    for (file, item) in items.iter().enumerate() {
+        if left == 0 {
+            used = file;
+            break;
+        }
+        let (mut rows, mut first) = (0u64, None);
+        let scanned = scan_file(item, input, &mut |offset, _, count| {
+            first.get_or_insert(offset);
+            rows += count.min(left - rows);
+            if rows == left { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        });
+        match (scanned, first) {
+            (Ok(()), Some(offset)) if rows == left => {
+                segments.push(Segment { file, rows: RowSpan::Range { start: 0, end: rows, offset } });
+                left = 0;
+            }
+            (Ok(()), _) => {
+                segments.push(Segment { file, rows: RowSpan::All });
+                left -= rows;
+            }
+            // Unreadable: read whole, where it fails as one item.
+            (Err(_), _) => segments.push(Segment { file, rows: RowSpan::All }),
+        }
+    }
+    items.truncate(used);
+    let batches = segments.chunks(n).map(<[Segment]>::to_vec).collect();
+    Plan::from_segments(items, batches)
 }
 
 /// Cuts a stream of rows into mini-batches of segments: the state of
@@ -482,24 +845,32 @@ pub(crate) const SCAN_BUFFER: usize = 1 << 20;
 /// one call for all its rows, from its footer's row count, with the file's
 /// bytes spread evenly over them (the reader later decodes only the row
 /// groups a segment overlaps).
-fn scan_file(item: &InputItem, input: &TabularInput, on_rows: &mut dyn FnMut(u64, u64, u64)) -> Result<(), String> {
+/// `on_rows` stops the scan by returning `Break`.
+fn scan_file(
+    item: &InputItem,
+    input: &TabularInput,
+    on_rows: &mut dyn FnMut(u64, u64, u64) -> ControlFlow<()>,
+) -> Result<(), String> {
     check_item(item, input, false)?;
-    let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
+    let format = input.format_of(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     match format {
         TableFormat::Parquet => {
             let b = input.parquet(item)?;
             let n = b.metadata().file_metadata().num_rows().max(0) as u64;
             let per_row = item.size.checked_div(n).unwrap_or(0).max(1);
             if n > 0 {
-                on_rows(0, per_row, n);
+                let _ = on_rows(0, per_row, n);
             }
             Ok(())
         }
         TableFormat::Csv | TableFormat::JsonLines => {
-            let mut header = format == TableFormat::Csv;
-            scan_rows(input.read_from(item, 0)?, format == TableFormat::Csv, SCAN_BUFFER, &mut |o, l| {
+            let mut header = format == TableFormat::Csv && input.has_header(item);
+            // The file's own bytes (a byte order mark too): the offsets are
+            // where a reader seeks to.
+            let bytes = input.source.read_range(item, 0..u64::MAX)?;
+            scan_rows(bytes, input.quotes(format), SCAN_BUFFER, &mut |o, l| {
                 if std::mem::take(&mut header) {
-                    return;
+                    return ControlFlow::Continue(());
                 }
                 on_rows(o, l, 1)
             })
@@ -512,12 +883,12 @@ fn scan_file(item: &InputItem, input: &TabularInput, on_rows: &mut dyn FnMut(u64
 /// `buf` bytes (refilled; the quote state and the open line carry across
 /// refills, so a row longer than the buffer costs nothing extra) and calls
 /// `on_row` for each non-blank line, with its offset from the reader's
-/// start.
+/// start, until it returns `Break`.
 pub(crate) fn scan_rows(
     mut r: impl Read,
     quotes: bool,
     buf: usize,
-    on_row: &mut dyn FnMut(u64, u64),
+    on_row: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> std::io::Result<()> {
     let mut chunk = vec![0u8; buf.max(1)];
     let (mut base, mut start, mut in_quotes, mut nonblank) = (0u64, 0u64, false, false);
@@ -544,8 +915,8 @@ pub(crate) fn scan_rows(
                 nonblank = true;
             } else if !in_quotes {
                 let end = base + at as u64 + 1;
-                if nonblank {
-                    on_row(start, end - start);
+                if nonblank && on_row(start, end - start).is_break() {
+                    return Ok(());
                 }
                 start = end;
                 nonblank = false;
@@ -555,7 +926,7 @@ pub(crate) fn scan_rows(
         base += n as u64;
     }
     if start < base && nonblank {
-        on_row(start, base - start);
+        let _ = on_row(start, base - start);
     }
     Ok(())
 }
@@ -597,7 +968,13 @@ fn line_spans(data: &[u8], quotes: bool) -> Vec<(u64, u64)> {
 
 /// One mini-batch per distinct tuple of `keys`, in order of first
 /// appearance; a file that cannot be read gets a mini-batch of its own.
-fn plan_partitions(items: Vec<InputItem>, keys: &[String], input: &TabularInput) -> Result<Plan, TabularError> {
+/// With `take`, only the first that many rows are grouped (the files after them are left out).
+fn plan_partitions(
+    mut items: Vec<InputItem>,
+    keys: &[String],
+    input: &TabularInput,
+    take: Option<u64>,
+) -> Result<Plan, TabularError> {
     let mut projection = Vec::new();
     for k in keys {
         match input.schema.index_of(k) {
@@ -611,7 +988,13 @@ fn plan_partitions(items: Vec<InputItem>, keys: &[String], input: &TabularInput)
     let mut groups: Vec<Vec<Segment>> = Vec::new();
     let mut bad: Vec<Vec<Segment>> = Vec::new();
     let mut index: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+    let mut left = take.unwrap_or(u64::MAX);
+    let mut used = items.len();
     for (file, item) in items.iter().enumerate() {
+        if left == 0 {
+            used = file;
+            break;
+        }
         let batch = match read_segment(item, &RowSpan::All, input) {
             Ok(b) => b,
             Err(_) => {
@@ -628,7 +1011,9 @@ fn plan_partitions(items: Vec<InputItem>, keys: &[String], input: &TabularInput)
             .map_err(|e| TabularError::KeyValues { keys: keys.join(", "), message: e.to_string() })?;
         let mut per_group: Vec<(usize, Vec<u64>)> = Vec::new();
         let mut local: HashMap<usize, usize> = HashMap::new();
-        for row in 0..batch.num_rows() {
+        let rows = (batch.num_rows() as u64).min(left);
+        left -= rows;
+        for row in 0..rows as usize {
             let key: Vec<Option<String>> = cols
                 .iter()
                 .zip(&formatters)
@@ -650,6 +1035,7 @@ fn plan_partitions(items: Vec<InputItem>, keys: &[String], input: &TabularInput)
         }
     }
     groups.extend(bad);
+    items.truncate(used);
     Ok(Plan::from_segments(items, groups))
 }
 
@@ -718,7 +1104,7 @@ pub fn read_segment_with(
     // A row range is read by its bytes (planning kept each within the cap);
     // anything else reads the file from its start.
     check_item(item, input, !matches!(rows, RowSpan::Range { .. }))?;
-    let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
+    let format = input.format_of(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     match rows {
         RowSpan::All => read_span(item, format, input, Span { first: 0, count: None, offset: None }, sink),
         RowSpan::Range { start, end, offset } => {
@@ -777,7 +1163,7 @@ fn read_span(
     sink: &mut dyn FnMut(RecordBatch, u64) -> Result<(), String>,
 ) -> Result<u64, String> {
     let Span { first, count, offset } = span;
-    let schema = input.schema.clone();
+    let schema = input.read_schema();
     let batch_size = count.map_or(READ_BATCH_ROWS, |n| n.clamp(1, READ_BATCH_ROWS as u64) as usize);
     // The bytes a reader may take: a whole file within the cap (one byte
     // more shows it grew), a range to the file's end (its rows bound it).
@@ -789,8 +1175,10 @@ fn read_span(
     let mut got = 0u64;
     match format {
         TableFormat::Csv => {
-            check_header(&mut input.source.read_range(item, 0..HEADER_MAX)?, &schema, item)?;
-            let mut b = arrow_csv::ReaderBuilder::new(schema.clone()).with_batch_size(batch_size);
+            let (schema, header) = input.csv_layout(item)?;
+            let mut b = arrow_csv::ReaderBuilder::new(schema)
+                .with_batch_size(batch_size)
+                .with_delimiter(input.read.delimiter.unwrap_or(b','));
             match offset {
                 Some(_) => {
                     b = b.with_header(false);
@@ -799,15 +1187,15 @@ fn read_span(
                     }
                 }
                 None => {
-                    b = b.with_header(true);
+                    b = b.with_header(header);
                     if let Some(n) = count {
                         b = b.with_bounds(first as usize, (first + n) as usize);
                     }
                 }
             }
-            let reader = b.build(counted(input.source.read_range(item, start..end)?)).map_err(|e| e.to_string())?;
+            let reader = b.build(counted(input.open(item, start..end)?)).map_err(|e| e.to_string())?;
             for batch in reader {
-                let batch = batch.map_err(|e| e.to_string())?;
+                let batch = input.shape(batch.map_err(|e| e.to_string())?, item)?;
                 got += batch.num_rows() as u64;
                 sink(batch, start + taken.get())?;
             }
@@ -816,9 +1204,11 @@ fn read_span(
         // arrow-json reads it, so there is no per-file column check.
         TableFormat::JsonLines => {
             let skip = if offset.is_some() { 0 } else { first };
+            // Converted columns are read as text, whatever JSON type the value has.
             let reader = arrow_json::ReaderBuilder::new(schema.clone())
                 .with_batch_size(batch_size)
-                .build(counted(input.source.read_range(item, start..end)?))
+                .with_coerce_primitive(input.read.shaped())
+                .build(counted(input.open(item, start..end)?))
                 .map_err(|e| e.to_string())?;
             let mut skipped = 0u64;
             for b in reader {
@@ -834,7 +1224,7 @@ fn read_span(
                 }
                 got += b.num_rows() as u64;
                 if b.num_rows() > 0 {
-                    sink(b, start + taken.get())?;
+                    sink(input.shape(b, item)?, start + taken.get())?;
                 }
                 if count.is_some_and(|n| got >= n) {
                     break;
@@ -863,7 +1253,7 @@ fn read_span(
             b = b.with_offset(skip as usize);
             let reader = b.build().map_err(|e| e.to_string())?;
             for batch in reader {
-                let batch = conform(&batch.map_err(|e| e.to_string())?, &schema, input)?;
+                let batch = input.shape(conform(&batch.map_err(|e| e.to_string())?, &schema, input)?, item)?;
                 got += batch.num_rows() as u64;
                 let share = (item.size as u128 * (first + got) as u128 / file_rows as u128) as u64;
                 sink(batch, share.min(item.size))?;
@@ -883,8 +1273,8 @@ fn read_span(
 /// The most bytes a CSV header may take.
 const HEADER_MAX: u64 = 1 << 20;
 
-/// A CSV file's header must name the job's columns, in order.
-fn check_header(f: &mut impl Read, schema: &Schema, item: &InputItem) -> Result<(), String> {
+/// The column names in a CSV file's first line.
+fn header_names(f: &mut impl Read, delimiter: u8) -> Result<Vec<String>, String> {
     let mut first = Vec::new();
     BufReader::new(f.by_ref().take(HEADER_MAX)).read_until(b'\n', &mut first).map_err(|e| e.to_string())?;
     if first.iter().all(u8::is_ascii_whitespace) {
@@ -892,15 +1282,21 @@ fn check_header(f: &mut impl Read, schema: &Schema, item: &InputItem) -> Result<
     }
     let own = arrow_csv::reader::Format::default()
         .with_header(true)
+        .with_delimiter(delimiter)
         .infer_schema(first.as_slice(), Some(0))
         .map_err(|e| e.to_string())?
         .0;
-    let got: Vec<&str> = own.fields().iter().map(|f| f.name().as_str()).collect();
+    Ok(own.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// A CSV file's header must name the job's columns, in order.
+fn check_header(f: &mut impl Read, schema: &Schema, delimiter: u8) -> Result<(), String> {
+    let got = header_names(f, delimiter)?;
+    let got: Vec<&str> = got.iter().map(String::as_str).collect();
     let want: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     if got != want {
         let missing: Vec<&str> = want.iter().filter(|w| !got.contains(w)).copied().collect();
         let extra: Vec<&str> = got.iter().filter(|g| !want.contains(g)).copied().collect();
-        let _ = item;
         return Err(format!(
             "header differs from the job's columns: {}",
             match (missing.is_empty(), extra.is_empty()) {
@@ -977,7 +1373,7 @@ pub fn read_mini_batch(plan: &Plan, segments: &[Segment], input: &TabularInput) 
         }
         match read {
             Ok(0) if seg.rows == RowSpan::All => {
-                let what = match TableFormat::from_name(&item.name) {
+                let what = match input.format_of(&item.name) {
                     Some(TableFormat::Csv) => "no rows: the file holds only a header",
                     _ => "no rows: the file holds no table rows",
                 };
@@ -1057,14 +1453,15 @@ fn read_row_by_row(
 ) -> Result<(RecordBatch, Vec<u64>, Vec<(u64, String)>), String> {
     let range = matches!(rows, RowSpan::Range { .. });
     check_item(item, input, !range)?;
-    let format = TableFormat::from_name(&item.name).ok_or_else(|| unknown_format(&item.name))?;
+    let format = input.format_of(&item.name).ok_or_else(|| unknown_format(&item.name))?;
     if format == TableFormat::Parquet {
         return Err("Parquet is read whole".into());
     }
-    if format == TableFormat::Csv {
-        check_header(&mut input.source.read_range(item, 0..HEADER_MAX)?, &input.schema, item)?;
-    }
-    let quotes = format == TableFormat::Csv;
+    let (line_schema, header) = match format {
+        TableFormat::Csv => input.csv_layout(item)?,
+        _ => (input.read_schema(), false),
+    };
+    let quotes = input.quotes(format);
     // A row range: only its bytes, from its offset until its rows are in
     // (bounded by the segment, which planning kept within the cap). Any
     // other span: the file, which is within the cap.
@@ -1088,7 +1485,10 @@ fn read_row_by_row(
                 }
                 next_scan = data.len().saturating_mul(2);
                 spans.clear();
-                let mut keep = |o: u64, l: u64| spans.push((o, l));
+                let mut keep = |o: u64, l: u64| {
+                    spans.push((o, l));
+                    ControlFlow::Continue(())
+                };
                 scan_rows(data.as_slice(), quotes, SCAN_BUFFER, &mut keep).map_err(|e| e.to_string())?;
                 // The last span may be a row cut by the read: complete
                 // only with more than `want` spans or at the end.
@@ -1103,9 +1503,12 @@ fn read_row_by_row(
             (data, spans, *start)
         }
         _ => {
-            let data = crate::inputs::read_whole(&*input.source, item, input.max_file_bytes, over_cap)?;
+            let mut data = crate::inputs::read_whole(&*input.source, item, input.max_file_bytes, over_cap)?;
+            if input.read.strip_bom && data.starts_with(BOM) {
+                data.drain(..BOM.len());
+            }
             let mut spans = line_spans(&data, quotes);
-            if format == TableFormat::Csv && !spans.is_empty() {
+            if header && !spans.is_empty() {
                 spans.remove(0);
             }
             (data, spans, 0)
@@ -1125,16 +1528,20 @@ fn read_row_by_row(
         };
         let line = &data[off as usize..(off + len) as usize];
         let parsed: Result<Vec<RecordBatch>, String> = match format {
-            TableFormat::Csv => arrow_csv::ReaderBuilder::new(schema.clone())
+            TableFormat::Csv => arrow_csv::ReaderBuilder::new(line_schema.clone())
                 .with_header(false)
+                .with_delimiter(input.read.delimiter.unwrap_or(b','))
                 .build(line)
                 .map_err(|e| e.to_string())
                 .and_then(|rd| rd.collect::<Result<_, _>>().map_err(|e| e.to_string())),
-            _ => arrow_json::ReaderBuilder::new(schema.clone())
+            _ => arrow_json::ReaderBuilder::new(line_schema.clone())
+                .with_coerce_primitive(input.read.shaped())
                 .build(line)
                 .map_err(|e| e.to_string())
                 .and_then(|rd| rd.collect::<Result<_, _>>().map_err(|e| e.to_string())),
         };
+        let parsed =
+            parsed.and_then(|batches| batches.into_iter().map(|b| input.shape(b, item)).collect::<Result<Vec<_>, _>>());
         match parsed {
             Ok(batches) if batches.iter().map(RecordBatch::num_rows).sum::<usize>() == 1 => {
                 parts.extend(batches);
@@ -1229,7 +1636,11 @@ mod tests {
                 let want = line_spans(&data, quotes);
                 for buf in [1, 2, 3, 7, 64] {
                     let mut got = Vec::new();
-                    scan_rows(data.as_slice(), quotes, buf, &mut |o, l| got.push((o, l))).unwrap();
+                    scan_rows(data.as_slice(), quotes, buf, &mut |o, l| {
+                        got.push((o, l));
+                        ControlFlow::Continue(())
+                    })
+                    .unwrap();
                     assert_eq!(got, want, "{:?} quotes={quotes} buf={buf}", String::from_utf8_lossy(&data));
                 }
             }

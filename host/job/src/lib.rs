@@ -4,7 +4,9 @@
 //!
 //! Nothing here knows wasmtime, and nothing touches files beyond reading the
 //! spec, checking the metadata of the paths it names (input, scorer,
-//! models, mounts) and the one durable file write every crate shares
+//! models, mounts, data inputs; for a data input folder, reading its
+//! `MLmodel` or listing it to see whether it holds an ONNX model) and the
+//! one durable file write every crate shares
 //! (`durable`): the engine, the I/O layer and the scheduler all speak these
 //! types. ARCHITECTURE.md ("Code map") says what each crate may know.
 

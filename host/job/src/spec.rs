@@ -1,7 +1,10 @@
 //! The job spec: YAML with the key names of an Azure ML `type: parallel`
 //! job (so a spec written for Azure ML runs here unchanged; see
 //! ARCHITECTURE.md, "Bird's-eye view"), validated into a [`JobSpec`]. Every error names the YAML path of the key
-//! at fault; unknown keys get a did-you-mean hint.
+//! at fault; unknown keys get a did-you-mean hint. The raw structs hold every key of Azure's parallel job and
+//! parallel component schemas (a component file runs as it is); keys with no meaning here are noted
+//! ([`JobSpec::notes`]). Input and output ports and literal inputs are parsed in `spec/azure.rs`; `${{...}}`
+//! in program arguments, config and environment values is resolved in `spec/bindings.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,14 @@ use serde_yaml_ng::{Mapping, Value};
 
 pub use crate::location::Location;
 use crate::size::MiniBatchSize;
+
+mod azure;
+#[cfg(test)]
+mod azure_tests;
+mod bindings;
+
+use azure::{Notes, Port, RawOutput};
+use bindings::{Binding, Bindings};
 
 /// A spec that cannot run, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +123,99 @@ pub struct Mount {
     pub guest_path: String,
     /// Absolute; the guest can read under it and nothing else.
     pub host_path: PathBuf,
+}
+
+/// A data input other than `input_data` (`inputs.NAME` of `type:
+/// uri_folder`, `uri_file` or `mltable`, a local path), granted read-only
+/// to every instance; `${{inputs.NAME}}` resolves to [`DataInput::guest_path`].
+///
+/// - A folder is mounted as it is at `/inputs/NAME` (it is also in
+///   [`JobSpec::mounts`]).
+/// - A file is seen at `/inputs/NAME/FILE` (its own file name), in a folder
+///   that holds that file and nothing else. Mounting the file's parent
+///   folder would hand the scorer every sibling file too, and WASI grants
+///   folders, not files; so the runtime makes that folder in the job's own
+///   directory (`grants/NAME/`) with a hard link to the file (a copy when
+///   the file is on another filesystem) before any instance starts, and
+///   mounts it. Its path is not in the spec (it depends on the job
+///   directory); the guest path is, so the spec alone decides what the
+///   scorer is told.
+///
+/// A folder holding an MLflow `MLmodel` with an `onnx` flavor, or holding
+/// exactly one `.onnx` file and no `MLmodel`, and a `.onnx` file are also
+/// granted as models by the input's name (see [`JobSpec::models`]), so
+/// Azure's `score_model: {type: uri_folder, path: ...}` with `--model
+/// ${{inputs.score_model}}` gives the scorer both the path and the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataInput {
+    /// The name under `inputs:`.
+    pub name: String,
+    /// [`InputKind::UriFolder`] or [`InputKind::UriFile`], from what the path is.
+    pub kind: InputKind,
+    /// Absolute; a folder or a regular file when validated.
+    pub host_path: PathBuf,
+    /// Where the guest sees it: `/inputs/NAME`, or `/inputs/NAME/FILE` for a file.
+    pub guest_path: String,
+}
+
+/// Where data inputs are mounted in the guest.
+pub const INPUTS_GUEST_DIR: &str = "/inputs";
+
+/// The most of an `MLmodel` file read to see whether it has an onnx flavor.
+const MAX_MLMODEL_BYTES: u64 = 1 << 20;
+
+impl DataInput {
+    fn new(name: &str, kind: InputKind, host_path: PathBuf) -> DataInput {
+        let dir = format!("{INPUTS_GUEST_DIR}/{name}");
+        let guest_path = match (&kind, host_path.file_name()) {
+            (InputKind::UriFile, Some(f)) => format!("{dir}/{}", f.to_string_lossy()),
+            _ => dir,
+        };
+        DataInput { name: name.to_string(), kind, host_path, guest_path }
+    }
+
+    /// The guest folder this input is mounted as: `/inputs/NAME`.
+    pub fn guest_dir(&self) -> String {
+        format!("{INPUTS_GUEST_DIR}/{}", self.name)
+    }
+
+    /// The file name a file input has in its folder.
+    pub fn file_name(&self) -> Option<&std::ffi::OsStr> {
+        (self.kind == InputKind::UriFile).then(|| self.host_path.file_name()).flatten()
+    }
+
+    /// The model this input holds, if any (see the type's docs); a folder
+    /// whose `MLmodel` cannot be read as one is noted and not granted.
+    fn model(&self, notes: &mut Vec<String>) -> Option<ModelSpec> {
+        let grant = |path: PathBuf| Some(ModelSpec { name: self.name.clone(), path });
+        let is_onnx = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+        if self.kind == InputKind::UriFile {
+            return if is_onnx(&self.host_path) { grant(self.host_path.clone()) } else { None };
+        }
+        let mlmodel = self.host_path.join("MLmodel");
+        if mlmodel.is_file() {
+            let mut text = String::new();
+            let read = std::fs::File::open(&mlmodel)
+                .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_MLMODEL_BYTES), &mut text));
+            let doc: Option<Value> = read.ok().and_then(|_| serde_yaml_ng::from_str(&text).ok());
+            let onnx = doc.as_ref().and_then(|d| d.get("flavors")).and_then(|f| f.get("onnx")).is_some();
+            if onnx {
+                return grant(self.host_path.clone());
+            }
+            notes.push(format!(
+                "inputs.{} holds an MLmodel without an onnx flavor: it is mounted at {}, not granted as a model",
+                self.name, self.guest_path
+            ));
+            return None;
+        }
+        let onnx: Vec<PathBuf> = std::fs::read_dir(&self.host_path)
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| is_onnx(p) && p.is_file()).take(2).collect())
+            .unwrap_or_default();
+        match <[PathBuf; 1]>::try_from(onnx) {
+            Ok([one]) => grant(one),
+            Err(_) => None,
+        }
+    }
 }
 
 /// What `init(config)` receives; all explicit, never the host environment.
@@ -249,8 +353,13 @@ pub struct JobSpec {
     pub append_row_to: Option<OutputSpec>,
     /// What every instance's `init` receives.
     pub config: ScorerConfig,
-    /// Host folders granted read-only (`task.mounts`).
+    /// Host folders granted read-only: `task.mounts`, then the data inputs
+    /// that are folders (at `/inputs/NAME`).
     pub mounts: Vec<Mount>,
+    /// Data inputs besides `input_data`, mounted read-only at
+    /// `/inputs/NAME`; those that are files are not in `mounts`: the runtime
+    /// gives each a folder of its own (see [`DataInput`]).
+    pub data_inputs: Vec<DataInput>,
     /// The sandbox and resource caps.
     pub limits: Limits,
     /// One-line notes about accepted-but-ignored keys.
@@ -259,9 +368,14 @@ pub struct JobSpec {
 
 // ---- raw serde form ----------------------------------------------------
 
-/// A YAML scalar read as text: `10`, `"10"` and `true` all become strings.
+/// A YAML scalar read as text: `10`, `"10"` and `true` all become strings;
+/// `kind` says which literal type the YAML value was (`string`, `integer`,
+/// `number`, `boolean`).
 #[derive(Debug, Clone)]
-struct Scalar(String);
+struct Scalar {
+    text: String,
+    kind: &'static str,
+}
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -272,25 +386,30 @@ impl<'de> Deserialize<'de> for Scalar {
                 f.write_str("a string, number or boolean")
             }
             fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar { text: v.to_string(), kind: "string" })
             }
             fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar { text: v.to_string(), kind: "integer" })
             }
             fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar { text: v.to_string(), kind: "integer" })
             }
             fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar { text: v.to_string(), kind: "number" })
             }
             fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
+                Ok(Scalar { text: v.to_string(), kind: "boolean" })
             }
         }
         d.deserialize_any(V)
     }
 }
 
+/// The top-level keys: Azure ML's parallel job (`_schema/job/parallel_job.py`
+/// with `base_job.py` and `parameterized_parallel.py`) and parallel
+/// component (`_schema/component/parallel_component.py` with
+/// `component.py`) together, plus sluice's own (`allowed_failed_percent`,
+/// `limits`, `onnx`). README.md, "Coming from Azure ML", says what each does.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpec {
@@ -299,14 +418,17 @@ struct RawSpec {
     #[serde(rename = "type")]
     kind: Option<String>,
     name: Option<String>,
+    version: Option<Scalar>,
     display_name: Option<String>,
     description: Option<String>,
     experiment_name: Option<String>,
-    tags: Option<BTreeMap<String, Scalar>>,
+    tags: Option<BTreeMap<String, Option<Scalar>>>,
+    properties: Option<BTreeMap<String, Option<Scalar>>>,
+    is_deterministic: Option<bool>,
     #[serde(default)]
-    inputs: BTreeMap<String, RawInput>,
+    inputs: BTreeMap<String, Value>,
     #[serde(default)]
-    outputs: BTreeMap<String, RawOutput>,
+    outputs: BTreeMap<String, Option<RawOutput>>,
     input_data: Option<String>,
     mini_batch_size: Option<Scalar>,
     partition_keys: Option<Vec<String>>,
@@ -320,6 +442,8 @@ struct RawSpec {
     task: Option<RawTask>,
     environment_variables: Option<BTreeMap<String, Scalar>>,
     compute: Option<Value>,
+    identity: Option<Value>,
+    services: Option<Value>,
     limits: Option<RawLimits>,
     onnx: Option<RawOnnx>,
 }
@@ -330,31 +454,21 @@ struct RawOnnx {
     intra_op_threads: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInput {
-    #[serde(rename = "type")]
-    kind: String,
-    path: String,
-    mode: Option<String>,
-    description: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOutput {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    path: Option<String>,
-    mode: Option<String>,
-}
-
+/// `resources` (`_schema/job_resource_configuration.py`): only
+/// `instance_count` has a meaning here.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawResources {
     instance_count: Option<i64>,
+    instance_type: Option<String>,
+    max_instance_count: Option<i64>,
+    locations: Option<Vec<String>>,
+    shm_size: Option<Scalar>,
+    docker_args: Option<Scalar>,
+    properties: Option<Value>,
 }
 
+/// `retry_settings` (`_schema/component/retry_settings.py`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRetry {
@@ -362,6 +476,8 @@ struct RawRetry {
     timeout: Option<i64>,
 }
 
+/// `task` (`_schema/component/parallel_task.py`), plus sluice's `config`
+/// and `mounts`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTask {
@@ -370,6 +486,7 @@ struct RawTask {
     code: Option<String>,
     entry_script: Option<String>,
     program_arguments: Option<String>,
+    model: Option<String>,
     append_row_to: Option<String>,
     environment: Option<Value>,
     config: Option<BTreeMap<String, Scalar>>,
@@ -462,6 +579,19 @@ impl SpecSource {
             .map(|o| (o.path.clone(), serde_yaml_ng::to_string(&o.value).unwrap_or_default().trim_end().to_string()))
             .collect();
         Ok(SpecSource { origin, text, base, overrides })
+    }
+
+    /// `inputs.NAME.type` as the text and overrides say it (`None` when
+    /// absent or unreadable): a cluster node uses it to tell a model input
+    /// (shipped to it by hash) from a data input that holds a model (read
+    /// where every node mounts it).
+    pub fn input_type(&self, name: &str) -> Option<String> {
+        let mut root: Value = serde_yaml_ng::from_str(&self.text).ok()?;
+        for (k, v) in &self.overrides {
+            let v = serde_yaml_ng::from_str::<Value>(v).unwrap_or(Value::String(v.clone()));
+            set_path(&mut root, k, v).ok()?;
+        }
+        root.get("inputs")?.get(name)?.get("type")?.as_str().map(str::to_string)
     }
 
     /// The validated spec.
@@ -612,16 +742,21 @@ fn improve_serde_message(msg: &str) -> String {
         return msg.to_string();
     };
     let known: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
-    let best = known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(field, k), *k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((_, k)) => format!("unknown key `{field}`: did you mean `{k}`?"),
+    match did_you_mean(field, &known) {
+        Some(k) => format!("unknown key `{field}`: did you mean `{k}`?"),
         None if known.is_empty() => format!("unknown key `{field}`"),
         None => format!("unknown key `{field}` (known keys: {})", known.join(", ")),
     }
+}
+
+/// The known name closest to `got`, when it is close enough to be a typo.
+fn did_you_mean<'k>(got: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(got, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }
 
 fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecError> {
@@ -631,13 +766,81 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         normalize(if p.is_absolute() { p } else { base.join(p) })
     };
     let mut notes = Vec::new();
+    let mut ignored = Notes::default();
 
     if let Some(kind) = &raw.kind
         && kind != "parallel"
     {
-        return Err(err("type", format!("`{kind}`: sluice runs `type: parallel` jobs only")));
+        return Err(err("type", format!("`{kind}`: sluice runs `type: parallel` jobs and components only")));
     }
-    let _ = (&raw.display_name, &raw.description, &raw.experiment_name, &raw.tags);
+    let _ = (&raw._schema, &raw.display_name, &raw.description);
+    let metadata = "Azure ML metadata, not used when running here";
+    for (key, present) in [
+        ("version", raw.version.is_some()),
+        ("experiment_name", raw.experiment_name.is_some()),
+        ("tags", raw.tags.is_some()),
+        ("properties", raw.properties.is_some()),
+    ] {
+        if present {
+            ignored.ignored(key, metadata);
+        }
+    }
+    if raw.is_deterministic.is_some() {
+        ignored.ignored(
+            "is_deterministic",
+            "Azure reuses a deterministic component's earlier outputs; sluice resumes a job from its journal instead",
+        );
+    }
+    if raw.identity.is_some() {
+        ignored.ignored(
+            "identity",
+            "object storage is reached with the standard credential environment variables (README, \"Inputs and \
+             outputs on object storage\")",
+        );
+    }
+    if raw.services.is_some() {
+        ignored.ignored("services", "a sandboxed scorer runs no interactive services");
+    }
+
+    // Every input, parsed (literal or data) and checked for its shape.
+    let mut ports: BTreeMap<String, Port> = BTreeMap::new();
+    for (name, v) in &raw.inputs {
+        if !valid_port_name(name) {
+            return Err(err(
+                &format!("inputs.{name}"),
+                "an input name must be letters, digits, `_` or `-` (it names the guest folder /inputs/NAME)".into(),
+            ));
+        }
+        let port = azure::parse_input(name, v).map_err(|(p, m)| err(&p, m))?;
+        if let Port::Data(d) = &port {
+            if let Some(m) = &d.mode {
+                ignored.ignored(
+                    format!("inputs.{name}.mode ({m})"),
+                    "a local path is read in place, read-only; a URL is read from the store",
+                );
+            }
+            if d.datastore.is_some() {
+                ignored.ignored(format!("inputs.{name}.datastore"), "a path is a local path or a storage URL");
+            }
+        }
+        ports.insert(name.clone(), port);
+    }
+    for (name, o) in &raw.outputs {
+        if let Some(o) = o {
+            azure::check_output(name, o).map_err(|(p, m)| err(&p, m))?;
+            if let Some(m) = &o.mode {
+                ignored.ignored(format!("outputs.{name}.mode ({m})"), "outputs are written in place by the host");
+            }
+            for (k, present) in [("name", o.name.is_some()), ("version", o.version.is_some())] {
+                if present {
+                    ignored.ignored(format!("outputs.{name}.{k}"), "outputs are files, not registered Azure ML assets");
+                }
+            }
+            if o.is_control.is_some() {
+                ignored.ignored(format!("outputs.{name}.is_control"), "control outputs belong to pipelines");
+            }
+        }
+    }
 
     // inputs / input_data
     let input_data = raw.input_data.as_deref().ok_or_else(|| {
@@ -648,110 +851,199 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
     })?;
     let input_name = binding(input_data, "inputs")
         .ok_or_else(|| err("input_data", format!("`{input_data}`: expected `${{{{inputs.NAME}}}}`")))?;
-    let raw_input = raw.inputs.get(input_name).ok_or_else(|| {
-        let known: Vec<&str> = raw.inputs.keys().map(String::as_str).collect();
+    let raw_input = match ports.get(input_name) {
+        Some(Port::Data(d)) => d,
+        Some(Port::Literal { .. }) => {
+            return Err(err(
+                "input_data",
+                format!(
+                    "`{input_data}` is a literal input; input_data must be a uri_folder, uri_file or mltable input"
+                ),
+            ));
+        }
+        None => {
+            let known: Vec<&str> = ports.keys().map(String::as_str).collect();
+            let hint = match did_you_mean(input_name, &known) {
+                Some(k) => format!(": did you mean `${{{{inputs.{k}}}}}`?"),
+                None => format!(" (inputs: {})", if known.is_empty() { "none".into() } else { known.join(", ") }),
+            };
+            return Err(err("input_data", format!("`{input_data}` names no input{hint}")));
+        }
+    };
+    let ipath = format!("inputs.{input_name}");
+    let raw_path = raw_input.path.as_deref().ok_or_else(|| {
         err(
-            "input_data",
+            &raw_input.path_key,
             format!(
-                "`{input_data}` names no input (inputs: {})",
-                if known.is_empty() { "none".into() } else { known.join(", ") }
+                "required: the data input_data splits into mini-batches; give it a path (`path: ./data`, or \
+                 `--set {ipath}.path=DIR`)"
             ),
         )
     })?;
-    let ipath = format!("inputs.{input_name}");
+    let path_key = raw_input.path_key.clone();
+    check_asset_path(raw_path).map_err(|m| err(&path_key, m))?;
     // A URL is checked for shape only (never contacted here); a local path
     // must exist, and its kind is checked against what it is.
-    let (input_path, meta) = if Location::is_url(&raw_input.path) {
-        let url = Location::parse_url(&raw_input.path).map_err(|m| err(&format!("{ipath}.path"), m))?;
+    let (input_path, meta) = if Location::is_url(raw_path) {
+        let url = Location::parse_url(raw_path).map_err(|m| err(&path_key, m))?;
         (url, None)
     } else {
-        let p = resolve(&raw_input.path);
-        let meta = std::fs::metadata(&p).map_err(|e| err(&format!("{ipath}.path"), format!("{}: {e}", p.display())))?;
+        let p = resolve(raw_path);
+        let meta = std::fs::metadata(&p).map_err(|e| err(&path_key, format!("{}: {e}", p.display())))?;
         (Location::Local(p), Some(meta))
     };
     // Without metadata (a URL), a last name with an extension is a file.
     let is_dir = match &meta {
         Some(m) => m.is_dir(),
-        None => !raw_input.path.ends_with('/') && !input_path.file_name().is_some_and(|n| n.contains('.')),
+        None => !raw_path.ends_with('/') && !input_path.file_name().is_some_and(|n| n.contains('.')),
     };
     let (kind, tabular) = match raw_input.kind.as_str() {
         "uri_folder" => (InputKind::UriFolder, false),
         "uri_file" => (InputKind::UriFile, false),
         "mltable" if is_dir => (InputKind::UriFolder, true),
         "mltable" => (InputKind::UriFile, true),
-        other @ ("mlflow_model" | "custom_model") => {
+        other => {
             return Err(err(
                 "input_data",
                 format!("{ipath} is a model ({other}); input_data must be a uri_folder, uri_file or mltable input"),
             ));
         }
-        other => {
-            return Err(err(
-                &format!("{ipath}.type"),
-                format!("`{other}`: expected uri_folder, uri_file, mltable, mlflow_model or custom_model"),
-            ));
-        }
     };
-    let _ = (&raw_input.mode, &raw_input.description);
     match (kind.clone(), &meta) {
         (InputKind::UriFolder, Some(m)) if !m.is_dir() => {
             return Err(err(
-                &format!("{ipath}.path"),
+                &path_key,
                 format!("{} is not a folder (use type: uri_file for one file)", input_path.display()),
             ));
         }
         (InputKind::UriFile, Some(m)) if !m.is_file() => {
-            return Err(err(&format!("{ipath}.path"), format!("{} is not a file", input_path.display())));
+            return Err(err(&path_key, format!("{} is not a file", input_path.display())));
         }
         (InputKind::UriFile, None) if input_path.file_name().is_none() => {
-            return Err(err(
-                &format!("{ipath}.path"),
-                format!("{input_path}: a uri_file URL must name an object, not a bare bucket"),
-            ));
+            return Err(err(&path_key, format!("{input_path}: a uri_file URL must name an object, not a bare bucket")));
         }
         _ => {}
     }
+
+    // The other inputs: literals become values for `${{inputs.X}}`; data
+    // inputs are mounted read-only at /inputs/NAME (and granted as models
+    // when they hold one); mlflow_model / custom_model inputs are granted.
+    let mut bindings = Bindings::default();
     let mut models = Vec::new();
-    for (name, input) in raw.inputs.iter().filter(|(n, _)| n.as_str() != input_name) {
+    let mut data_inputs = Vec::new();
+    for (name, port) in &ports {
         let key = format!("inputs.{name}");
-        match input.kind.as_str() {
+        let d = match port {
+            Port::Literal { value } => {
+                let b = match value {
+                    Some(v) => Binding::Value(v.clone()),
+                    None => Binding::Missing,
+                };
+                bindings.inputs.insert(name.clone(), b);
+                continue;
+            }
+            Port::Data(_) if name == input_name => {
+                bindings.inputs.insert(
+                    name.clone(),
+                    Binding::Refused(format!(
+                        "`${{{{inputs.{name}}}}}` is input_data: its items reach the scorer as mini-batches \
+                         (run()), not as a path"
+                    )),
+                );
+                continue;
+            }
+            Port::Data(d) => d,
+        };
+        let Some(path) = d.path.as_deref() else {
+            if d.optional {
+                bindings.inputs.insert(name.clone(), Binding::Missing);
+                continue;
+            }
+            return Err(err(
+                &d.path_key,
+                format!(
+                    "required: this {} input has no path and is not optional; give it one (`path:`, or `--set \
+                     {key}.path=PATH`), or mark it `optional: true`",
+                    d.kind
+                ),
+            ));
+        };
+        check_asset_path(path).map_err(|m| err(&d.path_key, m))?;
+        match d.kind.as_str() {
             "mlflow_model" | "custom_model" => {
-                if Location::is_url(&input.path) {
+                if Location::is_url(path) {
                     return Err(err(
-                        &format!("{key}.path"),
-                        format!("`{}`: models are read from local files; download it first", input.path),
+                        &d.path_key,
+                        format!("`{path}`: models are read from local files; download it first"),
                     ));
                 }
-                let path = resolve(&input.path);
-                let ok = match input.kind.as_str() {
+                let path = resolve(path);
+                let ok = match d.kind.as_str() {
                     "mlflow_model" => path.join("MLmodel").is_file() || path.is_file(),
                     _ => path.is_file() || path.is_dir(),
                 };
                 if !ok {
-                    let what = if input.kind == "mlflow_model" {
+                    let what = if d.kind == "mlflow_model" {
                         "is not an MLflow model folder (no MLmodel file)"
                     } else {
                         "does not exist"
                     };
-                    return Err(err(&format!("{key}.path"), format!("{} {what}", path.display())));
+                    return Err(err(&d.path_key, format!("{} {what}", path.display())));
                 }
+                bindings.inputs.insert(
+                    name.clone(),
+                    Binding::Refused(format!(
+                        "`${{{{inputs.{name}}}}}` is a {} granted by name: the scorer loads it as `{name}` through \
+                         the onnx import and sees no path; declare it `type: uri_folder` (or `uri_file` for one \
+                         .onnx file) to have it mounted at /inputs/{name} as well",
+                        d.kind
+                    )),
+                );
                 models.push(ModelSpec { name: name.clone(), path });
             }
-            "uri_folder" | "uri_file" | "mltable" => {
-                notes.push(format!("{key} is not `input_data` and is not read by this version"));
-            }
-            other => {
-                return Err(err(
-                    &format!("{key}.type"),
-                    format!("`{other}`: expected uri_folder, uri_file, mltable, mlflow_model or custom_model"),
-                ));
+            _ => {
+                if Location::is_url(path) {
+                    return Err(err(
+                        &d.path_key,
+                        format!(
+                            "`{path}`: only input_data is read from object storage; a {} input other than \
+                             input_data is mounted into the scorer and must be a local path",
+                            d.kind
+                        ),
+                    ));
+                }
+                let host_path = resolve(path);
+                let meta = std::fs::metadata(&host_path)
+                    .map_err(|e| err(&d.path_key, format!("{}: {e}", host_path.display())))?;
+                let kind = match (d.kind.as_str(), meta.is_dir()) {
+                    ("uri_folder", false) => {
+                        return Err(err(
+                            &d.path_key,
+                            format!("{} is not a folder (use type: uri_file for one file)", host_path.display()),
+                        ));
+                    }
+                    ("uri_file", true) => {
+                        return Err(err(&d.path_key, format!("{} is not a file", host_path.display())));
+                    }
+                    (_, true) => InputKind::UriFolder,
+                    (_, false) if meta.is_file() => InputKind::UriFile,
+                    _ => {
+                        return Err(err(&d.path_key, format!("{}: not a regular file", host_path.display())));
+                    }
+                };
+                let input = DataInput::new(name, kind, host_path);
+                if let Some(m) = input.model(&mut notes) {
+                    models.push(m);
+                }
+                bindings.inputs.insert(name.clone(), Binding::Value(input.guest_path.clone()));
+                data_inputs.push(input);
             }
         }
     }
 
     let mini_batch_size = match &raw.mini_batch_size {
         None => MiniBatchSize::default(),
-        Some(Scalar(s)) => {
+        Some(Scalar { text: s, .. }) => {
             let size: MiniBatchSize = s.parse().map_err(|m| err("mini_batch_size", m))?;
             if matches!(size, MiniBatchSize::Rows(_)) && !tabular {
                 return Err(err(
@@ -785,6 +1077,23 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         None => 1,
         Some(n) => in_range(n, 1, 1024).map_err(|m| err("resources.instance_count", m))? as u32,
     };
+    if let Some(r) = &raw.resources {
+        for (k, present) in [
+            ("instance_type", r.instance_type.is_some()),
+            ("max_instance_count", r.max_instance_count.is_some()),
+            ("locations", r.locations.is_some()),
+            ("shm_size", r.shm_size.is_some()),
+            ("docker_args", r.docker_args.is_some()),
+            ("properties", r.properties.is_some()),
+        ] {
+            if present {
+                ignored.ignored(
+                    format!("resources.{k}"),
+                    "there is no VM or container to size: `limits.*` bound each sandboxed instance",
+                );
+            }
+        }
+    }
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max_concurrency = match raw.max_concurrency_per_instance {
@@ -826,16 +1135,27 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         .task
         .as_ref()
         .ok_or_else(|| err("task", "required: `task.code` names the scorer .wasm (or pass --scorer)".into()))?;
-    if let Some(k) = &task.kind
-        && k != "run_function"
-    {
-        return Err(err("task.type", format!("`{k}`: expected run_function")));
+    match task.kind.as_deref() {
+        None | Some("run_function") => {}
+        Some(k @ ("function" | "model")) => {
+            return Err(err(
+                "task.type",
+                format!("`{k}`: sluice runs `run_function` tasks (a scorer's init() and run()) only"),
+            ));
+        }
+        Some(k) => return Err(err("task.type", format!("`{k}`: expected run_function"))),
     }
     if task.environment.is_some() {
-        notes.push("task.environment is ignored: a .wasm scorer is self-contained".into());
+        ignored.ignored("task.environment", "a .wasm scorer is self-contained");
+    }
+    if task.model.is_some() {
+        ignored.ignored(
+            "task.model",
+            "a model reaches the scorer as an input (mlflow_model, custom_model, or a uri_folder holding one)",
+        );
     }
     if raw.compute.is_some() {
-        notes.push("compute is ignored: the job runs on this machine".into());
+        ignored.ignored("compute", "the job runs on this machine");
     }
     let scorer = match (&task.code, &task.entry_script) {
         (None, None) => {
@@ -874,11 +1194,23 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         Some(a) => {
             let p = match binding(a, "outputs") {
                 Some(out) => {
-                    let o = raw
-                        .outputs
-                        .get(out)
-                        .ok_or_else(|| err("task.append_row_to", format!("`{a}` names no output")))?;
-                    let _ = (&o.kind, &o.mode);
+                    let o = match raw.outputs.get(out) {
+                        Some(Some(o)) => o,
+                        Some(None) => {
+                            return Err(err(
+                                &format!("outputs.{out}"),
+                                "empty: give it a path, e.g. `{type: uri_file, path: ./scores.csv}`".into(),
+                            ));
+                        }
+                        None => {
+                            let known: Vec<&str> = raw.outputs.keys().map(String::as_str).collect();
+                            let hint = match did_you_mean(out, &known) {
+                                Some(k) => format!(": did you mean `${{{{outputs.{k}}}}}`?"),
+                                None => String::new(),
+                            };
+                            return Err(err("task.append_row_to", format!("`{a}` names no output{hint}")));
+                        }
+                    };
                     let path = o.path.as_deref().ok_or_else(|| {
                         err(&format!("outputs.{out}.path"), "required: where to write the rows".into())
                     })?;
@@ -895,17 +1227,50 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
             Some(OutputSpec { path: p, format })
         }
     };
+    // Outputs: the one append_row_to names is written by the host; the
+    // scorer writes none in this version.
+    let row_output = task.append_row_to.as_deref().and_then(|a| binding(a, "outputs"));
+    for (name, o) in &raw.outputs {
+        let kind = o.as_ref().and_then(|o| o.kind.as_deref()).unwrap_or("uri_folder");
+        let why = if Some(name.as_str()) == row_output {
+            format!(
+                "`${{{{outputs.{name}}}}}` is task.append_row_to: the host writes the rows run() returns there; \
+                 the scorer has no path to it"
+            )
+        } else {
+            let why = format!(
+                "outputs.{name} ({kind}): {kind} outputs are not writable by the scorer in this version; a \
+                 scorer's results are the rows it returns, written to task.append_row_to"
+            );
+            notes.push(format!(
+                "outputs.{name} ({kind}) is not written: only task.append_row_to's output is, in this version"
+            ));
+            why
+        };
+        bindings.outputs.insert(name.clone(), Binding::Refused(why));
+    }
     let arguments = match &task.program_arguments {
         None => Vec::new(),
         Some(a) => {
-            shell_words::split(a).map_err(|e| err("task.program_arguments", format!("cannot split `{a}`: {e}")))?
+            let key = "task.program_arguments";
+            let text = bindings.substitute(a, true).map_err(|m| err(key, m))?;
+            shell_words::split(&text).map_err(|e| err(key, format!("cannot split `{text}`: {e}")))?
         }
     };
-    let scalars = |m: &Option<BTreeMap<String, Scalar>>| -> Vec<(String, String)> {
-        m.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect()
+    let scalars = |m: &Option<BTreeMap<String, Scalar>>, prefix: &str| -> Result<Vec<(String, String)>, SpecError> {
+        m.iter()
+            .flatten()
+            .map(|(k, v)| {
+                let text = bindings.substitute(&v.text, false).map_err(|m| err(&format!("{prefix}.{k}"), m))?;
+                Ok((k.clone(), text))
+            })
+            .collect()
     };
-    let config =
-        ScorerConfig { settings: scalars(&task.config), arguments, environment: scalars(&raw.environment_variables) };
+    let config = ScorerConfig {
+        settings: scalars(&task.config, "task.config")?,
+        arguments,
+        environment: scalars(&raw.environment_variables, "environment_variables")?,
+    };
     let mut mounts = Vec::new();
     for (guest, host) in task.mounts.iter().flatten() {
         let key = format!("task.mounts.{guest}");
@@ -916,8 +1281,24 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         if !host_path.is_dir() {
             return Err(err(&key, format!("{} is not a folder", host_path.display())));
         }
+        if let Some(d) = data_inputs.iter().find(|d| overlaps(guest, &d.guest_dir())) {
+            return Err(err(
+                &key,
+                format!(
+                    "{guest} overlaps {}, where inputs.{} is mounted: choose another guest path",
+                    d.guest_dir(),
+                    d.name
+                ),
+            ));
+        }
         mounts.push(Mount { guest_path: guest.clone(), host_path });
     }
+    // Data folders are mounted as they are; a file gets a folder of its own
+    // from the runtime (see [`DataInput`]).
+    for d in data_inputs.iter().filter(|d| d.kind == InputKind::UriFolder) {
+        mounts.push(Mount { guest_path: d.guest_path.clone(), host_path: d.host_path.clone() });
+    }
+    notes.extend(ignored.lines());
 
     let mut limits = Limits::default();
     if let Some(l) = &raw.limits {
@@ -980,9 +1361,32 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         append_row_to,
         config,
         mounts,
+        data_inputs,
         limits,
         notes,
     })
+}
+
+/// An input name is a folder name in the guest: `[A-Za-z0-9_-]+`.
+fn valid_port_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether guest path `a` is `b`, inside it, or holds it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let (a, b) = (Path::new(a), Path::new(b));
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// Refuses registered-asset references, which need an Azure ML workspace.
+fn check_asset_path(p: &str) -> Result<(), String> {
+    if p.starts_with("azureml:") {
+        return Err(format!(
+            "`{p}`: a registered Azure ML asset (`azureml:NAME:VERSION`) needs a workspace; give a local path or \
+             a storage URL (s3://, az://, gs://)"
+        ));
+    }
+    Ok(())
 }
 
 /// Removes `.` and `a/..` lexically, so paths in messages read as a user

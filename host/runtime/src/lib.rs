@@ -11,7 +11,9 @@
 
 #![warn(missing_docs)]
 
+pub mod components;
 mod exec;
+mod grants;
 mod guest_log;
 pub mod jobdir;
 pub mod jobs;

@@ -62,6 +62,10 @@ pub struct JobTicket {
     pub tabular_schema: Option<Vec<u8>>,
     /// Where the tabular schema came from, for messages.
     pub schema_source: String,
+    /// Tabular input: how the files are read (an `MLTable` file's options;
+    /// the defaults without one).
+    #[serde(default)]
+    pub tabular_read: sluice_io::ReadOptions,
     /// Tries per mini-batch (`max_retries + 1`): a node's last try is
     /// final.
     pub max_tries: u32,
@@ -245,10 +249,16 @@ impl NodeJob {
         let yaml = |p: &Path| serde_json::to_string(&p.display().to_string()).expect("a string serialises");
         source.overrides.push(("task.code".into(), yaml(scorer)));
         source.overrides.push(("task.entry_script".into(), "~".into()));
+        // A model input is read from the node's copy; a data input that
+        // holds a model stays where every node mounts it (it is mounted
+        // into the guest as well, at the same guest path on every node).
         for (name, path) in models {
-            source.overrides.push((format!("inputs.{name}.path"), yaml(path)));
+            if matches!(source.input_type(name).as_deref(), Some("mlflow_model" | "custom_model")) {
+                source.overrides.push((format!("inputs.{name}.path"), yaml(path)));
+            }
         }
-        let spec = source.spec().map_err(|e| RunError::Ticket(e.to_string()))?;
+        let mut spec = source.spec().map_err(|e| RunError::Ticket(e.to_string()))?;
+        crate::grants::grant_files(&mut spec, &opts.cache_dir.join("jobs").join(&ticket.key).join("grants"))?;
         let concurrency = spec.max_concurrency.min(opts.max_concurrency).max(1);
         let input: Arc<dyn InputSource> = sluice_io::open_input(&spec.input)?;
         let tabular = match &ticket.tabular_schema {
@@ -257,6 +267,7 @@ impl NodeJob {
                 schema_source: ticket.schema_source.clone(),
                 max_file_bytes: spec.limits.max_file_bytes,
                 source: input.clone(),
+                read: Arc::new(ticket.tabular_read.clone()),
             }),
             None => None,
         };

@@ -301,6 +301,10 @@ pub fn prepare(
     for note in &spec.notes {
         tracing::info!("note: {note}");
     }
+    // File data inputs get a folder of their own in the job directory.
+    let mut spec_with_grants = spec.clone();
+    crate::grants::grant_files(&mut spec_with_grants, &dir.join("grants"))?;
+    let spec = &spec_with_grants;
 
     let items = input.list(&spec.input)?;
     if items.is_empty() {
@@ -364,7 +368,12 @@ pub fn prepare(
         if component.from_cache { "loaded from the compile cache" } else { "compiled" }
     );
 
-    let manifest = manifest(spec, &component, models.as_deref());
+    let mut manifest = manifest(spec, &component, models.as_deref());
+    // An MLTable file decides the files, columns and rows: a changed one
+    // is a changed setting.
+    if let Some((file, hash)) = tabular.as_ref().and_then(|t| t.read.mltable.as_ref()) {
+        manifest.settings.insert(format!("input.{file}"), format!("sha256 {}", &hash[..hash.len().min(12)]));
+    }
     let mut plan = plan;
     plan.salt(&manifest.fingerprint());
     let output: Option<Arc<dyn OutputStore>> = output.map(Arc::from);
@@ -507,6 +516,7 @@ impl PreparedJob {
             models,
             tabular_schema,
             schema_source: self.tabular.as_ref().map(|t| t.schema_source.clone()).unwrap_or_default(),
+            tabular_read: self.tabular.as_ref().map(|t| (*t.read).clone()).unwrap_or_default(),
             max_tries: self.spec.max_retries + 1,
             mini_batches: self.todo.len(),
         })
@@ -775,6 +785,7 @@ fn check_paths(spec: &JobSpec, job_dir: &std::path::Path) -> Result<(), RunError
         let out = resolved(out);
         let mut reads = vec![("the input", input.clone()), ("the scorer (task.code)", resolved(&spec.scorer))];
         reads.extend(spec.models.iter().map(|m| ("a granted model", resolved(&m.path))));
+        reads.extend(spec.data_inputs.iter().map(|d| ("a data input", resolved(&d.host_path))));
         for (what, path) in reads {
             if inside(&out, &path) {
                 return Err(RunError::Overlap {
@@ -1202,6 +1213,10 @@ fn manifest(spec: &JobSpec, component: &ScorerComponent, models: Option<&ModelRe
     }
     for (k, v) in &spec.config.environment {
         set(format!("environment_variables.{k}"), v.clone());
+    }
+    // What a data input is changes what the scorer reads.
+    for d in &spec.data_inputs {
+        set(format!("inputs.{}", d.name), d.host_path.display().to_string());
     }
     if let Some(o) = &spec.append_row_to {
         set(sluice_io::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());
