@@ -280,6 +280,12 @@ fn data_inputs_are_mounted_read_only_at_their_guest_paths() {
     let o = sluice().arg("resume").arg(job.job_dir()).arg("-q").output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(job.result_json()["mini_batches"]["resumed"], 1, "{}", job.result_json());
+    // Another version of the file input is another job: the resume is
+    // refused rather than scoring the rest against it.
+    std::fs::write(root.join("tables/rates.csv"), "0.75\n").unwrap();
+    let o = sluice().arg("resume").arg(job.job_dir()).arg("-q").output().unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("inputs.rates"), "{}", stderr(&o));
 }
 
 #[test]

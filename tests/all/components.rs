@@ -100,6 +100,16 @@ fn a_component_is_stored_by_content_listed_shown_and_its_versions_never_change()
     std::fs::write(src.join("bad.yml"), "name: ../up\nversion: 1\ntask: {code: ./scorer.wasm}\n").unwrap();
     let o = sluice(&data, &["components", "create", src.join("bad.yml").to_str().unwrap()]);
     assert!(said(&o).contains("`name`: a component name is 1-255 letters"), "{}", said(&o));
+    // An input name is a folder of the stored component: never a path.
+    let escape = "name: x\nversion: 1\ntask: {code: ./scorer.wasm}\ninputs:\n  \"../../../../escaped\": {type: uri_file, path: ./scorer.wasm}\n";
+    std::fs::write(src.join("bad.yml"), escape).unwrap();
+    let o = sluice(&data, &["components", "create", src.join("bad.yml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("a component input name is 1-255 letters"), "{}", said(&o));
+    assert!(!tmp.path().join("escaped").exists() && !data.join("escaped").exists());
+    std::fs::write(src.join("bad.yml"), "name: blobs\nversion: 1\ntask: {code: ./scorer.wasm}\n").unwrap();
+    let o = sluice(&data, &["components", "create", src.join("bad.yml").to_str().unwrap()]);
+    assert!(said(&o).contains("`blobs` is the registry's own folder"), "{}", said(&o));
     std::fs::write(src.join("bad.yml"), "name: x\nversion: 1\ntask: {code: ./missing.wasm}\n").unwrap();
     let o = sluice(&data, &["components", "create", src.join("bad.yml").to_str().unwrap()]);
     assert!(said(&o).contains("`task.code`") && said(&o).contains("missing.wasm is not a file"), "{}", said(&o));
@@ -159,6 +169,42 @@ fn a_stored_component_runs_by_reference_alone_or_under_a_job() {
         assert_eq!(o.status.code(), Some(0), "{component}: {}", said(&o));
         assert_eq!(std::fs::read(tmp.path().join(format!("out{i}.csv"))).unwrap(), want, "{component}");
     }
+    // Run from the registry, relative paths are the current folder's:
+    // nothing is written into the stored version.
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice-test-cli"))
+        .current_dir(tmp.path())
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .env("SLUICE_DATA_DIR", &data)
+        .args(["run", "azureml:stats:3", "--set", "inputs.data.path=in", "--set", "outputs.scores.path=rel.csv"])
+        .args(["-q", "--job-dir", "job-rel"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    assert_eq!(std::fs::read(tmp.path().join("rel.csv")).unwrap(), want);
+    let stored: Vec<_> =
+        std::fs::read_dir(data.join("components/stats/3")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(stored.len(), 3, "component.yml, manifest.json, files/: {stored:?}");
+
+    // A file beside the job wins over a reference spelled the same; a
+    // component's own sample path need not exist when the job binds it.
+    std::fs::write(
+        tmp.path().join("stats@3.yml"),
+        std::fs::read_to_string(src.join("component.yml"))
+            .unwrap()
+            .replace("./scorer.wasm", "./src/scorer.wasm")
+            .replace("{type: uri_folder, description: the files}", "{type: uri_folder, path: ./no-such-sample}"),
+    )
+    .unwrap();
+    let job = tmp.path().join("beside.yml");
+    std::fs::write(
+        &job,
+        "component: stats@3.yml\ninputs:\n  data: ./in\noutputs:\n  scores: {type: uri_file, path: ./beside.csv}\n",
+    )
+    .unwrap();
+    let o = sluice(&data, &["run", job.to_str().unwrap(), "-q", "--job-dir", tmp.path().join("jb").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    assert_eq!(std::fs::read(tmp.path().join("beside.csv")).unwrap(), want);
+
     let o = sluice(&data, &["run", "azureml:stats:9", "--input", i]);
     assert_eq!(o.status.code(), Some(2));
     assert!(said(&o).contains("no component stats@9") && said(&o).contains("(versions: 3)"), "{}", said(&o));

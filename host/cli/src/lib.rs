@@ -441,23 +441,30 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
 
 fn run(a: RunArgs) -> Result<JobResult, Failure> {
     let o = overrides(&a).map_err(Failure::Usage)?;
-    // Not a file: maybe a component in the registry.
-    let stored = match a.spec.as_deref().filter(|p| !p.exists()).and_then(Path::to_str) {
-        Some(s) => sluice_runtime::components::resolve_spec(&data_dir(a.data_dir.as_deref()), s)
-            .map_err(|e| Failure::Usage(e.into()))?
-            .map(|st| st.yaml_path()),
-        None => None,
-    };
-    let spec_file = stored.as_deref().or(a.spec.as_deref());
-    let mut source = SpecSource::new(spec_file, &o).map_err(|e| Failure::Usage(e.into()))?;
-    // A job that names a component runs the component with its keys over it.
-    if let Some(file) = spec_file {
-        let composed = sluice_runtime::components::compose_job(file, &data_dir(a.data_dir.as_deref()))
-            .map_err(|e| Failure::Usage(e.into()))?;
-        if let Some(text) = composed {
-            source.text = text;
+    use sluice_runtime::components::{compose_job, compose_reference};
+    let data = data_dir(a.data_dir.as_deref());
+    // Not a file: maybe a component in the registry, run as a job of its
+    // own here (its outputs and --set paths relative to this folder).
+    let reference = a.spec.as_deref().filter(|p| !p.exists()).and_then(Path::to_str);
+    let cwd = std::env::current_dir().map_err(|e| Failure::Usage(anyhow::anyhow!("the current folder: {e}")))?;
+    let source = match reference.map(|r| compose_reference(r, &cwd, &data)).transpose() {
+        Err(e) => return Err(Failure::Usage(e.into())),
+        Ok(Some(Some(text))) => {
+            let mut s = SpecSource::new(None, &o).map_err(|e| Failure::Usage(e.into()))?;
+            (s.origin, s.text, s.base) = (reference.unwrap_or_default().to_string(), text, cwd);
+            s
         }
-    }
+        Ok(_) => {
+            let mut s = SpecSource::new(a.spec.as_deref(), &o).map_err(|e| Failure::Usage(e.into()))?;
+            // A job that names a component runs it with the job's keys over it.
+            if let Some(file) = a.spec.as_deref()
+                && let Some(text) = compose_job(file, &data).map_err(|e| Failure::Usage(e.into()))?
+            {
+                s.text = text;
+            }
+            s
+        }
+    };
     let spec = source.spec().map_err(|e| Failure::Usage(e.into()))?;
     let index = JobIndex::new(&data_dir(a.data_dir.as_deref()));
     let job_dir = a.job_dir.clone().unwrap_or_else(|| {

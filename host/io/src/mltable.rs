@@ -39,10 +39,10 @@
 //! read only up to [`MAX_MLTABLE_BYTES`]; at most [`MAX_PATHS`] `paths`
 //! entries and [`MAX_TRANSFORMATIONS`] transformations; a path or pattern
 //! of at most [`MAX_PATH_BYTES`] bytes; at most [`MAX_COLUMNS`] columns
-//! (the union of all files' headers included). A pattern is matched against
-//! each listed name at most once, in time linear in the pattern's folders
-//! times the name's and, within one name, at worst the product of their
-//! lengths (no backtracking across `/`).
+//! (the union of all files' headers included); the YAML's nesting is
+//! checked before it is parsed (`check_spec_shape`). A pattern is compiled
+//! by `globset` and matched against each listed name once, in time linear
+//! in the name.
 
 use std::sync::Arc;
 
@@ -454,6 +454,9 @@ impl MlTable {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| MlTableError::Yaml { file: file.to_string(), message: format!("not UTF-8 text ({e})") })?;
+        // Too deep a nesting costs the YAML parser more than linear time.
+        sluice_job::spec::check_spec_shape(text)
+            .map_err(|message| MlTableError::Yaml { file: file.to_string(), message })?;
         let doc: Value = serde_yaml_ng::from_str(text)
             .map_err(|e| MlTableError::Yaml { file: file.to_string(), message: e.to_string() })?;
         let top = match &doc {
@@ -1241,6 +1244,13 @@ mod tests {
         assert_eq!(selected(&all, &names), ["a.csv", "b.csv", "notes.txt", "sub/c.tsv", "sub/deep/d.csv"]);
         let star = parse("paths:\n  - pattern: '*'\n").unwrap();
         assert_eq!(selected(&star, &names), ["a.csv", "b.csv", "notes.txt"]);
+    }
+
+    #[test]
+    fn a_deeply_nested_mltable_is_refused_before_it_is_parsed() {
+        // The message is the shape check's: the YAML parser never saw it.
+        let e = parse(&"[".repeat(500_000)).unwrap_err().to_string();
+        assert!(e.contains("nested deeper than 64"), "{e}");
     }
 
     #[test]

@@ -197,7 +197,8 @@ impl DataInput {
             let mut text = String::new();
             let read = std::fs::File::open(&mlmodel)
                 .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_MLMODEL_BYTES), &mut text));
-            let doc: Option<Value> = read.ok().and_then(|_| serde_yaml_ng::from_str(&text).ok());
+            let doc: Option<Value> =
+                read.ok().filter(|_| check_spec_shape(&text).is_ok()).and_then(|_| serde_yaml_ng::from_str(&text).ok());
             let onnx = doc.as_ref().and_then(|d| d.get("flavors")).and_then(|f| f.get("onnx")).is_some();
             if onnx {
                 return grant(self.host_path.clone());
@@ -617,8 +618,10 @@ pub const MAX_SPEC_BYTES: usize = 1 << 20;
 pub const MAX_SPEC_DEPTH: usize = 64;
 
 /// Refuses, before parsing, a spec too large or nested too deep (a quick
-/// scan that skips quoted text and comments).
-fn check_spec_shape(text: &str) -> Result<(), String> {
+/// scan that skips quoted text and comments). Every YAML sluice reads from
+/// a user or an input (a spec, a component, an `MLmodel`, an `MLTable`) is
+/// checked with it first.
+pub fn check_spec_shape(text: &str) -> Result<(), String> {
     if text.len() > MAX_SPEC_BYTES {
         return Err(format!("the spec is {} bytes; the most sluice reads is {} KiB", text.len(), MAX_SPEC_BYTES >> 10));
     }

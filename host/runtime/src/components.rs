@@ -22,8 +22,11 @@
 //! content changes nothing; with different content it is refused. A version
 //! is assembled in a temp folder and renamed into place, so a reader never
 //! sees half of one and two creators of the same version cannot mix theirs.
-//! What a component may pull in is bounded ([`MAX_FILES`], [`MAX_BYTES`]);
-//! symbolic links inside a referenced folder are refused, not followed.
+//! What a component may pull in is bounded ([`MAX_FILES`], [`MAX_BYTES`],
+//! checked from the files' sizes before anything is copied and again while
+//! copying); symbolic links inside a referenced folder are refused, not
+//! followed. Names and versions (and the input names that become folders)
+//! are plain names, so nothing is written outside the registry.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -89,6 +92,13 @@ pub enum ComponentError {
     BadReference(String, String),
 }
 
+/// Why a file could not go into the blob store.
+enum BlobError {
+    Io(ComponentError),
+    /// It held more bytes than its size said (it grew while being copied).
+    Grew,
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ComponentError + '_ {
     move |source| ComponentError::Io { path: path.to_path_buf(), source }
 }
@@ -113,6 +123,9 @@ pub struct Manifest {
     pub version: String,
     /// RFC 3339, when it was stored.
     pub created: String,
+    /// The same in nanoseconds since 1970: what `@latest` orders by.
+    #[serde(default)]
+    pub created_ns: u128,
     /// The component file it was created from.
     pub source: PathBuf,
     /// `sha256-HEX` of the stored YAML and every file (path and hash).
@@ -182,8 +195,9 @@ impl Reference {
         } else {
             return Ok(None);
         };
-        // A plain `x@y` that is a path (`./a@b.yml`) is left to the caller.
-        if !azure && (name.contains('/') || name.ends_with(".yml") || name.ends_with(".yaml")) {
+        // A plain `x@y` that looks like a path (`./a@b.yml`, `score@2.yml`)
+        // is left to the caller.
+        if !azure && (s.contains('/') || s.ends_with(".yml") || s.ends_with(".yaml")) {
             return Ok(None);
         }
         check_name("name", name).map_err(|m| bad(&m))?;
@@ -252,8 +266,7 @@ impl ComponentStore {
     /// file it references) as `NAME/VERSION`.
     pub fn create(&self, file: &Path) -> Result<(Stored, Created), ComponentError> {
         let invalid = |message: String| ComponentError::Invalid { file: file.to_path_buf(), message };
-        let text = read_yaml(file)?;
-        let mut doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| invalid(format!("not YAML: {e}")))?;
+        let mut doc = parse_yaml(file, &read_yaml(file)?)?;
         let scalar = |key: &str| -> Result<String, ComponentError> {
             match doc.get(key) {
                 Some(Value::String(s)) => Ok(s.clone()),
@@ -264,6 +277,9 @@ impl ComponentStore {
         };
         let (name, version) = (scalar("name")?, scalar("version")?);
         check_name("name", &name).map_err(|m| invalid(format!("`name`: {m}")))?;
+        if name == "blobs" {
+            return Err(invalid("`name`: `blobs` is the registry's own folder; choose another name".into()));
+        }
         check_name("version", &version).map_err(|m| invalid(format!("`version`: {m}")))?;
         if version == "latest" {
             return Err(invalid("`version`: `latest` names the newest version; give a version of its own".into()));
@@ -271,24 +287,35 @@ impl ComponentStore {
         let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let refs = references(&doc, base).map_err(invalid)?;
 
-        // Every file, hashed into the blob store, before the version exists.
-        let blobs = self.dir.join("blobs");
-        std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
-        let mut files: Vec<(StoredFile, PathBuf)> = Vec::new();
+        // Every file and its size first: the bounds hold before anything
+        // is copied.
+        let mut found: Vec<(String, PathBuf)> = Vec::new();
         let mut total = 0u64;
         for r in &refs {
             for (rel, path) in walk(&r.from, &r.key.join("."))? {
                 let to = if rel.is_empty() { r.to.clone() } else { format!("{}/{rel}", r.to) };
-                if files.len() >= MAX_FILES {
+                if found.len() >= MAX_FILES {
                     return Err(invalid(format!("references more than {MAX_FILES} files")));
                 }
-                let (hash, bytes) = self.put_blob(&path)?;
-                total += bytes;
+                total = total.saturating_add(std::fs::metadata(&path).map_err(io(&path))?.len());
                 if total > MAX_BYTES {
                     return Err(invalid(format!("references more than {} GiB of files", MAX_BYTES >> 30)));
                 }
-                files.push((StoredFile { path: to, hash, bytes }, path));
+                found.push((to, path));
             }
+        }
+        // Then each into the blob store, hashed as it is copied.
+        let blobs = self.dir.join("blobs");
+        std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
+        let mut files: Vec<(StoredFile, PathBuf)> = Vec::with_capacity(found.len());
+        let mut budget = MAX_BYTES;
+        for (to, path) in found {
+            let (hash, bytes) = self.put_blob(&path, budget).map_err(|e| match e {
+                BlobError::Io(e) => e,
+                BlobError::Grew => invalid(format!("{} grew while it was stored", path.display())),
+            })?;
+            budget -= bytes;
+            files.push((StoredFile { path: to, hash, bytes }, path));
         }
         files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
         for r in &refs {
@@ -315,24 +342,39 @@ impl ComponentStore {
                 })
             };
         }
-        // Assembled aside, then renamed into place whole.
-        let tmp = self.dir.join(&name).join(format!(".{version}.{}.tmp", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
+        // Assembled aside (a temp folder of its own: no other creator, in
+        // this process or another, writes into it), then renamed into place.
+        let name_dir = self.dir.join(&name);
+        std::fs::create_dir_all(&name_dir).map_err(io(&name_dir))?;
+        let tmp_dir =
+            tempfile::Builder::new().prefix(&format!(".{version}.")).tempdir_in(&name_dir).map_err(io(&name_dir))?;
+        let tmp = tmp_dir.path().to_path_buf();
         let assembled = (|| {
             for (f, _) in &files {
-                let dest = tmp.join(&f.path);
+                // Only plain names under the version folder (`references`
+                // builds them from checked names; checked again here).
+                let rel = Path::new(&f.path);
+                if !rel.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                    return Err(invalid(format!("`{}` is not a plain path under the component", f.path)));
+                }
+                let dest = tmp.join(rel);
                 let parent = dest.parent().expect("under the version folder");
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
                 let blob = blobs.join(&f.hash);
                 if std::fs::hard_link(&blob, &dest).is_err() {
-                    std::fs::copy(&blob, &dest).map_err(io(&dest))?;
+                    // Never over an existing file.
+                    let mut to =
+                        std::fs::OpenOptions::new().write(true).create_new(true).open(&dest).map_err(io(&dest))?;
+                    std::io::copy(&mut std::fs::File::open(&blob).map_err(io(&blob))?, &mut to).map_err(io(&dest))?;
                 }
             }
             write_durably(&tmp.join("component.yml"), stored_yaml.as_bytes()).map_err(io(&tmp))?;
+            let now = std::time::SystemTime::now();
             let manifest = Manifest {
                 name: name.clone(),
                 version: version.clone(),
-                created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                created: humantime::format_rfc3339_seconds(now).to_string(),
+                created_ns: now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
                 source: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
                 content: content.clone(),
                 files: files.iter().map(|(f, _)| f.clone()).collect(),
@@ -341,15 +383,9 @@ impl ComponentStore {
             write_durably(&tmp.join("manifest.json"), &json).map_err(io(&tmp))?;
             Ok::<_, ComponentError>(manifest)
         })();
-        let manifest = match assembled {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                return Err(e);
-            }
-        };
+        // On any error the temp folder goes with `tmp_dir`.
+        let manifest = assembled?;
         if let Err(e) = std::fs::rename(&tmp, &version_dir) {
-            let _ = std::fs::remove_dir_all(&tmp);
             // Another creator got there first: theirs stands if it is the same.
             if let Some(existing) = self.read(&version_dir)? {
                 return if existing.manifest.content == content {
@@ -368,17 +404,36 @@ impl ComponentStore {
         Ok((Stored { manifest, dir: version_dir }, Created::New))
     }
 
-    /// Copies `path` into the blob store (once per content); its hash and size.
-    fn put_blob(&self, path: &Path) -> Result<(String, u64), ComponentError> {
-        let mut f = std::fs::File::open(path).map_err(io(path))?;
+    /// Copies `path` into the blob store, hashing the bytes it copies (so a
+    /// blob's name is always its content, even if the file changes under
+    /// it), at most `budget` bytes; its hash and size. A blob already
+    /// there is kept.
+    fn put_blob(&self, path: &Path, budget: u64) -> Result<(String, u64), BlobError> {
+        use std::io::Write;
+        let blobs = self.dir.join("blobs");
+        let f = std::fs::File::open(path).map_err(|e| BlobError::Io(io(path)(e)))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&blobs).map_err(|e| BlobError::Io(io(&blobs)(e)))?;
         let mut hasher = Sha256::new();
-        let bytes = std::io::copy(&mut f, &mut hasher).map_err(io(path))?;
+        let (mut bytes, mut buf) = (0u64, vec![0u8; 1 << 16]);
+        let mut reader = f.take(budget.saturating_add(1));
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| BlobError::Io(io(path)(e)))?;
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+            if bytes > budget {
+                return Err(BlobError::Grew);
+            }
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(|e| BlobError::Io(io(tmp.path())(e)))?;
+        }
         let hash = format!("sha256-{}", hex::encode(hasher.finalize()));
-        let blob = self.dir.join("blobs").join(&hash);
-        if !blob.is_file() {
-            let tmp = self.dir.join("blobs").join(format!(".{hash}.{}.tmp", std::process::id()));
-            std::fs::copy(path, &tmp).map_err(io(path))?;
-            std::fs::rename(&tmp, &blob).map_err(io(&blob))?;
+        let blob = blobs.join(&hash);
+        match tmp.persist_noclobber(&blob) {
+            Ok(_) => {}
+            Err(e) if blob.is_file() => drop(e),
+            Err(e) => return Err(BlobError::Io(io(&blob)(e.error))),
         }
         Ok((hash, bytes))
     }
@@ -422,7 +477,7 @@ impl ComponentStore {
                     versions.push(s);
                 }
             }
-            versions.sort_by(|a, b| a.manifest.created.cmp(&b.manifest.created).then(a.dir.cmp(&b.dir)));
+            versions.sort_by(|a, b| a.manifest.created_ns.cmp(&b.manifest.created_ns).then(a.dir.cmp(&b.dir)));
             out.extend(versions);
         }
         Ok(out)
@@ -504,6 +559,9 @@ fn references(doc: &Value, base: &Path) -> Result<Vec<FileRef>, String> {
     if let Some(Value::Mapping(inputs)) = doc.get("inputs") {
         for (name, port) in inputs {
             let (Some(name), Some(port)) = (name.as_str(), port.as_mapping()) else { continue };
+            // The name becomes a folder of the stored component.
+            check_name("input name", name)
+                .map_err(|m| format!("`inputs.{}`: {m}", sluice_job::text::guest_text(name, 64)))?;
             let kind = port.get("type").and_then(Value::as_str).unwrap_or("");
             if !matches!(kind, "uri_file" | "uri_folder" | "mltable" | "mlflow_model" | "custom_model") {
                 continue;
@@ -545,13 +603,15 @@ fn references(doc: &Value, base: &Path) -> Result<Vec<FileRef>, String> {
 
 /// `(relative path, path)` of every file at `root`: itself when it is a
 /// file ("" as its relative path), else every file under it, sorted.
-/// A symbolic link is refused: it could point anywhere on the machine.
+/// `root` itself may be a symbolic link (the YAML names it: its target
+/// is stored); one inside a referenced folder is refused, since it could
+/// point anywhere on the machine.
 fn walk(root: &Path, key: &str) -> Result<Vec<(String, PathBuf)>, ComponentError> {
     let refuse = |p: &Path, why: &str| ComponentError::Invalid {
         file: p.to_path_buf(),
         message: format!("referenced by `{key}`: {why}"),
     };
-    let meta = std::fs::symlink_metadata(root).map_err(io(root))?;
+    let meta = std::fs::metadata(root).map_err(io(root))?;
     if meta.is_file() {
         return Ok(vec![(String::new(), root.to_path_buf())]);
     }
@@ -585,61 +645,117 @@ fn set(doc: &mut Value, key: &[String], value: Value) {
     }
 }
 
-/// Lets a job name its spec by a registry reference: the stored
-/// component file for `azureml:NAME:VERSION` and the like, `None` for
-/// anything else (a file path).
-pub fn resolve_spec(data_dir: &Path, spec: &str) -> Result<Option<Stored>, ComponentError> {
-    match Reference::parse(spec)? {
-        None => Ok(None),
-        Some(r) => ComponentStore::new(data_dir).get(&r).map(Some),
+/// The spec text of a job YAML that names a component (`component:` a
+/// component file relative to the job, `azureml:NAME:VERSION`,
+/// `azureml:NAME@latest` or `NAME@VERSION`): the component's YAML with the
+/// job's keys over it; `None` when the job names none. The component's own
+/// relative paths (scorer, data input paths, mounts) are made absolute
+/// first, so the text runs with the job's folder as its base and resumes
+/// without the registry; the job's paths, and outputs, stay the job's.
+/// Mappings merge key by key, the job winning; a port merges over the
+/// component's port, and a bare value binds a literal port's `value` or any
+/// other port's `path`. Nothing is checked to exist here: the spec's
+/// validation of the result names whatever is missing.
+pub fn compose_job(job_file: &Path, data_dir: &Path) -> Result<Option<String>, ComponentError> {
+    let text = read_yaml(job_file)?;
+    let job: Value = parse_yaml(job_file, &text)?;
+    if job.get("component").is_none() {
+        return Ok(None);
     }
+    let base = job_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    compose(job, job_file, base, data_dir).map(Some)
 }
 
-/// The spec text of a job YAML that names a component (`component:
-/// azureml:NAME:VERSION`, `NAME@VERSION`, or a component file relative to
-/// the job): the component's YAML with the job's keys over it, `None` when
-/// the job names none. The component's own files (scorer, input paths,
-/// mounts) are made absolute, so the text runs with the job's folder as its
-/// base and resumes without the registry. Mappings merge key by key, the
-/// job winning; an input or output port merges over the component's port
-/// (a bare value binds a literal port's `default`, a data port's `path`).
-pub fn compose_job(job_file: &Path, data_dir: &Path) -> Result<Option<String>, ComponentError> {
-    let invalid = |file: &Path, message: String| ComponentError::Invalid { file: file.to_path_buf(), message };
-    let text = read_yaml(job_file)?;
-    let mut job: Value = serde_yaml_ng::from_str(&text).map_err(|e| invalid(job_file, format!("not YAML: {e}")))?;
-    let Some(reference) = job.get("component").cloned() else {
+/// `sluice run azureml:NAME:VERSION`: the stored component as a job of its
+/// own in `cwd` (its outputs and `--set` paths relative to where the
+/// command runs, never inside the registry); `None` when `reference` is
+/// not a registry reference.
+pub fn compose_reference(reference: &str, cwd: &Path, data_dir: &Path) -> Result<Option<String>, ComponentError> {
+    if Reference::parse(reference)?.is_none() {
         return Ok(None);
-    };
-    let Value::String(reference) = reference else {
-        return Err(invalid(job_file, "`component`: expected azureml:NAME:VERSION, NAME@VERSION or a file".into()));
-    };
-    let base = job_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file = match Reference::parse(&reference)? {
-        Some(r) => ComponentStore::new(data_dir).get(&r)?.yaml_path(),
-        None => {
-            let p = base.join(&reference);
-            if !p.is_file() {
-                return Err(invalid(job_file, format!("`component`: {} is not a file", p.display())));
-            }
-            p
-        }
-    };
-    let ctext = read_yaml(&file)?;
-    let mut component: Value = serde_yaml_ng::from_str(&ctext).map_err(|e| invalid(&file, format!("not YAML: {e}")))?;
-    let cbase = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let cbase = std::path::absolute(cbase).unwrap_or_else(|_| cbase.to_path_buf());
-    for r in references(&component, &cbase).map_err(|m| invalid(&file, m))? {
-        let was_code = r.key == ["task", "code"];
-        set(&mut component, &r.key, Value::String(r.from.display().to_string()));
-        if was_code && let Some(Value::Mapping(task)) = component.get_mut("task") {
-            task.remove("entry_script");
-        }
     }
+    let mut job = serde_yaml_ng::Mapping::new();
+    job.insert(Value::String("component".into()), Value::String(reference.into()));
+    compose(Value::Mapping(job), Path::new(reference), cwd, data_dir).map(Some)
+}
+
+fn compose(mut job: Value, origin: &Path, base: &Path, data_dir: &Path) -> Result<String, ComponentError> {
+    let invalid = |file: &Path, message: String| ComponentError::Invalid { file: file.to_path_buf(), message };
+    let Some(Value::String(reference)) = job.get("component").cloned() else {
+        return Err(invalid(origin, "`component`: expected azureml:NAME:VERSION, NAME@VERSION or a file".into()));
+    };
+    // A file next to the job wins over a reference of the same spelling.
+    let beside = base.join(&reference);
+    let file = if beside.is_file() {
+        beside
+    } else {
+        match Reference::parse(&reference)? {
+            Some(r) => ComponentStore::new(data_dir).get(&r)?.yaml_path(),
+            None => return Err(invalid(origin, format!("`component`: {} is not a file", beside.display()))),
+        }
+    };
+    let mut component = parse_yaml(&file, &read_yaml(&file)?)?;
+    let cbase = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    absolutize(&mut component, &std::path::absolute(cbase).unwrap_or_else(|_| cbase.to_path_buf()));
     if let Value::Mapping(m) = &mut job {
         m.remove("component");
     }
     merge(&mut component, job);
-    serde_yaml_ng::to_string(&component).map(Some).map_err(|e| invalid(job_file, format!("cannot compose: {e}")))
+    serde_yaml_ng::to_string(&component).map_err(|e| invalid(origin, format!("cannot compose: {e}")))
+}
+
+/// Whether a port is a literal (its value is text, not a path).
+fn is_literal(port: &serde_yaml_ng::Mapping) -> bool {
+    matches!(port.get("type").and_then(Value::as_str), Some("string" | "integer" | "number" | "boolean"))
+}
+
+/// A local, relative path in `doc` made absolute against `base`: the
+/// scorer (`task.code`, joined with `task.entry_script`), each data or
+/// model port's `path` and `default`, and `task.mounts` folders.
+fn absolutize(doc: &mut Value, base: &Path) {
+    let local = |s: &str| !(s.contains("://") || s.starts_with("azureml:") || s.contains("${{"));
+    let abs = |s: &str| Value::String(base.join(s).display().to_string());
+    if let Some(Value::Mapping(task)) = doc.get_mut("task") {
+        let code = task.get("code").and_then(Value::as_str).map(str::to_string);
+        let entry = task.get("entry_script").and_then(Value::as_str).map(str::to_string);
+        match (code, entry) {
+            (code, Some(entry)) if local(code.as_deref().unwrap_or(".")) => {
+                let joined = Path::new(code.as_deref().unwrap_or(".")).join(entry);
+                task.insert(Value::String("code".into()), abs(&joined.display().to_string()));
+                task.remove("entry_script");
+            }
+            (Some(code), None) if local(&code) => {
+                task.insert(Value::String("code".into()), abs(&code));
+            }
+            _ => {}
+        }
+        if let Some(Value::Mapping(mounts)) = task.get_mut("mounts") {
+            for (_, host) in mounts.iter_mut() {
+                if let Some(h) = host.as_str().filter(|h| local(h)) {
+                    *host = abs(h);
+                }
+            }
+        }
+    }
+    if let Some(Value::Mapping(inputs)) = doc.get_mut("inputs") {
+        for (_, port) in inputs.iter_mut() {
+            let Value::Mapping(port) = port else { continue };
+            if is_literal(port) {
+                continue;
+            }
+            for field in ["path", "default"] {
+                if let Some(p) = port.get(field).and_then(Value::as_str).filter(|p| local(p)).map(str::to_string) {
+                    port.insert(Value::String(field.into()), abs(&p));
+                }
+            }
+        }
+    }
+}
+
+fn parse_yaml(file: &Path, text: &str) -> Result<Value, ComponentError> {
+    let invalid = |message: String| ComponentError::Invalid { file: file.to_path_buf(), message };
+    sluice_job::spec::check_spec_shape(text).map_err(invalid)?;
+    serde_yaml_ng::from_str(text).map_err(|e| invalid(format!("not YAML: {e}")))
 }
 
 fn read_yaml(file: &Path) -> Result<String, ComponentError> {
@@ -660,7 +776,7 @@ fn read_yaml(file: &Path) -> Result<String, ComponentError> {
 
 /// `over` merged into `base`: mappings key by key, anything else replaced.
 /// Under `inputs`/`outputs`, a bare value given for a port mapping binds it
-/// (a data port's `path`, a literal port's `default`).
+/// (a literal port's `value`, any other port's `path`).
 fn merge(base: &mut Value, over: Value) {
     merge_at(base, over, Level::Root);
 }
@@ -694,11 +810,8 @@ fn merge_at(base: &mut Value, over: Value, level: Level) {
             }
         }
         (Value::Mapping(port), v) if level == Level::Port => {
-            let data = matches!(
-                port.get("type").and_then(Value::as_str),
-                Some("uri_file" | "uri_folder" | "mltable" | "mlflow_model" | "custom_model")
-            );
-            port.insert(Value::String(if data { "path" } else { "default" }.into()), v);
+            let key = if is_literal(port) { "value" } else { "path" };
+            port.insert(Value::String(key.into()), v);
         }
         (b, v) => *b = v,
     }
@@ -722,7 +835,7 @@ mod tests {
         merge(&mut c, j);
         let want: Value = serde_yaml_ng::from_str(
             "type: parallel\nmini_batch_size: '2'\ninputs:\n  data: {type: uri_folder, path: ./in}\n  \
-             drop: {type: string, default: b}\n  n: {type: integer, min: 1, default: 3}\n\
+             drop: {type: string, default: a, value: b}\n  n: {type: integer, min: 1, value: 3}\n\
              retry_settings: {max_retries: 1, timeout: 9}\nname: j\n",
         )
         .unwrap();
@@ -739,6 +852,7 @@ mod tests {
         assert_eq!(Reference::parse("score@latest").unwrap(), r("score", None));
         assert_eq!(Reference::parse("./x.yml").unwrap(), None);
         assert_eq!(Reference::parse("dir/a@b.yml").unwrap(), None);
+        assert_eq!(Reference::parse("score@2.yml").unwrap(), None);
         assert!(Reference::parse("azureml://registries/r/components/c").is_err());
         let e = Reference::parse("azureml:../etc:1").unwrap_err().to_string();
         assert!(e.contains("letters, digits"), "{e}");

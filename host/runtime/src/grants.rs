@@ -4,8 +4,9 @@
 //! own under `dir` holding a hard link to the file (a copy when the file is
 //! on another filesystem, or a hard link is refused), mounted read-only at
 //! the input's guest folder (`/inputs/NAME`, see
-//! [`sluice_job::spec::DataInput`]). The folder is made again on every run,
-//! so a resume sees the file as it is now.
+//! [`sluice_job::spec::DataInput`]). The folder is made again on every run;
+//! the job's manifest holds each file's size and modification time, so a
+//! resume over a changed file is refused rather than mixing old and new.
 
 use std::path::{Path, PathBuf};
 
@@ -31,8 +32,12 @@ pub(crate) fn grant_files(spec: &mut JobSpec, dir: &Path) -> Result<(), RunError
         }
         std::fs::create_dir_all(&folder).map_err(at(&folder))?;
         let target: PathBuf = folder.join(file_name);
-        if std::fs::hard_link(&d.host_path, &target).is_err() {
-            std::fs::copy(&d.host_path, &target).map_err(at(&d.host_path))?;
+        // A link's target, not the link: a hard link to a symbolic link
+        // would point the guest outside its folder (DVC and git-annex
+        // files are links).
+        let real = std::fs::canonicalize(&d.host_path).map_err(at(&d.host_path))?;
+        if std::fs::hard_link(&real, &target).is_err() {
+            std::fs::copy(&real, &target).map_err(at(&d.host_path))?;
         }
         spec.mounts.push(Mount { guest_path: d.guest_dir(), host_path: folder });
     }
@@ -53,6 +58,14 @@ mod tests {
         let text = "inputs:\n  data: {type: uri_folder, path: ./data}\n  lookup: {type: uri_file, path: ./lookup.csv}\n\
                     input_data: ${{inputs.data}}\ntask:\n  code: ./s.wasm\n";
         let mut spec = JobSpec::from_yaml(text, "job.yaml", d.path(), &[]).unwrap();
+        // Through a symbolic link, the guest still gets the file itself.
+        std::os::unix::fs::symlink(d.path().join("lookup.csv"), d.path().join("link.csv")).unwrap();
+        let mut linked = spec.clone();
+        linked.data_inputs[0].host_path = d.path().join("link.csv");
+        grant_files(&mut linked, &d.path().join("linked")).unwrap();
+        let got = d.path().join("linked/lookup/link.csv");
+        assert!(!std::fs::symlink_metadata(&got).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(got).unwrap(), "a,b\n");
         let grants = d.path().join("job/grants");
         // Twice: a resume makes the folder again.
         for _ in 0..2 {

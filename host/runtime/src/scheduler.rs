@@ -1216,7 +1216,16 @@ fn manifest(spec: &JobSpec, component: &ScorerComponent, models: Option<&ModelRe
     }
     // What a data input is changes what the scorer reads.
     for d in &spec.data_inputs {
-        set(format!("inputs.{}", d.name), d.host_path.display().to_string());
+        // A file's size and modification time too: a resume must not score
+        // the rest against another version of a lookup table.
+        let stamp = match (d.file_name(), std::fs::metadata(&d.host_path)) {
+            (Some(_), Ok(m)) => {
+                let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                format!(" ({} bytes, modified {})", m.len(), t.map_or(0, |t| t.as_nanos()))
+            }
+            _ => String::new(),
+        };
+        set(format!("inputs.{}", d.name), format!("{}{stamp}", d.host_path.display()));
     }
     if let Some(o) = &spec.append_row_to {
         set(sluice_io::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());

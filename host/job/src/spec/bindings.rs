@@ -30,6 +30,10 @@ pub(super) struct Bindings {
     pub outputs: BTreeMap<String, Binding>,
 }
 
+/// The longest value substitution may make (a program-arguments string, a
+/// `task.config` or environment value): a spec's own size.
+pub const MAX_SUBSTITUTED_BYTES: usize = super::MAX_SPEC_BYTES;
+
 impl Bindings {
     /// `text` with every `${{...}}` resolved; `$[[...]]` segments are
     /// understood when `optional_segments` (program arguments) and left as
@@ -38,6 +42,14 @@ impl Bindings {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         loop {
+            // Each `${{...}}` adds its whole value: a spec of 1 MiB could
+            // otherwise ask for gigabytes (a long value used many times).
+            if out.len() > MAX_SUBSTITUTED_BYTES {
+                return Err(format!(
+                    "substituting the inputs makes this value longer than {} KiB, the most one may be",
+                    MAX_SUBSTITUTED_BYTES >> 10
+                ));
+            }
             let expr = rest.find("${{");
             let segment = if optional_segments { rest.find("$[[") } else { None };
             // Whichever comes first: an expression or an optional segment.
@@ -96,6 +108,12 @@ impl Bindings {
         let mut complete = true;
         let mut rest = inner;
         while let Some(e) = rest.find("${{") {
+            if out.len() > MAX_SUBSTITUTED_BYTES {
+                return Err(format!(
+                    "substituting the inputs makes this value longer than {} KiB, the most one may be",
+                    MAX_SUBSTITUTED_BYTES >> 10
+                ));
+            }
             out.push_str(&rest[..e]);
             let (b, after) = self.expression(&rest[e..])?;
             match b {
@@ -167,6 +185,18 @@ mod tests {
         b.inputs.insert("limit".into(), Binding::Missing);
         b.outputs.insert("out".into(), Binding::Refused("outputs.out: not writable".into()));
         b
+    }
+
+    #[test]
+    fn substitution_stops_at_a_specs_size() {
+        let mut b = bindings();
+        b.inputs.insert("big".into(), Binding::Value("x".repeat(100_000)));
+        let many = "${{inputs.big}} ".repeat(30);
+        let e = b.substitute(&many, true).unwrap_err();
+        assert!(e.contains("longer than 1024 KiB"), "{e}");
+        let e = b.substitute(&format!("$[[{many}]]"), true).unwrap_err();
+        assert!(e.contains("longer than 1024 KiB"), "{e}");
+        assert_eq!(b.substitute(&"${{inputs.big}}".repeat(3), true).unwrap().len(), 300_000);
     }
 
     #[test]
