@@ -50,6 +50,7 @@ fn main() {
         ("FLAKY", "flaky.wasm"),
         ("IMPORT_FUZZ", "import_fuzz.wasm"),
         ("READER", "reader.wasm"),
+        ("FOLDER_WRITER", "folder_writer.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

@@ -79,6 +79,7 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
         timeout: Duration::from_secs(60),
         config: ScorerConfig::default(),
         mounts: Vec::new(),
+        writable: Vec::new(),
         log: Arc::new(NoLog),
         instance_id: 0,
         models: None,

@@ -131,6 +131,33 @@ fn azure_iris_parallel_component_runs_with_its_uri_folder_model() {
     }
 }
 
+/// `--input DIR` fills the port `input_data` names, keeping its type
+/// (here `mltable`), so a component declared without a path runs as
+/// `sluice run component.yml --input DIR`.
+#[test]
+fn input_fills_the_port_input_data_names() {
+    let job = Job::new(TABULAR_CLASSIFIER);
+    let data = repo("examples/tabular/data");
+    let yaml = iris_component(&data, &repo("examples/tabular/model"), Path::new(TABULAR_CLASSIFIER))
+        .replace(&format!("    path: {}\n", data.display()), "");
+    assert!(!yaml.contains(&data.display().to_string()), "the component has no data path");
+    let spec = job.dir.path().join("parallel_component.yml");
+    std::fs::write(&spec, yaml).unwrap();
+    let o = sluice()
+        .arg("run")
+        .arg(&spec)
+        .arg("--input")
+        .arg(&data)
+        .arg("--job-dir")
+        .arg(job.job_dir())
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = job.dir.path().join("predictions.csv");
+    assert_eq!(predictions(&out), predictions(&repo("tests/fixtures/tabular/expected.csv")));
+}
+
 #[test]
 fn typos_in_an_azure_component_are_errors_with_did_you_mean() {
     let job = Job::new(TABULAR_CLASSIFIER);
@@ -289,7 +316,7 @@ fn data_inputs_are_mounted_read_only_at_their_guest_paths() {
 }
 
 #[test]
-fn scorer_writable_outputs_are_refused_clearly() {
+fn a_uri_folder_output_without_a_path_is_refused_clearly() {
     let job = Job::new(FLAKY).file("a.txt", "1");
     let yaml = echo_job("", "  program_arguments: --model_folder ${{outputs.model_folder}}\n")
         .replace("outputs:\n", "outputs:\n  model_folder: {type: uri_folder, mode: rw_mount}\n");
@@ -297,7 +324,7 @@ fn scorer_writable_outputs_are_refused_clearly() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains(
-            "`task.program_arguments`: outputs.model_folder (uri_folder): uri_folder outputs are not writable by the scorer in this version"
+            "`task.program_arguments`: outputs.model_folder (uri_folder) has no `path`: give it one (the folder the scorer's files go into)"
         ),
         "{}",
         stderr(&o)

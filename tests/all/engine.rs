@@ -80,6 +80,7 @@ fn one_engine_serves_two_jobs_with_different_memory_caps() {
         timeout: std::time::Duration::from_secs(60),
         config: Default::default(),
         mounts: Vec::new(),
+        writable: Vec::new(),
         log: Arc::new(NoLog),
         instance_id: 0,
         models: None,

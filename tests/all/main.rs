@@ -10,6 +10,7 @@ mod cluster;
 mod compile;
 mod components;
 mod engine;
+mod folders;
 mod hostile;
 mod import_fuzz;
 mod inputs;

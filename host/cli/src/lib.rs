@@ -435,6 +435,34 @@ fn overrides(a: &RunArgs) -> anyhow::Result<Vec<Override>> {
     Ok(o)
 }
 
+/// `--input` on a spec whose `input_data` names another port than `data`
+/// (an Azure component's `input_data: ${{inputs.input_data}}`, say) fills
+/// that port's `path`, keeping the type it declares, instead of adding a
+/// port `data` beside it.
+fn retarget_input(source: &mut SpecSource) {
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&source.text) else { return };
+    let Some(bound) = doc.get("input_data").and_then(|v| v.as_str()) else { return };
+    let Some(port) = bound
+        .trim()
+        .strip_prefix("${{")
+        .and_then(|s| s.strip_suffix("}}"))
+        .and_then(|s| s.trim().strip_prefix("inputs."))
+        .map(str::trim)
+        .filter(|p| *p != "data")
+    else {
+        return;
+    };
+    let Some(declared) = doc.get("inputs").and_then(|i| i.get(port)) else { return };
+    let keeps_type = declared.get("type").is_some();
+    let port = port.to_string();
+    source.overrides.retain(|(k, _)| k != "input_data" && !(keeps_type && k == "inputs.data.type"));
+    for (k, _) in source.overrides.iter_mut() {
+        if let Some(rest) = k.strip_prefix("inputs.data.") {
+            *k = format!("inputs.{port}.{rest}");
+        }
+    }
+}
+
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "sluice")
 }
@@ -465,6 +493,10 @@ fn run(a: RunArgs) -> Result<JobResult, Failure> {
             s
         }
     };
+    let mut source = source;
+    if a.input.is_some() {
+        retarget_input(&mut source);
+    }
     let spec = source.spec().map_err(|e| Failure::Usage(e.into()))?;
     let index = JobIndex::new(&data_dir(a.data_dir.as_deref()));
     let job_dir = a.job_dir.clone().unwrap_or_else(|| {
@@ -493,6 +525,13 @@ pub(crate) fn run_spec(
             "`resources.instance_count`: {} nodes need a cluster: run with --cluster nats://HOST:PORT \
              (and `sluice worker` on each node), or use 1",
             spec.instance_count
+        )));
+    }
+    if let (Some(_), Some(o)) = (&cluster.cluster, spec.output_folders.first()) {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "`outputs.{}`: a uri_folder output the scorer writes runs on one node in this version; run without \
+             --cluster",
+            o.name
         )));
     }
     if !(cluster.lease.is_finite() && (1.0..=3600.0).contains(&cluster.lease)) {

@@ -37,6 +37,11 @@ pub struct InstanceSettings {
     pub config: ScorerConfig,
     /// The host folders the guest may read, each preopened read-only at its guest path.
     pub mounts: Vec<Mount>,
+    /// The host folders the guest may write, each preopened read-write at
+    /// its guest path (the instance's folders for the job's `uri_folder`
+    /// outputs). What the guest writes there is bounded and moved out by
+    /// the embedder after each `run`; the sandbox confines it to them.
+    pub writable: Vec<Mount>,
     /// Where the instance's log lines (the `log` import, stdout and stderr) go.
     pub log: Arc<dyn GuestLog>,
     /// A number for logs and reports.
@@ -92,8 +97,9 @@ impl ScorerComponent {
         wasi.stdout(GuestStream { logger: logger.clone(), which: 0 })
             .stderr(GuestStream { logger: logger.clone(), which: 1 })
             .allow_blocking_current_thread(false);
-        for m in &settings.mounts {
-            wasi.preopened_dir(&m.host_path, &m.guest_path, FsPerms::ReadOnly).map_err(|e| {
+        let perms = settings.mounts.iter().map(|m| (m, FsPerms::ReadOnly));
+        for (m, perm) in perms.chain(settings.writable.iter().map(|m| (m, FsPerms::ReadWrite))) {
+            wasi.preopened_dir(&m.host_path, &m.guest_path, perm).map_err(|e| {
                 Failure::new(
                     ReasonCode::UserError,
                     format!("cannot grant {} as {}: {e}", m.host_path.display(), m.guest_path),

@@ -161,6 +161,26 @@ pub struct DataInput {
 /// Where data inputs are mounted in the guest.
 pub const INPUTS_GUEST_DIR: &str = "/inputs";
 
+/// A `uri_folder` output the scorer writes files into (Azure's
+/// `--model_folder ${{outputs.model_folder}}`): each try sees an empty
+/// folder of its own at `/outputs/NAME`, writable; what a try that succeeds
+/// wrote is staged with its mini-batch and committed with it (exactly once,
+/// like rows), what a failed try wrote is discarded, and when the job ends
+/// every committed file is moved into `host_path` (the runtime's
+/// `folders` module).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputFolder {
+    /// The name under `outputs:`.
+    pub name: String,
+    /// Absolute: the local folder the committed files go into.
+    pub host_path: PathBuf,
+    /// `/outputs/NAME`: what `${{outputs.NAME}}` resolves to.
+    pub guest_path: String,
+}
+
+/// Where output folders are mounted in the guest.
+pub const OUTPUTS_GUEST_DIR: &str = "/outputs";
+
 /// The most of an `MLmodel` file read to see whether it has an onnx flavor.
 const MAX_MLMODEL_BYTES: u64 = 1 << 20;
 
@@ -277,6 +297,13 @@ pub struct Limits {
     /// compiler child is killed, nothing is cached and the job cannot run.
     /// Its CPU time is capped at this many seconds per core.
     pub compile_timeout: Duration,
+    /// What one mini-batch may write into the job's `uri_folder` outputs,
+    /// all of them together, in bytes (`limits.max_folder_output_mb`,
+    /// default 1024) and files (`limits.max_folder_output_files`, default
+    /// 10,000). Past either the try fails as `INVALID_OUTPUT`.
+    pub max_folder_output_bytes: u64,
+    /// See [`Limits::max_folder_output_bytes`].
+    pub max_folder_output_files: u64,
 }
 
 impl Default for Limits {
@@ -292,6 +319,8 @@ impl Default for Limits {
             max_scorer_bytes: 256 << 20,
             compile_memory_bytes: 4096 << 20,
             compile_timeout: Duration::from_secs(300),
+            max_folder_output_bytes: 1024 << 20,
+            max_folder_output_files: 10_000,
         }
     }
 }
@@ -361,6 +390,9 @@ pub struct JobSpec {
     /// `/inputs/NAME`; those that are files are not in `mounts`: the runtime
     /// gives each a folder of its own (see [`DataInput`]).
     pub data_inputs: Vec<DataInput>,
+    /// `uri_folder` outputs the scorer writes files into, at
+    /// `/outputs/NAME` (see [`OutputFolder`]).
+    pub output_folders: Vec<OutputFolder>,
     /// The sandbox and resource caps.
     pub limits: Limits,
     /// One-line notes about accepted-but-ignored keys.
@@ -507,6 +539,8 @@ struct RawLimits {
     max_scorer_mb: Option<i64>,
     compile_memory_mb: Option<i64>,
     compile_timeout_s: Option<i64>,
+    max_folder_output_mb: Option<i64>,
+    max_folder_output_files: Option<i64>,
 }
 
 // ---- loading -------------------------------------------------------------
@@ -1230,11 +1264,64 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
             Some(OutputSpec { path: p, format })
         }
     };
-    // Outputs: the one append_row_to names is written by the host; the
-    // scorer writes none in this version.
+    // Outputs: the one append_row_to names is written by the host; a
+    // uri_folder output with a local path is a folder the scorer writes
+    // into; others are not written in this version.
     let row_output = task.append_row_to.as_deref().and_then(|a| binding(a, "outputs"));
+    let mut output_folders = Vec::new();
     for (name, o) in &raw.outputs {
+        if !valid_port_name(name) {
+            return Err(err(
+                &format!("outputs.{name}"),
+                "an output name must be letters, digits, `_` or `-` (it names the guest folder /outputs/NAME)".into(),
+            ));
+        }
         let kind = o.as_ref().and_then(|o| o.kind.as_deref()).unwrap_or("uri_folder");
+        let path = o.as_ref().and_then(|o| o.path.as_deref());
+        if kind == "uri_folder" && Some(name.as_str()) != row_output {
+            let key = format!("outputs.{name}.path");
+            let binding = match path {
+                Some(p) if Location::is_url(p) => Binding::Refused(format!(
+                    "`{key}`: `{p}`: a uri_folder output the scorer writes is a local folder in this version"
+                )),
+                Some(p) => {
+                    let host_path = resolve(p);
+                    if host_path.exists() && !host_path.is_dir() {
+                        return Err(err(&key, format!("{} is not a folder", host_path.display())));
+                    }
+                    // Two output folders, or one and the row output, must
+                    // not hold one another: assembling one would move files
+                    // into (or over) the other.
+                    let rows = append_row_to.as_ref().and_then(|o| match &o.path {
+                        Location::Local(p) => Some(("task.append_row_to".to_string(), p.clone())),
+                        Location::Url(_) => None,
+                    });
+                    let others = output_folders
+                        .iter()
+                        .map(|f: &OutputFolder| (format!("outputs.{}.path", f.name), f.host_path.clone()))
+                        .chain(rows);
+                    for (other, q) in others {
+                        if host_path.starts_with(&q) || q.starts_with(&host_path) {
+                            return Err(err(
+                                &key,
+                                format!("{} and {other} ({}) hold one another", host_path.display(), q.display()),
+                            ));
+                        }
+                    }
+                    let guest_path = format!("{OUTPUTS_GUEST_DIR}/{name}");
+                    output_folders.push(OutputFolder { name: name.clone(), host_path, guest_path: guest_path.clone() });
+                    Binding::Value(guest_path)
+                }
+                None => {
+                    notes.push(format!("outputs.{name} (uri_folder) has no `path`: the scorer cannot write it"));
+                    Binding::Refused(format!(
+                        "outputs.{name} (uri_folder) has no `path`: give it one (the folder the scorer's files go into)"
+                    ))
+                }
+            };
+            bindings.outputs.insert(name.clone(), binding);
+            continue;
+        }
         let why = if Some(name.as_str()) == row_output {
             format!(
                 "`${{{{outputs.{name}}}}}` is task.append_row_to: the host writes the rows run() returns there; \
@@ -1283,6 +1370,15 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         let host_path = resolve(host);
         if !host_path.is_dir() {
             return Err(err(&key, format!("{} is not a folder", host_path.display())));
+        }
+        if let Some(f) = output_folders.iter().find(|f| overlaps(guest, &f.guest_path)) {
+            return Err(err(
+                &key,
+                format!(
+                    "{guest} overlaps {}, where outputs.{} is mounted: choose another guest path",
+                    f.guest_path, f.name
+                ),
+            ));
         }
         if let Some(d) = data_inputs.iter().find(|d| overlaps(guest, &d.guest_dir())) {
             return Err(err(
@@ -1341,6 +1437,14 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
             limits.compile_timeout =
                 Duration::from_secs(in_range(n, 1, 24 * 3600).map_err(|m| err("limits.compile_timeout_s", m))? as u64);
         }
+        if let Some(n) = l.max_folder_output_mb {
+            limits.max_folder_output_bytes =
+                in_range(n, 1, 1 << 20).map_err(|m| err("limits.max_folder_output_mb", m))? as u64 * (1 << 20);
+        }
+        if let Some(n) = l.max_folder_output_files {
+            limits.max_folder_output_files =
+                in_range(n, 1, 10_000_000).map_err(|m| err("limits.max_folder_output_files", m))? as u64;
+        }
     }
 
     let name =
@@ -1365,6 +1469,7 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
         config,
         mounts,
         data_inputs,
+        output_folders,
         limits,
         notes,
     })

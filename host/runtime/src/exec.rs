@@ -18,6 +18,7 @@ use sluice_io::{Encode, InputSource, TabularInput};
 use sluice_job::data::{FileInput, Items, MiniBatchInput, Schema};
 use sluice_job::{BatchOutput, Failure, JobSpec, MiniBatchPlan, Plan, ReasonCode};
 
+use crate::folders::Folders;
 use crate::guest_log::FileGuestLog;
 use crate::observer::CancelToken;
 use crate::report::{BatchRecord, RowLabels, SavedSchema};
@@ -38,6 +39,8 @@ pub(crate) struct Exec {
     /// mini-batch that succeeds with rows; the header bytes that go with
     /// it.
     pub schema: Mutex<Option<(Schema, Vec<u8>)>>,
+    /// The job's `uri_folder` outputs, if it has any.
+    pub folders: Option<Folders>,
 }
 
 /// One try of a mini-batch, and what its earlier tries left.
@@ -73,18 +76,24 @@ pub(crate) enum Tried {
 }
 
 impl Exec {
-    pub(crate) fn instance_settings(&self, log_budget: Option<Arc<LogBudget>>) -> InstanceSettings {
-        InstanceSettings {
+    pub(crate) fn instance_settings(&self, log_budget: Option<Arc<LogBudget>>) -> Result<InstanceSettings, Failure> {
+        let instance_id = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        let writable = match &self.folders {
+            Some(f) => f.instance_mounts(instance_id)?,
+            None => Vec::new(),
+        };
+        Ok(InstanceSettings {
             limits: self.spec.limits.clone(),
             timeout: self.spec.timeout,
             config: self.spec.config.clone(),
             mounts: self.spec.mounts.clone(),
+            writable,
             log: self.log.clone(),
-            instance_id: self.next_instance.fetch_add(1, Ordering::Relaxed),
+            instance_id,
             models: self.models.clone(),
             log_budget,
             stop: Some(self.cancel.abandon_flag()),
-        }
+        })
     }
 
     /// The header the output file starts with, once the job's columns are
@@ -179,11 +188,14 @@ impl Exec {
                 let inst = match instance {
                     Some(i) => i,
                     None => {
-                        let i = self
-                            .component
-                            .instantiate(self.instance_settings(Some(t.budget.clone())))
-                            .await
-                            .map_err(|f| (f, None))?;
+                        let settings = self.instance_settings(Some(t.budget.clone())).map_err(|f| (f, None))?;
+                        let id = settings.instance_id;
+                        let i = self.component.instantiate(settings).await.map_err(|f| {
+                            if let Some(folders) = &self.folders {
+                                folders.discard(id);
+                            }
+                            (f, None)
+                        })?;
                         instance.insert(i)
                     }
                 };
@@ -207,9 +219,30 @@ impl Exec {
                 Err((host_fault(&panic), record.instance))
             }
         };
+        // What it wrote into the output folders, checked and staged. An
+        // instance that wrote anything goes first, with the runtime its
+        // file writes may still be running on (wasmtime-wasi finishes a
+        // stream's write on a blocking task after the call returns): no
+        // byte lands after the check, and no descriptor it kept open can
+        // reach a staged or committed file.
+        let outcome = match (outcome, &self.folders) {
+            (Ok((enc, id)), Some(folders)) => {
+                if folders.wrote(id) {
+                    *instance = None;
+                    match worker_runtime() {
+                        Ok(fresh) => std::mem::replace(rt, fresh).shutdown_timeout(std::time::Duration::from_secs(10)),
+                        Err(e) => tracing::warn!("cannot make a fresh worker runtime: {e}"),
+                    }
+                }
+                folders.stage(id, &mb.id).map(|files| (enc, id, files)).map_err(|f| (f, Some(id)))
+            }
+            (Ok((enc, id)), None) => Ok((enc, id, Vec::new())),
+            (Err(e), _) => Err(e),
+        };
         match outcome {
-            Ok((enc, id)) => {
+            Ok((enc, id, files)) => {
                 record.instance = Some(id);
+                record.folder_files = files;
                 input_errors.extend(enc.errors);
                 input_errors.sort_by_key(|e| e.0);
                 record.finish_ok(input_errors, enc.rows, t.last_failure, t.start.elapsed());
@@ -217,13 +250,19 @@ impl Exec {
             }
             // A try that failed because the cancel abandoned it (its call
             // was interrupted) is not the mini-batch's outcome.
-            Err(_) if self.cancel.abandoned() => {
+            Err(e) if self.cancel.abandoned() => {
+                if let (Some(f), Some(id)) = (&self.folders, e.1) {
+                    f.discard(id);
+                }
                 *instance = None;
                 Tried::Abandoned
             }
             Err((failure, id)) => {
                 if id.is_some() {
                     record.instance = id;
+                }
+                if let (Some(f), Some(id)) = (&self.folders, id) {
+                    f.discard(id);
                 }
                 tracing::warn!(mini_batch = %mb.id, instance = ?id, "try {} failed: {failure}", record.tries);
                 *instance = None;

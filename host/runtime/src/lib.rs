@@ -13,6 +13,7 @@
 
 pub mod components;
 mod exec;
+mod folders;
 mod grants;
 mod guest_log;
 pub mod jobdir;

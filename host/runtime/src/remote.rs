@@ -318,6 +318,8 @@ impl NodeJob {
                 next_instance: AtomicUsize::new(1),
                 cancel: CancelToken::default(),
                 schema: Mutex::new(None),
+                // Refused for cluster jobs when they are submitted.
+                folders: None,
             },
             key: ticket.key.clone(),
             node: opts.node.clone(),

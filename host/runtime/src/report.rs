@@ -60,6 +60,10 @@ pub(crate) struct BatchRecord {
     pub nodes: Vec<String>,
     #[serde(with = "secs")]
     pub duration: Duration,
+    /// The files its kept try wrote into the job's output folders (staged
+    /// until the job ends; see `folders`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folder_files: Vec<crate::folders::FolderFile>,
     /// Set on a record loaded from the journal of an earlier run.
     #[serde(skip)]
     pub resumed: bool,
@@ -96,6 +100,7 @@ impl BatchRecord {
             instance: None,
             nodes: Vec::new(),
             duration: Duration::ZERO,
+            folder_files: Vec::new(),
             resumed: false,
         }
     }

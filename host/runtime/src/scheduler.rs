@@ -590,6 +590,7 @@ impl PreparedJob {
                 next_instance: AtomicUsize::new(1),
                 cancel: cancel.clone(),
                 schema: Mutex::new(schema),
+                folders: crate::folders::Folders::new(&opts.job_dir, &spec.output_folders, &spec.limits),
             },
             queue,
             journal,
@@ -779,6 +780,28 @@ fn check_paths(spec: &JobSpec, job_dir: &std::path::Path) -> Result<(), RunError
     let inside = |p: &std::path::Path, root: &std::path::Path| {
         !root.as_os_str().is_empty() && (p == root || (root.is_dir() && p.starts_with(root)))
     };
+    // An output folder and what the job reads must not hold each other: the
+    // scorer's files would become input (and a resume's listing differ).
+    for f in &spec.output_folders {
+        let folder = resolved(&f.host_path);
+        let mut reads = vec![("the input", input.clone()), ("the scorer (task.code)", resolved(&spec.scorer))];
+        reads.extend(spec.models.iter().map(|m| ("a granted model", resolved(&m.path))));
+        reads.extend(spec.data_inputs.iter().map(|d| ("a data input", resolved(&d.host_path))));
+        reads.extend(spec.mounts.iter().map(|m| ("a mount", resolved(&m.host_path))));
+        reads.push(("the job directory", resolved(job_dir)));
+        for (what, path) in reads {
+            if !path.as_os_str().is_empty() && (inside(&folder, &path) || folder == path || path.starts_with(&folder)) {
+                return Err(RunError::Overlap {
+                    what: format!(
+                        "the output folder outputs.{} = {} and {what} ({}) hold one another",
+                        f.name,
+                        folder.display(),
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
     if let Some(o) = &spec.append_row_to
         && let Location::Local(out) = &o.path
     {
@@ -1103,9 +1126,13 @@ fn finish(
     started: Instant,
 ) -> Result<JobResult, RunError> {
     let Job { output, spec, plan, thresholds, state, mut journal, cancel, exec, .. } = job;
-    if let Err(e) = journal.close() {
-        tracing::warn!("the journal could not be flushed ({e}): a resume may run some mini-batches again");
-    }
+    let journal_flushed = match journal.close() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("the journal could not be flushed ({e}): a resume may run some mini-batches again");
+            false
+        }
+    };
     let mut st = state.into_inner().expect("job lock");
     // The output, from the staged parts of every mini-batch that succeeded
     // with rows, in input order (a stopped job keeps what it did). A failed
@@ -1136,6 +1163,28 @@ fn finish(
         }
         None => None,
     };
+    // The files committed mini-batches wrote into the output folders, in
+    // input order (a stopped job keeps what it did, as for rows).
+    if let Some(folders) = exec.folders.as_ref().filter(|_| {
+        // Files of entries that may not be durable would be written again by
+        // the resume that runs them again: they stay staged for it.
+        if !journal_flushed {
+            tracing::warn!("the output folders are not assembled: the journal could not be flushed");
+        }
+        journal_flushed
+    }) {
+        let committed = st
+            .records
+            .iter()
+            .flatten()
+            .filter(|r| r.status == BatchStatus::Succeeded && !r.folder_files.is_empty())
+            .map(|r| (r.id.as_str(), r.folder_files.as_slice()));
+        match catch_unwind(AssertUnwindSafe(|| folders.assemble(committed))) {
+            Ok(Ok(n)) => tracing::info!("{n} files in the output folders"),
+            Ok(Err(e)) => write_error = write_error.or(Some(e)),
+            Err(p) => write_error = write_error.or(Some(std::io::Error::other(host_fault(&p).message))),
+        }
+    }
     timings.total_s = started.elapsed().as_secs_f64();
     timings.peak_rss_mb = crate::monitor::peak_rss_bytes().map_or(0.0, |b| b as f64 / (1 << 20) as f64);
     let fault = st.fault.take();
@@ -1226,6 +1275,19 @@ fn manifest(spec: &JobSpec, component: &ScorerComponent, models: Option<&ModelRe
             _ => String::new(),
         };
         set(format!("inputs.{}", d.name), format!("{}{stamp}", d.host_path.display()));
+    }
+    // Where committed files go, and what a try may write: a resume must
+    // assemble into the same folders with the same bounds.
+    for f in &spec.output_folders {
+        set(
+            format!("outputs.{}", f.name),
+            format!(
+                "{} (max {} MiB, {} files per try)",
+                f.host_path.display(),
+                spec.limits.max_folder_output_bytes >> 20,
+                spec.limits.max_folder_output_files
+            ),
+        );
     }
     if let Some(o) = &spec.append_row_to {
         set(sluice_io::journal::OUTPUT_KEY.into(), format!("{:?}", o.format).to_lowercase());

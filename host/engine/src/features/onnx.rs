@@ -779,6 +779,17 @@ impl wit_onnx::HostModel for OnnxView<'_> {
             return Ok(Err(e));
         }
         let rows = columns.first().map_or(0, |c| c.data.len());
+        if let Some(c) = columns.iter().find(|c| c.data.len() != rows) {
+            return Ok(Err(err(
+                wit_onnx::ErrorCode::InvalidInput,
+                format!(
+                    "to-columns of unequal length: `{}` has {rows} rows, `{}` {}; nothing was added",
+                    columns[0].name,
+                    c.name,
+                    c.data.len()
+                ),
+            )));
+        }
         for c in columns {
             let b = bytes(&c);
             self.batch.push_added(c, b);

@@ -322,11 +322,17 @@ fn outputs_the_scorer_cannot_write_are_clear_errors() {
          model_folder: {{type: uri_folder, mode: rw_mount}}\n"
     );
     let s = d.parse(&text).unwrap();
-    assert!(s.notes.iter().any(|n| n.contains("outputs.model_folder (uri_folder) is not written")), "{:?}", s.notes);
-    let e =
-        d.parse(&text.replace("task:\n", "task:\n  program_arguments: --out ${{outputs.model_folder}}\n")).unwrap_err();
+    assert!(s.notes.iter().any(|n| n.contains("outputs.model_folder (uri_folder) has no `path`")), "{:?}", s.notes);
+    let with_out = text.replace("task:\n", "task:\n  program_arguments: --out ${{outputs.model_folder}}\n");
+    let e = d.parse(&with_out).unwrap_err();
     assert_eq!(e.path, "task.program_arguments");
-    assert!(e.message.contains("uri_folder outputs are not writable by the scorer in this version"), "{e}");
+    assert!(e.message.contains("has no `path`: give it one"), "{e}");
+    // With a local path it is a folder the scorer writes, at /outputs/NAME.
+    let s =
+        d.parse(&with_out.replace("{type: uri_folder, mode: rw_mount}", "{type: uri_folder, path: ./models}")).unwrap();
+    assert_eq!(s.config.arguments, ["--out", "/outputs/model_folder"]);
+    assert_eq!(s.output_folders.len(), 1);
+    assert!(s.output_folders[0].host_path.ends_with("models"), "{:?}", s.output_folders);
     let e = d.parse(&text.replace("task:\n", "task:\n  config: {o: '${{outputs.rows}}'}\n")).unwrap_err();
     assert!(e.message.contains("the host writes the rows run() returns there"), "{e}");
     let e = d.parse(&text.replace("${{outputs.rows}}", "${{outputs.row}}")).unwrap_err();
