@@ -22,19 +22,6 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `(id, prediction, probability, source_file)` rows of a classifier output.
-fn predictions(path: &Path) -> Vec<(i64, i64, f32, String)> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
-    assert_eq!(h, ["id", "prediction", "probability", "source_file"], "{}", path.display());
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            (rec[0].parse().unwrap(), rec[1].parse().unwrap(), rec[2].parse().unwrap(), rec[3].to_string())
-        })
-        .collect()
-}
-
 /// Azure's `cli/jobs/parallel/2a_iris_batch_prediction/parallel_component.yml`
 /// as Azure writes it, pointed at local data, the bundled model folder and
 /// the classifier .wasm.

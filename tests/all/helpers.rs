@@ -224,3 +224,27 @@ pub fn ids_parquet(ids: std::ops::Range<i64>, group_rows: usize) -> (Vec<u8>, us
     let groups = w.close().unwrap().num_row_groups();
     (bytes, groups)
 }
+
+/// `(id, prediction, probability, source_file)` rows of a classifier output
+/// (tabular-classifier's columns), to compare with the stored expected
+/// predictions.
+pub fn predictions(path: &Path) -> Vec<(i64, i64, f32, String)> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(h, ["id", "prediction", "probability", "source_file"], "{}", path.display());
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[0].parse().unwrap(), rec[1].parse().unwrap(), rec[2].parse().unwrap(), rec[3].to_string())
+        })
+        .collect()
+}
+
+/// Every guest log line of a job, all instances' files together.
+pub fn log_text(job: &Job) -> String {
+    sluice_runtime::JobDir::open(job.job_dir())
+        .log_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect()
+}

@@ -225,11 +225,7 @@ fn run_into_result_puts_the_models_columns_into_the_result_in_the_host() {
     let (got, want) = (std::fs::read(job.out_path("csv")).unwrap(), std::fs::read(classifier.out_path("csv")).unwrap());
     assert!(got == want, "{}\n---\n{}", String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
 
-    let logs: String = sluice_runtime::JobDir::open(job.job_dir())
-        .log_files()
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
+    let logs = log_text(&job);
     for want in [
         "into-result in init: invalid-input: no tabular mini-batch is being run",
         "into-result fetch: invalid-input: run-into-result adds its to-columns to the result: `fetch` must be empty",

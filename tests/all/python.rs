@@ -21,8 +21,7 @@ use std::process::{Command, Output};
 
 use crate::helpers::*;
 use crate::sdk_guests::{
-    Sdk, error_lines, keeps_its_state_from_init, line_of, log_text, scores_like_the_rust_plugin, tabular, text, wasm,
-    without_ids,
+    Sdk, error_lines, keeps_its_state_from_init, line_of, scores_like_the_rust_plugin, tabular, text, wasm, without_ids,
 };
 
 /// The project venv's Python, with the SDK and componentize-py installed.

@@ -141,15 +141,6 @@ pub fn line_of(script: &str, code: &str) -> usize {
     lines[0]
 }
 
-/// Every guest log file of the job, concatenated.
-pub fn log_text(job: &Job) -> String {
-    sluice_runtime::JobDir::open(job.job_dir())
-        .log_files()
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect()
-}
-
 /// `scorer` gives tabular-classifier's output byte for byte, and the same
 /// item errors (rows and words: "empty value in mean_radius..."), on the
 /// example data and on rows with empty features.

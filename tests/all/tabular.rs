@@ -8,20 +8,6 @@ use sluice_job::result::JobStatus;
 
 use crate::helpers::*;
 
-/// `(id, prediction, probability, source_file)` rows of a CSV output or of
-/// the stored expected predictions.
-fn predictions(path: &std::path::Path) -> Vec<(i64, i64, f32, String)> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
-    assert_eq!(h, ["id", "prediction", "probability", "source_file"], "{}", path.display());
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            (rec[0].parse().unwrap(), rec[1].parse().unwrap(), rec[2].parse().unwrap(), rec[3].to_string())
-        })
-        .collect()
-}
-
 fn classifier() -> Job {
     Job::tabular(TABULAR_CLASSIFIER).files_from("examples/tabular/data").model("model", "examples/tabular/model")
 }
@@ -387,11 +373,7 @@ fn host_added_result_columns_are_bounded_and_checked() {
         .output("csv");
     let r = job.run();
     assert_eq!(r.status, JobStatus::Completed, "{:?} {:?}", r.reason, r.first_errors);
-    let logs: String = sluice_runtime::JobDir::open(job.job_dir())
-        .log_files()
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
+    let logs = log_text(&job);
     for want in [
         "probe a: ErrorCode::UnknownName: no column `no_such` in this mini-batch",
         "probe b: ErrorCode::InvalidInput: row 3 is out of range: the mini-batch has 3 rows",

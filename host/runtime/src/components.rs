@@ -331,16 +331,7 @@ impl ComponentStore {
 
         let version_dir = self.dir.join(&name).join(&version);
         if let Some(existing) = self.read(&version_dir)? {
-            return if existing.manifest.content == content {
-                Ok((existing, Created::Unchanged))
-            } else {
-                Err(ComponentError::Changed {
-                    name,
-                    version,
-                    stored: short(&existing.manifest.content),
-                    new: short(&content),
-                })
-            };
+            return same_or_changed(existing, &content);
         }
         // Assembled aside (a temp folder of its own: no other creator, in
         // this process or another, writes into it), then renamed into place.
@@ -388,16 +379,7 @@ impl ComponentStore {
         if let Err(e) = std::fs::rename(&tmp, &version_dir) {
             // Another creator got there first: theirs stands if it is the same.
             if let Some(existing) = self.read(&version_dir)? {
-                return if existing.manifest.content == content {
-                    Ok((existing, Created::Unchanged))
-                } else {
-                    Err(ComponentError::Changed {
-                        name,
-                        version,
-                        stored: short(&existing.manifest.content),
-                        new: short(&content),
-                    })
-                };
+                return same_or_changed(existing, &content);
             }
             return Err(io(&version_dir)(e));
         }
@@ -502,6 +484,20 @@ impl ComponentStore {
             },
         })
     }
+}
+
+/// A version already stored: the same content is a no-op, other content
+/// is refused (versions never change).
+fn same_or_changed(existing: Stored, content: &str) -> Result<(Stored, Created), ComponentError> {
+    if existing.manifest.content == content {
+        return Ok((existing, Created::Unchanged));
+    }
+    Err(ComponentError::Changed {
+        name: existing.manifest.name.clone(),
+        version: existing.manifest.version.clone(),
+        stored: short(&existing.manifest.content),
+        new: short(content),
+    })
 }
 
 /// `sha256-HEX` of a version's content.
