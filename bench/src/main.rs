@@ -80,6 +80,7 @@ async fn instance_benches(echo: &Path) -> anyhow::Result<()> {
         config: ScorerConfig::default(),
         mounts: Vec::new(),
         writable: Vec::new(),
+        halt: None,
         log: Arc::new(NoLog),
         instance_id: 0,
         models: None,

@@ -81,6 +81,7 @@ fn one_engine_serves_two_jobs_with_different_memory_caps() {
         config: Default::default(),
         mounts: Vec::new(),
         writable: Vec::new(),
+        halt: None,
         log: Arc::new(NoLog),
         instance_id: 0,
         models: None,

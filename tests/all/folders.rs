@@ -159,6 +159,19 @@ fn what_a_try_writes_is_bounded_and_folder_outputs_are_checked() {
     let rec = format!("{:?}", job.records().values().next().unwrap());
     assert!(rec.contains("INVALID_OUTPUT") && rec.contains("limits.max_folder_output_mb = 1 MiB"), "{rec}");
 
+    // A guest that writes without end is stopped while its run goes on.
+    let job = Job::new(FOLDER_WRITER).file("fill.txt", "");
+    let spec = writer_job(&job, "limits: {max_folder_output_mb: 2}\n");
+    let yaml = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("retry_settings: {max_retries: 1}", "retry_settings: {max_retries: 0, timeout: 60}");
+    std::fs::write(&spec, yaml).unwrap();
+    let o = sluice().arg("run").arg(&spec).arg("--job-dir").arg(job.job_dir()).arg("-q").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let rec = format!("{:?}", job.records().values().next().unwrap());
+    assert!(rec.contains("INVALID_OUTPUT") && rec.contains("limits.max_folder_output_mb = 2 MiB"), "{rec}");
+    assert!(!job.job_dir().join("outputs/scratch").exists() || tree(&job.job_dir().join("outputs/scratch")).is_empty());
+
     // An output folder inside the input would feed the scorer its own files.
     let job = Job::new(FOLDER_WRITER).file("a.txt", "one");
     let spec = writer_job(&job, "");

@@ -58,6 +58,12 @@ pub struct InstanceSettings {
     /// An ONNX inference in progress is not cut short (it ends at its own
     /// deadline). `None`: only the deadline stops a call.
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// A stop flag of this instance alone, checked like `stop`: set by an
+    /// embedder that watches what a call does from another thread (the
+    /// runtime measuring what a call writes into its output folders). The
+    /// call fails as `INVALID_OUTPUT` ("stopped by the host"); the embedder
+    /// says why.
+    pub halt: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// How often a call checks [`InstanceSettings::stop`].
@@ -128,14 +134,15 @@ impl ScorerComponent {
             onnx: OnnxState::new(settings.models.clone(), &settings.limits),
             batch: BatchState::new(settings.limits.max_output_bytes),
             stop: settings.stop.clone(),
+            halt: settings.halt.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
         // Every few ticks: stop when abandoned or past the call's deadline.
-        let stop = settings.stop.clone();
+        let (stop, halt) = (settings.stop.clone(), settings.halt.clone());
         store.epoch_deadline_callback(move |ctx| {
             let state = ctx.data();
-            if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+            if [&stop, &halt].into_iter().flatten().any(|s| s.load(Ordering::Acquire)) {
                 return Ok(UpdateDeadline::Interrupt);
             }
             let now = std::time::Instant::now();
@@ -219,14 +226,19 @@ fn bounded_text(s: &str) -> String {
 /// a guest that computes; this stops one waiting in a host call (a sleep),
 /// which epochs cannot reach.
 async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+    let halted = || s.halt.as_ref().is_some_and(|h| h.load(Ordering::Acquire));
     let stopped = async {
-        match &s.stop {
-            Some(stop) => {
-                while !stop.load(Ordering::Acquire) {
-                    tokio::time::sleep(STOP_CHECK).await;
-                }
+        if s.stop.is_none() && s.halt.is_none() {
+            return std::future::pending::<bool>().await;
+        }
+        loop {
+            if halted() {
+                return true;
             }
-            None => std::future::pending::<()>().await,
+            if s.stop.as_ref().is_some_and(|st| st.load(Ordering::Acquire)) {
+                return false;
+            }
+            tokio::time::sleep(STOP_CHECK).await;
         }
     };
     tokio::select! {
@@ -236,8 +248,13 @@ async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output 
                 format!("exceeded retry_settings.timeout = {}s (wall clock)", s.timeout.as_secs()),
             )
         }),
-        () = stopped => Err(abandoned()),
+        by_host = stopped => Err(if by_host { halted_failure() } else { abandoned() }),
     }
+}
+
+/// The failure of a call its embedder halted ([`InstanceSettings::halt`]).
+fn halted_failure() -> Failure {
+    Failure::new(ReasonCode::InvalidOutput, "stopped by the host")
 }
 
 /// The failure of a call the embedder abandoned ([`InstanceSettings::stop`]).
@@ -264,6 +281,9 @@ fn classify(e: &wasmtime::Error, state: &StoreState, limits: &Limits) -> Failure
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => {
             return Failure::new(ReasonCode::Timeout, "ran out of fuel (limits.fuel): the guest computed for too long");
+        }
+        Some(Trap::Interrupt) if state.halt.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) => {
+            return halted_failure();
         }
         Some(Trap::Interrupt) if state.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) => {
             return abandoned();
@@ -502,6 +522,11 @@ impl ScorerInstance {
     /// The instance's number, [`InstanceSettings::instance_id`].
     pub fn id(&self) -> usize {
         self.settings.instance_id
+    }
+
+    /// Its [`InstanceSettings::halt`] flag.
+    pub fn halt_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.settings.halt.clone()
     }
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct StoreState {
     /// The embedder's abandon flag ([`crate::InstanceSettings::stop`]), to
     /// tell an abandoned call's interrupt from a deadline's.
     pub(crate) stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The instance's own stop flag ([`crate::InstanceSettings::halt`]).
+    pub(crate) halt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl WasiView for StoreState {

@@ -93,6 +93,8 @@ impl Exec {
             models: self.models.clone(),
             log_budget,
             stop: Some(self.cancel.abandon_flag()),
+            // Output folders are watched while `run` goes on.
+            halt: self.folders.as_ref().map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false))),
         })
     }
 
@@ -200,7 +202,16 @@ impl Exec {
                     }
                 };
                 let id = inst.id();
+                // A job with output folders has them measured while `run`
+                // goes on (and the call stopped past a bound).
+                let watch = match (&self.folders, inst.halt_flag()) {
+                    (Some(f), Some(stop)) => Some(f.watch(id, stop)),
+                    _ => None,
+                };
                 let out = inst.run(batch.as_ref().expect("the batch runs once")).await;
+                if let Some(why) = watch.and_then(|w| w.finish()) {
+                    return Err((Failure::new(ReasonCode::InvalidOutput, why), Some(id)));
+                }
                 batch = None;
                 let out = out.map_err(|f| (f, Some(id)))?;
                 let enc = self.encode(out, &guest_index, save_schema).map_err(|f| (f, Some(id)))?;

@@ -19,9 +19,10 @@
 //! check), and is not reused: no descriptor it kept open can reach a
 //! staged or committed file. What one try may write is bounded
 //! (`limits.max_folder_output_mb`, `limits.max_folder_output_files`,
-//! [`MAX_DEPTH`] folders deep), checked when `run` returns; past any, or
-//! with anything but files and folders (a symbolic link), the try fails as
-//! `INVALID_OUTPUT` naming it. Removing a guest's tree never recurses
+//! [`MAX_DEPTH`] folders deep), measured while `run` goes on ([`Watch`]:
+//! the call is stopped through its instance's halt flag) and checked again
+//! when it returns; past any, or with anything but files and folders (a
+//! symbolic link), the try fails as `INVALID_OUTPUT` naming it. Removing a guest's tree never recurses
 //! ([`remove_tree`]). Empty folders are not carried over. Assembly is safe
 //! to run again (a kill, a stopped job resumed): a name written by several
 //! mini-batches ends with the last one's file, in input order, whenever
@@ -32,6 +33,8 @@
 //! writes millions of files holds millions of entries).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sluice_job::spec::{Mount, OutputFolder};
 use sluice_job::{Failure, Limits, ReasonCode};
@@ -261,6 +264,86 @@ impl Folders {
         remove_tree(&self.root.join("staged"))?;
         remove_tree(&self.root.join("scratch"))?;
         Ok(moved)
+    }
+}
+
+/// How often a try's folders are measured while its `run` goes on.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Measures an instance's folders while its `run` goes on and stops the
+/// call (its instance's stop flag) once they pass a bound, so a guest
+/// cannot fill the disk before `run` returns: it can write at most what it
+/// writes in [`WATCH_EVERY`] past the bound.
+pub(crate) struct Watch {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Option<String>>>,
+}
+
+impl Watch {
+    /// Ends the watch; why it stopped the call, if it did.
+    pub(crate) fn finish(mut self) -> Option<String> {
+        self.done.store(true, Ordering::Release);
+        self.thread.take().and_then(|t| t.join().ok().flatten())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+impl Folders {
+    /// Starts watching instance `instance`'s folders; past a bound it sets
+    /// `stop` (the instance's stop flag).
+    pub(crate) fn watch(&self, instance: usize, stop: Arc<AtomicBool>) -> Watch {
+        let done = Arc::new(AtomicBool::new(false));
+        let me = self.clone();
+        let finished = done.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("sluice-folders-{instance}"))
+            .spawn(move || {
+                while !finished.load(Ordering::Acquire) {
+                    std::thread::sleep(WATCH_EVERY);
+                    if let Some(why) = me.over(instance) {
+                        stop.store(true, Ordering::Release);
+                        return Some(why);
+                    }
+                }
+                None
+            })
+            .ok();
+        Watch { done, thread }
+    }
+
+    /// Why instance `instance`'s folders are past a bound now, if they are
+    /// (a walk that stops at the first bound it passes).
+    fn over(&self, instance: usize) -> Option<String> {
+        let scratch = self.scratch(instance);
+        let (mut bytes, mut entries) = (0u64, 0u64);
+        for o in &self.outputs {
+            for e in walkdir::WalkDir::new(scratch.join(&o.name)).min_depth(1).max_depth(MAX_DEPTH + 1) {
+                let Ok(e) = e else { continue };
+                if e.depth() > MAX_DEPTH {
+                    return Some(format!("outputs.{}: nested deeper than {MAX_DEPTH} folders", o.name));
+                }
+                entries += 1;
+                if entries > self.max_files {
+                    return Some(format!(
+                        "wrote more than limits.max_folder_output_files = {} files and folders into its output folders",
+                        self.max_files
+                    ));
+                }
+                bytes = bytes.saturating_add(e.metadata().map_or(0, |m| if m.is_file() { m.len() } else { 0 }));
+                if bytes > self.max_bytes {
+                    return Some(format!(
+                        "wrote more than limits.max_folder_output_mb = {} MiB into its output folders",
+                        self.max_bytes >> 20
+                    ));
+                }
+            }
+        }
+        None
     }
 }
 

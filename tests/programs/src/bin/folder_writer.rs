@@ -1,4 +1,4 @@
-//! Shows a scorer writing files into a `uri_folder` output, Azure's `--out ${{outputs.X}}`: for each input file `STEM.txt` it writes `OUT/STEM.txt` (the text upper-cased) and, with `task.config.nested = yes`, `OUT/by-stem/STEM/part-0.txt` too; a file `big-N.txt` makes it write N bytes; when the read-only mount `/control` holds a file `fail`, every `run()` fails after writing; a file `wait.txt` makes its `run()` wait, after writing, until `/control/go` exists; `task.config.nonce = yes` adds `OUT/nonce-STEM-RANDOM.txt` (a name no other try repeats), `task.config.summary = yes` writes `OUT/summary.txt` holding the file's name in every `run()`; `deep-N.txt` nests N folders, `clash-file.txt` writes a file `OUT/clash`, `clash-dir.txt` a file inside a folder `OUT/clash`.
+//! Shows a scorer writing files into a `uri_folder` output, Azure's `--out ${{outputs.X}}`: for each input file `STEM.txt` it writes `OUT/STEM.txt` (the text upper-cased) and, with `task.config.nested = yes`, `OUT/by-stem/STEM/part-0.txt` too; a file `big-N.txt` makes it write N bytes; when the read-only mount `/control` holds a file `fail`, every `run()` fails after writing; a file `wait.txt` makes its `run()` wait, after writing, until `/control/go` exists; `task.config.nonce = yes` adds `OUT/nonce-STEM-RANDOM.txt` (a name no other try repeats), `task.config.summary = yes` writes `OUT/summary.txt` holding the file's name in every `run()`; `deep-N.txt` nests N folders, `clash-file.txt` writes a file `OUT/clash`, `clash-dir.txt` a file inside a folder `OUT/clash`; `fill.txt` writes until a write fails (or forever).
 
 use sluice_sdk::{BatchResult, Config, Error, MiniBatch, ResultBuilder, Scorer, export_scorer};
 
@@ -53,6 +53,14 @@ impl Scorer for Writer {
                 let dir = format!("{}/{}", self.out, vec!["d"; n].join("/"));
                 std::fs::create_dir_all(&dir).map_err(|e| Error::msg(e.to_string()))?;
                 std::fs::write(format!("{dir}/bottom.txt"), "").map_err(|e| Error::msg(e.to_string()))?;
+            }
+            if stem == "fill" {
+                use std::io::Write;
+                let mut f =
+                    std::fs::File::create(format!("{}/fill.bin", self.out)).map_err(|e| Error::msg(e.to_string()))?;
+                let chunk = vec![b'f'; 1 << 16];
+                while f.write_all(&chunk).is_ok() {}
+                return Err(Error::msg("a write failed"));
             }
             match stem.as_str() {
                 "clash-file" => std::fs::write(format!("{}/clash", self.out), "a file"),
