@@ -21,6 +21,7 @@ mod mltable;
 mod new;
 mod onnx;
 mod output;
+mod pipelines;
 mod plugins;
 mod python;
 mod resume;

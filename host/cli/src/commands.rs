@@ -201,6 +201,10 @@ fn saved_spec(dir: &Path) -> Result<(SpecSource, sluice_job::JobSpec), Failure> 
 }
 
 pub fn resume(a: ResumeArgs) -> Result<ExitCode, Failure> {
+    if crate::pipeline::is_pipeline_dir(Path::new(&a.job)) {
+        let cache = cache_dir(a.dirs.cache_dir.as_deref(), false);
+        return crate::pipeline::resume(Path::new(&a.job), cache, a.dirs.index(), a.quiet);
+    }
     let dir = a.dirs.resolve(&a.job)?;
     let (source, spec) = saved_spec(&dir)?;
     let cache = cache_dir(a.dirs.cache_dir.as_deref(), false);
@@ -303,6 +307,10 @@ pub fn jobs(c: JobsCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         JobsCommand::Show { job, failed, dirs } => {
+            if crate::pipeline::is_pipeline_dir(Path::new(&job)) {
+                crate::pipeline::show(Path::new(&job))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let dir = dirs.resolve(&job)?;
             show(&dir, failed, &job)?;
             Ok(ExitCode::SUCCESS)

@@ -41,6 +41,7 @@ macro_rules! err_out {
 mod commands;
 mod components;
 mod new;
+mod pipeline;
 
 /// Batch scoring with sandboxed WebAssembly scorers (Azure ML parallel-job
 /// semantics).
@@ -254,7 +255,7 @@ pub fn main() -> ExitCode {
         Command::CompileComponent { max_wasm_stack, incremental_cache } => {
             return sluice_engine::compiler_child_main(max_wasm_stack, incremental_cache.as_deref());
         }
-        Command::Run(args) => run(*args).map(|r| exit_for(&r)),
+        Command::Run(args) => run_any(*args),
         Command::Resume(a) => commands::resume(a),
         Command::Jobs(c) => commands::jobs(c),
         Command::Replay(a) => commands::replay(a),
@@ -467,6 +468,19 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "sluice")
 }
 
+/// `sluice run`: a pipeline (`type: pipeline`) or a job.
+fn run_any(a: RunArgs) -> Result<ExitCode, Failure> {
+    if let Some(file) = a.spec.as_deref().filter(|p| p.is_file())
+        && std::fs::read_to_string(file).is_ok_and(|t| sluice_runtime::pipeline::is_pipeline(&t))
+    {
+        let data = data_dir(a.data_dir.as_deref());
+        let index = JobIndex::new(&data);
+        let cache = cache_dir(a.cache_dir.as_deref(), a.no_cache);
+        return pipeline::run(file, a.job_dir.clone(), &data, cache, index, a.quiet);
+    }
+    run(a).map(|r| exit_for(&r))
+}
+
 fn run(a: RunArgs) -> Result<JobResult, Failure> {
     let o = overrides(&a).map_err(Failure::Usage)?;
     use sluice_runtime::components::{compose_job, compose_reference};
@@ -599,7 +613,7 @@ pub(crate) fn cache_dir(flag: Option<&Path>, no_cache: bool) -> Option<PathBuf> 
 }
 
 /// `20261127-221020-3f2a`: sortable, readable, unique enough per second.
-fn humantime_stamp() -> String {
+pub(crate) fn humantime_stamp() -> String {
     let now = std::time::SystemTime::now();
     let digits: String =
         humantime::format_rfc3339_seconds(now).to_string().chars().filter(char::is_ascii_digit).collect();

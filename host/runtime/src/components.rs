@@ -675,6 +675,12 @@ pub fn compose_reference(reference: &str, cwd: &Path, data_dir: &Path) -> Result
     compose(Value::Mapping(job), Path::new(reference), cwd, data_dir).map(Some)
 }
 
+/// [`compose_job`] of a job already parsed (a pipeline's step, whose
+/// `component:` is relative to `base`); `origin` names it in messages.
+pub fn compose_value(job: Value, origin: &Path, base: &Path, data_dir: &Path) -> Result<String, ComponentError> {
+    compose(job, origin, base, data_dir)
+}
+
 fn compose(mut job: Value, origin: &Path, base: &Path, data_dir: &Path) -> Result<String, ComponentError> {
     let invalid = |file: &Path, message: String| ComponentError::Invalid { file: file.to_path_buf(), message };
     let Some(Value::String(reference)) = job.get("component").cloned() else {

@@ -20,6 +20,7 @@ pub mod jobdir;
 pub mod jobs;
 pub mod monitor;
 pub mod observer;
+pub mod pipeline;
 mod progress;
 pub mod remote;
 mod replay;

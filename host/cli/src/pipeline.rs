@@ -1,0 +1,147 @@
+//! `sluice run PIPELINE.yml` (`type: pipeline`): each step a job of its own
+//! under the pipeline's folder, run in dependency order
+//! (`sluice_runtime::pipeline` plans them); `sluice resume` and `jobs show`
+//! of a pipeline folder.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use sluice_job::spec::SpecSource;
+use sluice_runtime::JobStatus;
+use sluice_runtime::jobs::{JobIndex, read_result};
+use sluice_runtime::pipeline::{self, Planned};
+
+use crate::{ClusterArgs, Failure};
+
+/// The plan a pipeline folder keeps.
+pub(crate) const PLAN_FILE: &str = "pipeline.json";
+
+/// Whether `dir` is a pipeline's folder.
+pub(crate) fn is_pipeline_dir(dir: &Path) -> bool {
+    dir.join(PLAN_FILE).is_file()
+}
+
+fn read_plan(dir: &Path) -> Result<Planned, Failure> {
+    let path = dir.join(PLAN_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Failure::Job(anyhow!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| Failure::Job(anyhow!("{}: not a pipeline plan: {e}", path.display())))
+}
+
+/// Plans `file` for `dir` (a new folder, or the one of an earlier run of
+/// the same pipeline) and runs its steps.
+pub(crate) fn run(
+    file: &Path,
+    dir: Option<PathBuf>,
+    data_dir: &Path,
+    cache_dir: Option<PathBuf>,
+    index: JobIndex,
+    quiet: bool,
+) -> Result<ExitCode, Failure> {
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            let stem = file.file_stem().map_or("pipeline".into(), |s| s.to_string_lossy().into_owned());
+            index.default_jobs_dir().join(format!("{stem}-{}", crate::humantime_stamp()))
+        }
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let planned = pipeline::plan(file, &dir, data_dir).map_err(|e| Failure::Usage(anyhow!(e)))?;
+    if is_pipeline_dir(&dir) {
+        let earlier = read_plan(&dir)?;
+        let same = earlier.steps.len() == planned.steps.len()
+            && earlier.steps.iter().zip(&planned.steps).all(|(a, b)| a.name == b.name && a.text == b.text);
+        if !same {
+            return Err(Failure::Usage(anyhow!(
+                "{}: this folder holds a run of another version of the pipeline; give another --job-dir",
+                dir.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::Job(anyhow!("{}: {e}", dir.display())))?;
+    let json = serde_json::to_vec_pretty(&planned).expect("a plan serialises");
+    sluice_job::durable::write_durably(&dir.join(PLAN_FILE), &json)
+        .map_err(|e| Failure::Job(anyhow!("{}: {e}", dir.join(PLAN_FILE).display())))?;
+    run_steps(&planned, &dir, cache_dir, index, quiet)
+}
+
+/// `sluice resume` of a pipeline folder: the steps not completed, with the
+/// plan it keeps.
+pub(crate) fn resume(
+    dir: &Path,
+    cache_dir: Option<PathBuf>,
+    index: JobIndex,
+    quiet: bool,
+) -> Result<ExitCode, Failure> {
+    let planned = read_plan(dir)?;
+    run_steps(&planned, dir, cache_dir, index, quiet)
+}
+
+fn run_steps(
+    planned: &Planned,
+    dir: &Path,
+    cache_dir: Option<PathBuf>,
+    index: JobIndex,
+    quiet: bool,
+) -> Result<ExitCode, Failure> {
+    out!("pipeline {} ({} steps) in {}", planned.name, planned.steps.len(), dir.display());
+    for step in &planned.steps {
+        if read_result(&step.job_dir).is_some_and(|r| r.status == JobStatus::Completed) {
+            out!("step {}: completed earlier", step.name);
+            continue;
+        }
+        out!("step {}: running{}", step.name, after(&step.after));
+        let mut source = SpecSource::new(None, &[]).map_err(|e| Failure::Usage(e.into()))?;
+        source.origin = format!("{} jobs.{}", planned.file.display(), step.name);
+        source.text = step.text.clone();
+        // A step's own relative paths are the pipeline file's (a
+        // component's were made absolute when it was composed).
+        source.base = planned.file.parent().map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
+        let spec = source.spec().map_err(|e| Failure::Usage(e.into()))?;
+        let r = crate::run_spec(
+            &spec,
+            source,
+            step.job_dir.clone(),
+            cache_dir.clone(),
+            index.clone(),
+            false,
+            quiet,
+            &ClusterArgs::default(),
+        )?;
+        if r.status != JobStatus::Completed {
+            out!(
+                "step {}: {:?}; the steps after it did not run (`sluice resume {}` goes on)",
+                step.name,
+                r.status,
+                dir.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
+    out!("pipeline {}: completed", planned.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn after(deps: &[String]) -> String {
+    if deps.is_empty() { String::new() } else { format!(" (after {})", deps.join(", ")) }
+}
+
+/// `sluice jobs show` of a pipeline folder: its steps, their status and
+/// their job folders.
+pub(crate) fn show(dir: &Path) -> Result<(), Failure> {
+    let planned = read_plan(dir)?;
+    out!("pipeline {} ({})", planned.name, planned.file.display());
+    out!("{:<24} {:<22} {:>10} {:>8}  {}", "STEP", "STATUS", "DONE", "FAILED", "JOB");
+    for s in &planned.steps {
+        let (status, done, failed) = match read_result(&s.job_dir) {
+            Some(r) => (
+                serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                format!("{}/{}", r.mini_batches.succeeded + r.mini_batches.failed, r.mini_batches.total),
+                r.mini_batches.failed.to_string(),
+            ),
+            None => ("not run".to_string(), "-".to_string(), "-".to_string()),
+        };
+        out!("{:<24} {:<22} {:>10} {:>8}  {}", s.name, status, done, failed, s.job_dir.display());
+    }
+    Ok(())
+}
