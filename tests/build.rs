@@ -51,6 +51,7 @@ fn main() {
         ("IMPORT_FUZZ", "import_fuzz.wasm"),
         ("READER", "reader.wasm"),
         ("FOLDER_WRITER", "folder_writer.wasm"),
+        ("CONCAT", "concat.wasm"),
     ] {
         let p = out.join(file);
         assert!(p.is_file(), "{} was not built", p.display());

@@ -20,6 +20,7 @@ pub const FLAKY: &str = env!("SLUICE_GUEST_FLAKY");
 pub const IMPORT_FUZZ: &str = env!("SLUICE_GUEST_IMPORT_FUZZ");
 pub const READER: &str = env!("SLUICE_GUEST_READER");
 pub const FOLDER_WRITER: &str = env!("SLUICE_GUEST_FOLDER_WRITER");
+pub const CONCAT: &str = env!("SLUICE_GUEST_CONCAT");
 
 /// A path in the repository.
 pub fn repo(rel: &str) -> PathBuf {

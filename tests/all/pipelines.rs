@@ -150,7 +150,11 @@ fn pipeline_errors_name_the_step_and_key() {
             "parent.jobs.prepp.outputs.parts",
             "`jobs.stats.inputs.files`: `${{parent.jobs.prepp.outputs.parts}}`: the pipeline has no step `prepp`: did you mean `prep`?",
         ),
-        ("  prep:\n    type: parallel\n", "  prep:\n    type: command\n", "`jobs.prep.type`: `command` steps"),
+        (
+            "  prep:\n    type: parallel\n",
+            "  prep:\n    type: sweep\n",
+            "`jobs.prep.type`: `sweep` steps cannot run here",
+        ),
         ("display_name:", "display_nam:", "unknown key `display_nam`: did you mean `display_name`?"),
         ("parent.inputs.raw", "parent.inputs.raws", "the pipeline has no input `raws`: did you mean `raw`?"),
     ] {
@@ -166,4 +170,54 @@ fn pipeline_errors_name_the_step_and_key() {
     let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(root.join("p")).arg("-q").output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", said(&o));
     assert!(said(&o).contains("in a cycle: prep -> stats"), "{}", said(&o));
+}
+
+/// A `type: command` step (a WASI command component) feeds a parallel
+/// step: its data input read-only, its output folder moved into place
+/// when it succeeds; a command that fails stops the pipeline naming its
+/// status, and leaves nothing in its output.
+#[test]
+fn a_command_step_feeds_a_parallel_step() {
+    let job = Job::new(FILE_STATS).file("a.txt", "one").file("b.txt", "two!");
+    let root = job.dir.path();
+    let file = root.join("pipeline.yml");
+    let yaml = |fail: &str| {
+        format!(
+            "type: pipeline\ninputs:\n  raw: {{type: uri_folder, path: ./in}}\n\
+             outputs:\n  report: {{type: uri_file, path: ./report.csv}}\n\
+             jobs:\n  prep:\n    type: command\n    code: {CONCAT}\n    \
+             command: concat.wasm --in ${{{{inputs.raw}}}} --out ${{{{outputs.joined}}}}{fail}\n    \
+             inputs:\n      raw: ${{{{parent.inputs.raw}}}}\n    outputs:\n      joined: {{type: uri_folder}}\n    \
+             environment: azureml:AzureML-sklearn-1.5:1\n  \
+             stats:\n    type: parallel\n    inputs:\n      files: ${{{{parent.jobs.prep.outputs.joined}}}}\n    \
+             outputs:\n      rows: ${{{{parent.outputs.report}}}}\n    input_data: ${{{{inputs.files}}}}\n    \
+             task:\n      code: {FILE_STATS}\n      append_row_to: ${{{{outputs.rows}}}}\n"
+        )
+    };
+    std::fs::write(&file, yaml("")).unwrap();
+    let dir = root.join("pipe");
+    let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(&dir).arg("-q").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let joined = std::fs::read_to_string(dir.join("steps/prep/outputs/joined/all.txt")).unwrap();
+    assert_eq!(joined, "a.txt: one\nb.txt: two!\n");
+    assert_eq!(report(root), [("all.txt".to_string(), joined.len().to_string())]);
+    let log: String = std::fs::read_dir(dir.join("steps/prep/job/logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(log.contains("concatenated 2 files"), "{log}");
+    let o = sluice().arg("resume").arg(&dir).arg("-q").output().unwrap();
+    assert!(said(&o).contains("step prep: completed earlier"), "{}", said(&o));
+
+    std::fs::write(&file, yaml(" --fail")).unwrap();
+    let dir = root.join("pipe-fail");
+    let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(&dir).arg("-q").output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", said(&o));
+    assert!(
+        said(&o).contains("step prep: failed: USER_ERROR: the command exited with an error (a nonzero status)"),
+        "{}",
+        said(&o)
+    );
+    assert!(!said(&o).contains("step stats: running"), "{}", said(&o));
+    assert!(!dir.join("steps/prep/outputs/joined/all.txt").exists(), "a failed command's files are not kept");
 }

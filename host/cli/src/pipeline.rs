@@ -86,6 +86,20 @@ fn run_steps(
 ) -> Result<ExitCode, Failure> {
     out!("pipeline {} ({} steps) in {}", planned.name, planned.steps.len(), dir.display());
     for step in &planned.steps {
+        if let Some(cmd) = &step.command {
+            if pipeline::command_done(step) {
+                out!("step {}: completed earlier", step.name);
+                continue;
+            }
+            out!("step {}: running the command {}{}", step.name, cmd.code.display(), after(&step.after));
+            if let Err(why) = pipeline::run_command(step, cmd, cache_dir.as_deref()) {
+                out!("step {}: failed: {why}", step.name);
+                out!("the steps after it did not run (`sluice resume {}` runs it again)", dir.display());
+                return Ok(ExitCode::from(1));
+            }
+            out!("step {}: completed", step.name);
+            continue;
+        }
         if read_result(&step.job_dir).is_some_and(|r| r.status == JobStatus::Completed) {
             out!("step {}: completed earlier", step.name);
             continue;
@@ -133,6 +147,11 @@ pub(crate) fn show(dir: &Path) -> Result<(), Failure> {
     out!("pipeline {} ({})", planned.name, planned.file.display());
     out!("{:<24} {:<22} {:>10} {:>8}  {}", "STEP", "STATUS", "DONE", "FAILED", "JOB");
     for s in &planned.steps {
+        if s.command.is_some() {
+            let status = if pipeline::command_done(s) { "completed" } else { "not completed" };
+            out!("{:<24} {:<22} {:>10} {:>8}  {}", s.name, status, "-", "-", s.job_dir.display());
+            continue;
+        }
         let (status, done, failed) = match read_result(&s.job_dir) {
             Some(r) => (
                 serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),

@@ -200,6 +200,40 @@ impl ScorerEngine {
         self.load_with(path, &bytes, cache_dir, &bounds)
     }
 
+    /// A WASI command component (a pipeline's `type: command` step), read,
+    /// name-checked (`wasi:cli/run` exported, every import provided) and
+    /// compiled under the job's limits like a scorer, through the same
+    /// compile cache.
+    pub fn load_command_for(
+        &self,
+        limits: &Limits,
+        path: &Path,
+        cache_dir: Option<&Path>,
+    ) -> Result<crate::CommandComponent, EngineError> {
+        self.config.check(limits)?;
+        let bounds = CompileLimits::new(&CompileBounds::of(limits), self.config.max_stack_bytes);
+        let bytes = crate::compile::read_scorer(path, bounds.max_scorer_bytes)?;
+        let names = crate::world::check_command(&bytes)
+            .map_err(|reason| EngineError::NotComponent { path: path.to_path_buf(), reason })?;
+        if !names.problems.is_empty() {
+            return Err(EngineError::Names { path: path.to_path_buf(), problems: names.problems });
+        }
+        let hash = crate::cache::wasm_hash(&bytes);
+        let (component, cached) = crate::cache::load_or_compile(&self.engine, path, &hash, cache_dir, || {
+            self.compile(path, &bytes, &bounds, cache_dir)
+        })?;
+        let world = |source| EngineError::World { path: path.to_path_buf(), source };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(world)?;
+        let pre = wasmtime_wasi::p2::bindings::CommandPre::new(instance_pre).map_err(world)?;
+        Ok(crate::CommandComponent {
+            engine: self.engine.clone(),
+            config: self.config.clone(),
+            pre,
+            hash,
+            from_cache: cached,
+        })
+    }
+
     /// [`ScorerEngine::load`] of bytes already in memory (`path` names them
     /// in messages).
     pub fn load_bytes(

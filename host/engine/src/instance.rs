@@ -94,69 +94,20 @@ impl ScorerComponent {
     /// Instantiates a fresh sandbox and runs `init(config)` in it, under the
     /// same fuel and wall-clock limits as `run()`.
     pub async fn instantiate(&self, settings: InstanceSettings) -> Result<ScorerInstance, Failure> {
-        self.config.check(&settings.limits).map_err(|e| Failure::new(ReasonCode::UserError, e.to_string()))?;
-        let budget = settings.log_budget.clone().unwrap_or_else(|| LogBudget::new(settings.limits.max_log_bytes));
-        let logger = Logger::new(settings.log.clone(), settings.instance_id, budget);
-        let mut wasi = WasiCtx::builder();
-        // No network (the default), no environment, no args, no inherited
-        // stdio: stdout/stderr become log lines.
-        wasi.stdout(GuestStream { logger: logger.clone(), which: 0 })
-            .stderr(GuestStream { logger: logger.clone(), which: 1 })
-            .allow_blocking_current_thread(false);
-        let perms = settings.mounts.iter().map(|m| (m, FsPerms::ReadOnly));
-        for (m, perm) in perms.chain(settings.writable.iter().map(|m| (m, FsPerms::ReadWrite))) {
-            wasi.preopened_dir(&m.host_path, &m.guest_path, perm).map_err(|e| {
-                Failure::new(
-                    ReasonCode::UserError,
-                    format!("cannot grant {} as {}: {e}", m.host_path.display(), m.guest_path),
-                )
-            })?;
-        }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(settings.limits.memory_bytes as usize)
-            .instances(64)
-            .tables(64)
-            .memories(8)
-            .table_elements(1 << 20)
-            .build();
-        // WASI handles (streams, pollables, descriptors) live in host memory:
-        // a scorer needs a handful, so cap them far below wasmtime's default
-        // of a million per instance.
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_HOST_HANDLES);
-        let state = StoreState {
-            wasi: wasi.build(),
-            table,
-            limits,
-            memory_cap: settings.limits.memory_bytes,
-            diag: Default::default(),
-            log: LogState { logger },
-            onnx: OnnxState::new(settings.models.clone(), &settings.limits),
-            batch: BatchState::new(settings.limits.max_output_bytes),
-            stop: settings.stop.clone(),
-            halt: settings.halt.clone(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| s);
-        // Every few ticks: stop when abandoned or past the call's deadline.
-        let (stop, halt) = (settings.stop.clone(), settings.halt.clone());
-        store.epoch_deadline_callback(move |ctx| {
-            let state = ctx.data();
-            if [&stop, &halt].into_iter().flatten().any(|s| s.load(Ordering::Acquire)) {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            let now = std::time::Instant::now();
-            match state.onnx.deadline {
-                Some(d) if now < d => Ok(UpdateDeadline::Continue(ticks_until(d - now))),
-                _ => Ok(UpdateDeadline::Interrupt),
-            }
-        });
-        arm(&mut store, &settings);
-
+        let mut store = new_store(&self.engine, &self.config, &settings, &[])?;
         let instance = bounded(&settings, self.pre.instance_pre().instantiate_async(&mut store))
             .await
             .and_then(|r| r.map_err(|e| classify(&e, store.data(), &settings.limits)))
             .map_err(|f| prefix(f, "instantiate"))?;
+        self.init(store, instance, settings).await
+    }
+
+    async fn init(
+        &self,
+        mut store: Store<StoreState>,
+        instance: wasmtime::component::Instance,
+        settings: InstanceSettings,
+    ) -> Result<ScorerInstance, Failure> {
         let bindings = Scorer::new(&mut store, &instance)
             .map_err(|e| Failure::new(ReasonCode::Trap, bounded_text(&format!("{e:#}"))))?;
         let shutdown = if let Some(lifecycle) = &self.lifecycle {
@@ -187,10 +138,81 @@ impl ScorerComponent {
     }
 }
 
+/// A store for one sandboxed instance with `settings`' limits, preopens,
+/// logging and deadlines, armed for its first call; `args` are its WASI
+/// arguments (a command's; a scorer has none).
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    config: &crate::EngineConfig,
+    settings: &InstanceSettings,
+    args: &[String],
+) -> Result<Store<StoreState>, Failure> {
+    config.check(&settings.limits).map_err(|e| Failure::new(ReasonCode::UserError, e.to_string()))?;
+    let budget = settings.log_budget.clone().unwrap_or_else(|| LogBudget::new(settings.limits.max_log_bytes));
+    let logger = Logger::new(settings.log.clone(), settings.instance_id, budget);
+    let mut wasi = WasiCtx::builder();
+    // No network (the default), no environment, no inherited stdio
+    // (stdout/stderr become log lines); arguments only for a command.
+    wasi.args(args);
+    wasi.stdout(GuestStream { logger: logger.clone(), which: 0 })
+        .stderr(GuestStream { logger: logger.clone(), which: 1 })
+        .allow_blocking_current_thread(false);
+    let perms = settings.mounts.iter().map(|m| (m, FsPerms::ReadOnly));
+    for (m, perm) in perms.chain(settings.writable.iter().map(|m| (m, FsPerms::ReadWrite))) {
+        wasi.preopened_dir(&m.host_path, &m.guest_path, perm).map_err(|e| {
+            Failure::new(
+                ReasonCode::UserError,
+                format!("cannot grant {} as {}: {e}", m.host_path.display(), m.guest_path),
+            )
+        })?;
+    }
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(settings.limits.memory_bytes as usize)
+        .instances(64)
+        .tables(64)
+        .memories(8)
+        .table_elements(1 << 20)
+        .build();
+    // WASI handles (streams, pollables, descriptors) live in host memory:
+    // a scorer needs a handful, so cap them far below wasmtime's default
+    // of a million per instance.
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HOST_HANDLES);
+    let state = StoreState {
+        wasi: wasi.build(),
+        table,
+        limits,
+        memory_cap: settings.limits.memory_bytes,
+        diag: Default::default(),
+        log: LogState { logger },
+        onnx: OnnxState::new(settings.models.clone(), &settings.limits),
+        batch: BatchState::new(settings.limits.max_output_bytes),
+        stop: settings.stop.clone(),
+        halt: settings.halt.clone(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s);
+    // Every few ticks: stop when abandoned or past the call's deadline.
+    let (stop, halt) = (settings.stop.clone(), settings.halt.clone());
+    store.epoch_deadline_callback(move |ctx| {
+        let state = ctx.data();
+        if [&stop, &halt].into_iter().flatten().any(|s| s.load(Ordering::Acquire)) {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        let now = std::time::Instant::now();
+        match state.onnx.deadline {
+            Some(d) if now < d => Ok(UpdateDeadline::Continue(ticks_until(d - now))),
+            _ => Ok(UpdateDeadline::Interrupt),
+        }
+    });
+    arm(&mut store, settings);
+    Ok(store)
+}
+
 /// Resets fuel, the epoch deadline and what explains a trap before a call
 /// into the guest (so an earlier call's allocation failure or panic text is
 /// never blamed for this one's trap).
-fn arm(store: &mut Store<StoreState>, s: &InstanceSettings) {
+pub(crate) fn arm(store: &mut Store<StoreState>, s: &InstanceSettings) {
     // Fuel is enabled on every engine we build, so this cannot fail.
     let _ = store.set_fuel(s.limits.fuel);
     store.set_epoch_deadline(ticks_until(s.timeout));
@@ -218,14 +240,14 @@ pub(crate) fn hostcall_fuel(l: &Limits) -> usize {
 
 /// Guest text for a mini-batch failure: escaped and bounded (as every
 /// [`Failure`] message is; this bounds it before it is quoted in another).
-fn bounded_text(s: &str) -> String {
+pub(crate) fn bounded_text(s: &str) -> String {
     sluice_job::text::guest_text(s, sluice_job::text::MAX_MESSAGE_BYTES - 32)
 }
 
 /// Runs a guest call under the wall-clock deadline. Epoch interruption stops
 /// a guest that computes; this stops one waiting in a host call (a sleep),
 /// which epochs cannot reach.
-async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+pub(crate) async fn bounded<T>(s: &InstanceSettings, call: impl std::future::Future<Output = T>) -> Result<T, Failure> {
     let halted = || s.halt.as_ref().is_some_and(|h| h.load(Ordering::Acquire));
     let stopped = async {
         if s.stop.is_none() && s.halt.is_none() {
@@ -262,7 +284,7 @@ fn abandoned() -> Failure {
     Failure::new(ReasonCode::Timeout, "abandoned: the job was canceled and its grace period is over")
 }
 
-fn prefix(f: Failure, what: &str) -> Failure {
+pub(crate) fn prefix(f: Failure, what: &str) -> Failure {
     Failure::new(f.code, format!("{what}: {}", f.message))
 }
 
@@ -270,7 +292,7 @@ fn prefix(f: Failure, what: &str) -> Failure {
 /// message that names the root cause (the exit code, the full handle
 /// table, the forged handle, the limit), never just "error while
 /// executing".
-fn classify(e: &wasmtime::Error, state: &StoreState, limits: &Limits) -> Failure {
+pub(crate) fn classify(e: &wasmtime::Error, state: &StoreState, limits: &Limits) -> Failure {
     use wasmtime::component::ResourceTableError as Table;
     if state.onnx.timed_out {
         return Failure::new(

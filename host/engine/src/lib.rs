@@ -43,6 +43,7 @@
 
 mod bindings;
 pub mod cache;
+mod command;
 mod compile;
 mod engine;
 mod error;
@@ -52,6 +53,7 @@ mod logs;
 mod store;
 mod world;
 
+pub use command::CommandComponent;
 pub use compile::{COMPILE_SUBCOMMAND, CompileBounds, Compiler, compiler_child_main, set_default_compiler};
 pub use engine::{EngineConfig, ScorerComponent, ScorerEngine, Validation};
 pub use error::EngineError;

@@ -74,10 +74,22 @@ pub(crate) struct Names {
 /// Reads the top-level imports and exports of `bytes`. `Err` (a reason)
 /// when the bytes are not a component at all.
 pub(crate) fn check(bytes: &[u8]) -> Result<Names, String> {
+    check_as(bytes, false)
+}
+
+/// [`check`] of a WASI command component (a pipeline's `type: command`
+/// step): the same imports, and the export `wasi:cli/run` instead of the
+/// scorer's `init` and `run`.
+pub(crate) fn check_command(bytes: &[u8]) -> Result<Names, String> {
+    check_as(bytes, true)
+}
+
+fn check_as(bytes: &[u8], command: bool) -> Result<Names, String> {
     let mut parser = Parser::new(0);
     let mut at = 0usize;
     let mut names = Names::default();
     let (mut init, mut run) = (None, None);
+    let mut cli_run = None;
     loop {
         let (payload, consumed) = match parser.parse(&bytes[at..], true).map_err(|e| e.to_string())? {
             wasmparser::Chunk::Parsed { consumed, payload } => (payload, consumed),
@@ -123,6 +135,11 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Names, String> {
                     let name = export.name.name;
                     let func = export.kind == ComponentExternalKind::Func;
                     let what = match name {
+                        n if command && n.starts_with("wasi:cli/run@0.2.") => {
+                            cli_run = Some(export.kind == ComponentExternalKind::Instance);
+                            "the command's entry point, run once"
+                        }
+                        _ if command => "not used by sluice",
                         "init" => {
                             init = Some(func);
                             "called once per instance"
@@ -149,6 +166,18 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Names, String> {
         if let Some(why) = why {
             names.problems.push(format!("import `{name}`: {why}"));
         }
+    }
+    if command {
+        match cli_run {
+            None => names.problems.push(
+                "missing export `wasi:cli/run@0.2.x`: a command step is a WASI command component (a `main`, built for \
+                 wasm32-wasip2)"
+                    .into(),
+            ),
+            Some(false) => names.problems.push("export `wasi:cli/run` is not an interface".into()),
+            Some(true) => {}
+        }
+        return Ok(names);
     }
     for (found, name, sig) in [
         (init, "init", "init: func(config: config) -> result<_, error>"),

@@ -45,10 +45,35 @@ pub struct PlannedStep {
     pub name: String,
     /// The steps whose outputs it reads.
     pub after: Vec<String>,
-    /// Its job spec, every binding resolved (paths absolute).
+    /// A parallel step's job spec, every binding resolved (paths
+    /// absolute); empty for a command step.
     pub text: String,
     /// `PIPELINE_DIR/steps/NAME/job`.
     pub job_dir: PathBuf,
+    /// A `type: command` step: what to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandStep>,
+}
+
+/// A `type: command` step resolved: a WASI command component run once with
+/// its arguments, its data inputs mounted read-only at `/inputs/X` and its
+/// outputs writable at `/outputs/Y` (moved into their paths when it
+/// succeeds, like a parallel step's output folders).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CommandStep {
+    /// The component (`code`, joined with the command's first word when
+    /// `code` is a folder).
+    pub code: PathBuf,
+    /// `command` split as a shell would, `${{inputs.X}}` and
+    /// `${{outputs.Y}}` resolved to guest paths or values; `args[0]` is the
+    /// program's name.
+    pub args: Vec<String>,
+    /// `(guest path, host folder)` of each data input.
+    pub mounts: Vec<(String, PathBuf)>,
+    /// `(name, host folder)` of each output.
+    pub outputs: Vec<(String, PathBuf)>,
+    /// Wall clock for the run, seconds (`timeout`, default 3600).
+    pub timeout_s: u64,
 }
 
 /// A pipeline planned: its steps in an order that runs every step after
@@ -136,21 +161,17 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
             return Err(fail(&key, "a step name is letters, digits, `_` or `-` (it names its folder)".into()));
         }
         let Value::Mapping(m) = step else { return Err(fail(&key, "expected the step's keys".into())) };
-        match m.get("type").and_then(Value::as_str) {
-            Some("parallel") => {}
-            Some("command") => {
+        let is_command = match m.get("type").and_then(Value::as_str) {
+            Some("parallel") => false,
+            Some("command") => true,
+            Some(other) => {
                 return Err(fail(
                     &format!("{key}.type"),
-                    "`command` steps (a WASI command component) are not run by this version; a pipeline's steps \
-                     are `type: parallel` jobs"
-                        .into(),
+                    format!("`{other}` steps cannot run here; a step is `parallel` or `command`"),
                 ));
             }
-            Some(other) => {
-                return Err(fail(&format!("{key}.type"), format!("`{other}` steps cannot run here; use `parallel`")));
-            }
-            None => return Err(fail(&format!("{key}.type"), "required: `parallel`".into())),
-        }
+            None => return Err(fail(&format!("{key}.type"), "required: `parallel` or `command`".into())),
+        };
         // The step's job: its component under its own keys, or itself.
         let mut job = Value::Mapping(m.clone());
         if let Value::Mapping(j) = &mut job {
@@ -158,14 +179,22 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
                 j.remove(k);
             }
         }
-        let composed = if m.contains_key("component") {
+        let mut composed = if m.contains_key("component") {
             let text = components::compose_value(job, file, &base, data_dir).map_err(|e| comp(file, &key, e))?;
             serde_yaml_ng::from_str(&text).map_err(|e| fail(&key, format!("cannot read the composed step: {e}")))?
         } else {
             job
         };
+        if is_command && let Value::Mapping(c) = &mut composed {
+            // A command's `code` is relative to where it was written: the
+            // pipeline file (a component's was made absolute already).
+            if let Some(code) = c.get("code").and_then(Value::as_str).map(str::to_string) {
+                c.insert(Value::String("code".into()), Value::String(absolute(&code, &base)));
+            }
+        }
         let mut after = BTreeSet::new();
-        let resolved = bind(composed, &step_name, dir, &parent_inputs, &parent_outputs, &names, &mut after)
+        let scope = Scope { dir, inputs: &parent_inputs, outputs: &parent_outputs, steps: &names };
+        let resolved = bind(composed, &step_name, &scope, &mut after, is_command)
             .map_err(|(k, m)| fail(&format!("{key}.{k}"), m))?;
         steps.insert(step_name, (resolved, after));
     }
@@ -193,15 +222,24 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
         let (mut v, after) = steps.remove(&n).expect("ordered from these steps");
         link(&mut v, &outputs_of).map_err(|(k, m)| fail(&format!("jobs.{n}.{k}"), m))?;
         if let Value::Mapping(m) = &mut v {
-            // A pipeline step names no component any more, and is parallel.
+            // A pipeline step names no component any more.
             m.remove("component");
         }
-        let text = serde_yaml_ng::to_string(&v).map_err(|e| fail(&format!("jobs.{n}"), e.to_string()))?;
+        let command = match v.get("type").and_then(Value::as_str) {
+            Some("command") => Some(command_step(&v).map_err(|(k, m)| fail(&format!("jobs.{n}.{k}"), m))?),
+            _ => None,
+        };
+        let text = if command.is_some() {
+            String::new()
+        } else {
+            serde_yaml_ng::to_string(&v).map_err(|e| fail(&format!("jobs.{n}"), e.to_string()))?
+        };
         planned.push(PlannedStep {
             job_dir: dir.join("steps").join(&n).join("job"),
             name: n,
             after: after.into_iter().collect(),
             text,
+            command,
         });
     }
     Ok(Planned { name, file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()), steps: planned })
@@ -263,18 +301,25 @@ fn binding(s: &str) -> Option<&str> {
 /// A step's ports with the parent's bindings resolved and its outputs
 /// given paths; `${{parent.jobs.S.outputs.Y}}` is left for [`link`], S
 /// noted in `after`.
+/// What a step's bindings can name: the pipeline's folder, ports and steps.
+struct Scope<'a> {
+    dir: &'a Path,
+    inputs: &'a BTreeMap<String, Parent>,
+    outputs: &'a BTreeMap<String, Parent>,
+    steps: &'a [String],
+}
+
 fn bind(
     mut v: Value,
     step: &str,
-    dir: &Path,
-    inputs: &BTreeMap<String, Parent>,
-    outputs: &BTreeMap<String, Parent>,
-    steps: &[String],
+    scope: &Scope<'_>,
     after: &mut BTreeSet<String>,
+    command: bool,
 ) -> Result<Value, (String, String)> {
+    let Scope { dir, inputs, outputs, steps } = *scope;
     let Value::Mapping(m) = &mut v else { return Ok(v) };
     m.remove("type");
-    m.insert(Value::String("type".into()), Value::String("parallel".into()));
+    m.insert(Value::String("type".into()), Value::String(if command { "command" } else { "parallel" }.into()));
     if let Some(Value::Mapping(ins)) = m.get_mut("inputs") {
         for (k, port) in ins.iter_mut() {
             let name = k.as_str().unwrap_or("").to_string();
@@ -381,6 +426,150 @@ fn bind(
     Ok(v)
 }
 
+/// The keys of a `type: command` step here.
+const COMMAND_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "display_name",
+    "description",
+    "version",
+    "$schema",
+    "tags",
+    "properties",
+    "is_deterministic",
+    "code",
+    "command",
+    "inputs",
+    "outputs",
+    "environment",
+    "environment_variables",
+    "resources",
+    "compute",
+    "timeout",
+    "limits",
+    "experiment_name",
+    "identity",
+    "services",
+    "distribution",
+];
+
+/// A command step's resolved YAML as what to run.
+fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
+    let Value::Mapping(m) = v else { return Err((String::new(), "expected the step's keys".into())) };
+    for k in m.keys() {
+        let k = k.as_str().unwrap_or("");
+        if !COMMAND_KEYS.contains(&k) {
+            return Err((k.to_string(), format!("unknown key `{k}`{}", hint(k, COMMAND_KEYS))));
+        }
+    }
+    let command = m.get("command").and_then(Value::as_str).ok_or_else(|| {
+        (
+            "command".to_string(),
+            "required: the program and its arguments, e.g. `prep.wasm --in ${{inputs.raw}}`".to_string(),
+        )
+    })?;
+    // What `${{inputs.X}}` / `${{outputs.Y}}` stand for in the command.
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    let mut mounts = Vec::new();
+    if let Some(Value::Mapping(ins)) = m.get("inputs") {
+        for (k, port) in ins {
+            let name = k.as_str().unwrap_or("").to_string();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err((format!("inputs.{name}"), "an input name is letters, digits, `_` or `-`".into()));
+            }
+            let literal =
+                matches!(port.get("type").and_then(Value::as_str), Some("string" | "integer" | "number" | "boolean"));
+            match (port, port.get("path").and_then(Value::as_str)) {
+                (Value::Mapping(_), Some(p)) if !literal => {
+                    let host = PathBuf::from(p);
+                    if !host.is_dir() {
+                        return Err((
+                            format!("inputs.{name}"),
+                            format!(
+                                "{}: a command step's data input is a folder (mounted at /inputs/{name})",
+                                host.display()
+                            ),
+                        ));
+                    }
+                    let guest = format!("/inputs/{name}");
+                    values.insert(format!("inputs.{name}"), guest.clone());
+                    mounts.push((guest, host));
+                }
+                (Value::Mapping(pm), _) => {
+                    let v = pm.get("value").or_else(|| pm.get("default")).map(scalar).unwrap_or_default();
+                    values.insert(format!("inputs.{name}"), v);
+                }
+                (other, _) => {
+                    values.insert(format!("inputs.{name}"), scalar(other));
+                }
+            }
+        }
+    }
+    let mut outputs = Vec::new();
+    if let Some(Value::Mapping(outs)) = m.get("outputs") {
+        for (k, port) in outs {
+            let name = k.as_str().unwrap_or("").to_string();
+            let path = port
+                .get("path")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+                .ok_or_else(|| (format!("outputs.{name}"), "no path".to_string()))?;
+            if port.get("type").and_then(Value::as_str).is_some_and(|t| t != "uri_folder") {
+                return Err((format!("outputs.{name}.type"), "a command step's outputs are uri_folder".into()));
+            }
+            values.insert(format!("outputs.{name}"), format!("/outputs/{name}"));
+            outputs.push((name, path));
+        }
+    }
+    let mut text = String::new();
+    let mut rest = command;
+    while let Some(at) = rest.find("${{") {
+        text.push_str(&rest[..at]);
+        let end = rest[at..].find("}}").ok_or_else(|| ("command".to_string(), "a `${{` is not closed".to_string()))?;
+        let expr = rest[at + 3..at + end].trim();
+        let v = values.get(expr).ok_or_else(|| {
+            let known: Vec<&str> = values.keys().map(String::as_str).collect();
+            (
+                "command".to_string(),
+                format!("`${{{{{expr}}}}}` names no input or output of the step{}", hint(expr, &known)),
+            )
+        })?;
+        text.push_str(v);
+        rest = &rest[at + end + 2..];
+        if text.len() > 1 << 20 {
+            return Err(("command".into(), "longer than 1 MiB once its inputs are substituted".into()));
+        }
+    }
+    text.push_str(rest);
+    let args = shell_words::split(&text).map_err(|e| ("command".to_string(), format!("cannot split `{text}`: {e}")))?;
+    let program = args.first().ok_or_else(|| ("command".to_string(), "empty".to_string()))?;
+    let code = m
+        .get("code")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ("code".to_string(), "required: the command component (.wasm) or its folder".to_string()))?;
+    let code = PathBuf::from(code);
+    let code = if code.is_dir() { code.join(program) } else { code };
+    if code.extension().and_then(|e| e.to_str()) != Some("wasm") || !code.is_file() {
+        return Err(("code".into(), format!("{}: not a .wasm command component", code.display())));
+    }
+    let timeout_s = match m.get("timeout") {
+        None => 3600,
+        Some(t) => t
+            .as_u64()
+            .filter(|t| (1..=7 * 24 * 3600).contains(t))
+            .ok_or_else(|| ("timeout".to_string(), "seconds, 1 to 604800".to_string()))?,
+    };
+    Ok(CommandStep { code, args, mounts, outputs, timeout_s })
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
 fn keys(m: &BTreeMap<String, Parent>) -> Vec<&str> {
     m.keys().map(String::as_str).collect()
 }
@@ -447,4 +636,84 @@ fn topo(steps: &BTreeMap<String, (Value, BTreeSet<String>)>) -> Result<Vec<Strin
         }
     }
     Ok(done)
+}
+
+/// Whether a command step completed (its `done.json` beside its job
+/// folder).
+pub fn command_done(step: &PlannedStep) -> bool {
+    step.job_dir.join("done.json").is_file()
+}
+
+/// Runs a `type: command` step once: the component compiled (through the
+/// compile cache in `cache_dir`) under the default job limits, its data
+/// inputs read-only, its outputs written into folders of its own (bounded
+/// and measured as a parallel step's output folders) and moved into their
+/// paths when it succeeds; then `done.json`. Its stdout and stderr go to
+/// `logs/` in the step's folder. The error says why it failed.
+pub fn run_command(step: &PlannedStep, cmd: &CommandStep, cache_dir: Option<&Path>) -> Result<(), String> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let dir = &step.job_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let limits = sluice_job::Limits::default();
+    let engine = sluice_engine::ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&limits, 1))
+        .map_err(|e| e.to_string())?
+        .with_compiler(sluice_engine::Compiler::Discover);
+    let component = engine.load_command_for(&limits, &cmd.code, cache_dir).map_err(|e| e.to_string())?;
+    let outputs: Vec<sluice_job::spec::OutputFolder> = cmd
+        .outputs
+        .iter()
+        .map(|(name, host_path)| sluice_job::spec::OutputFolder {
+            name: name.clone(),
+            host_path: host_path.clone(),
+            guest_path: format!("/outputs/{name}"),
+        })
+        .collect();
+    let folders = crate::folders::Folders::new(dir, &outputs, &limits);
+    let writable = match &folders {
+        Some(f) => f.instance_mounts(1).map_err(|f| f.message)?,
+        None => Vec::new(),
+    };
+    let log = crate::guest_log::FileGuestLog::new(&step.name, dir.join("logs")).map_err(|e| e.to_string())?;
+    let halt = Arc::new(AtomicBool::new(false));
+    let settings = sluice_engine::InstanceSettings {
+        limits: limits.clone(),
+        timeout: std::time::Duration::from_secs(cmd.timeout_s),
+        config: Default::default(),
+        mounts: cmd
+            .mounts
+            .iter()
+            .map(|(guest, host)| sluice_job::spec::Mount { guest_path: guest.clone(), host_path: host.clone() })
+            .collect(),
+        writable,
+        log: Arc::new(log),
+        instance_id: 1,
+        models: None,
+        log_budget: None,
+        stop: None,
+        halt: Some(halt.clone()),
+    };
+    let rt = crate::exec::worker_runtime().map_err(|e| e.to_string())?;
+    let watch = folders.as_ref().map(|f| f.watch(1, halt));
+    let ran = rt.block_on(component.run(&settings, &cmd.args));
+    let stopped = watch.and_then(|w| w.finish());
+    // Writes the command left pending finish before its files are looked at.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    let outcome = match (ran, stopped) {
+        (_, Some(why)) => Err(why),
+        (Err(f), None) => Err(format!("{}: {}", f.code.as_str(), f.message)),
+        (Ok(()), None) => Ok(()),
+    };
+    if let Err(why) = outcome {
+        if let Some(f) = &folders {
+            f.discard(1);
+        }
+        return Err(why);
+    }
+    if let Some(f) = &folders {
+        let files = f.stage(1, "command").map_err(|f| f.message)?;
+        f.assemble(std::iter::once(("command", files.as_slice()))).map_err(|e| e.to_string())?;
+    }
+    sluice_job::durable::write_durably(&dir.join("done.json"), b"{\"status\": \"completed\"}\n")
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
