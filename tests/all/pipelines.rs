@@ -221,3 +221,40 @@ fn a_command_step_feeds_a_parallel_step() {
     assert!(!said(&o).contains("step stats: running"), "{}", said(&o));
     assert!(!dir.join("steps/prep/outputs/joined/all.txt").exists(), "a failed command's files are not kept");
 }
+
+/// Two steps that read nothing of each other run in one wave; a third
+/// that reads both runs after them.
+#[test]
+fn independent_steps_then_the_step_reading_both() {
+    let job = Job::new(FILE_STATS).file("a.txt", "one");
+    let root = job.dir.path();
+    std::fs::create_dir_all(root.join("in2")).unwrap();
+    std::fs::write(root.join("in2/z.txt"), "zed").unwrap();
+    let file = root.join("pipeline.yml");
+    let step = |name: &str, input: &str| {
+        format!(
+            "  {name}:\n    type: command\n    code: {CONCAT}\n    \
+             command: concat.wasm --in ${{{{inputs.src}}}} --out ${{{{outputs.joined}}}}\n    \
+             inputs:\n      src: {input}\n    outputs:\n      joined: {{type: uri_folder}}\n"
+        )
+    };
+    let yaml = format!(
+        "type: pipeline\ninputs:\n  one: {{type: uri_folder, path: ./in}}\n  two: {{type: uri_folder, path: ./in2}}\n\
+         outputs:\n  report: {{type: uri_file, path: ./report.csv}}\njobs:\n{}{}  both:\n    type: parallel\n    inputs:\n      x: ${{{{parent.jobs.a.outputs.joined}}}}\n      \
+         y: ${{{{parent.jobs.b.outputs.joined}}}}\n    outputs:\n      rows: ${{{{parent.outputs.report}}}}\n    \
+         input_data: ${{{{inputs.x}}}}\n    task:\n      code: {READER}\n      append_row_to: ${{{{outputs.rows}}}}\n      \
+         program_arguments: --read ${{{{inputs.y}}}}/all.txt\n",
+        step("a", "${{parent.inputs.one}}"),
+        step("b", "${{parent.inputs.two}}"),
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(root.join("pipe")).arg("-q").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let out = said(&o);
+    let both = out.find("step both: running (after a, b)").expect("both ran");
+    assert!(out.find("step a: completed").unwrap() < both && out.find("step b: completed").unwrap() < both, "{out}");
+    // `both` read a's folder as its input and b's file through a mount.
+    let mut r = csv::Reader::from_path(root.join("report.csv")).unwrap();
+    let rows: Vec<Vec<String>> = r.records().map(|x| x.unwrap().iter().map(str::to_string).collect()).collect();
+    assert_eq!(rows, [["all.txt".to_string(), "z.txt: zed".to_string()]]);
+}

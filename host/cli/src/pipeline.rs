@@ -85,55 +85,89 @@ fn run_steps(
     quiet: bool,
 ) -> Result<ExitCode, Failure> {
     out!("pipeline {} ({} steps) in {}", planned.name, planned.steps.len(), dir.display());
-    for step in &planned.steps {
-        if let Some(cmd) = &step.command {
-            if pipeline::command_done(step) {
-                out!("step {}: completed earlier", step.name);
-                continue;
+    // In waves: every step whose inputs are ready runs at once, each on a
+    // thread of its own; a wave with a step that did not complete ends the
+    // pipeline once the wave is over.
+    let mut done: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut left: Vec<&pipeline::PlannedStep> = planned.steps.iter().collect();
+    while !left.is_empty() {
+        let (ready, rest): (Vec<_>, Vec<_>) =
+            left.into_iter().partition(|s| s.after.iter().all(|d| done.contains(d.as_str())));
+        assert!(!ready.is_empty(), "planned steps are in dependency order");
+        let results: Vec<(&str, Result<bool, Failure>)> = std::thread::scope(|scope| {
+            let running: Vec<_> = ready
+                .iter()
+                .map(|step| {
+                    let (cache_dir, index) = (cache_dir.clone(), index.clone());
+                    scope.spawn(move || (step.name.as_str(), run_step(planned, step, dir, cache_dir, index, quiet)))
+                })
+                .collect();
+            running.into_iter().map(|t| t.join().expect("a step's thread does not panic")).collect()
+        });
+        let mut failed = false;
+        for (name, r) in results {
+            match r? {
+                true => {
+                    done.insert(name);
+                }
+                false => failed = true,
             }
-            out!("step {}: running the command {}{}", step.name, cmd.code.display(), after(&step.after));
-            if let Err(why) = pipeline::run_command(step, cmd, cache_dir.as_deref()) {
-                out!("step {}: failed: {why}", step.name);
-                out!("the steps after it did not run (`sluice resume {}` runs it again)", dir.display());
-                return Ok(ExitCode::from(1));
-            }
-            out!("step {}: completed", step.name);
-            continue;
         }
-        if read_result(&step.job_dir).is_some_and(|r| r.status == JobStatus::Completed) {
-            out!("step {}: completed earlier", step.name);
-            continue;
-        }
-        out!("step {}: running{}", step.name, after(&step.after));
-        let mut source = SpecSource::new(None, &[]).map_err(|e| Failure::Usage(e.into()))?;
-        source.origin = format!("{} jobs.{}", planned.file.display(), step.name);
-        source.text = step.text.clone();
-        // A step's own relative paths are the pipeline file's (a
-        // component's were made absolute when it was composed).
-        source.base = planned.file.parent().map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
-        let spec = source.spec().map_err(|e| Failure::Usage(e.into()))?;
-        let r = crate::run_spec(
-            &spec,
-            source,
-            step.job_dir.clone(),
-            cache_dir.clone(),
-            index.clone(),
-            false,
-            quiet,
-            &ClusterArgs::default(),
-        )?;
-        if r.status != JobStatus::Completed {
-            out!(
-                "step {}: {:?}; the steps after it did not run (`sluice resume {}` goes on)",
-                step.name,
-                r.status,
-                dir.display()
-            );
+        if failed {
+            out!("the steps after it did not run (`sluice resume {}` goes on)", dir.display());
             return Ok(ExitCode::from(1));
         }
+        left = rest;
     }
     out!("pipeline {}: completed", planned.name);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one step (or finds it completed earlier): whether it completed.
+fn run_step(
+    planned: &Planned,
+    step: &pipeline::PlannedStep,
+    dir: &Path,
+    cache_dir: Option<PathBuf>,
+    index: JobIndex,
+    quiet: bool,
+) -> Result<bool, Failure> {
+    if let Some(cmd) = &step.command {
+        if pipeline::command_done(step) {
+            out!("step {}: completed earlier", step.name);
+            return Ok(true);
+        }
+        out!("step {}: running the command {}{}", step.name, cmd.code.display(), after(&step.after));
+        return Ok(match pipeline::run_command(step, cmd, cache_dir.as_deref()) {
+            Err(why) => {
+                out!("step {}: failed: {why}", step.name);
+                false
+            }
+            Ok(()) => {
+                out!("step {}: completed", step.name);
+                true
+            }
+        });
+    }
+    if read_result(&step.job_dir).is_some_and(|r| r.status == JobStatus::Completed) {
+        out!("step {}: completed earlier", step.name);
+        return Ok(true);
+    }
+    out!("step {}: running{}", step.name, after(&step.after));
+    let mut source = SpecSource::new(None, &[]).map_err(|e| Failure::Usage(e.into()))?;
+    source.origin = format!("{} jobs.{}", planned.file.display(), step.name);
+    source.text = step.text.clone();
+    // A step's own relative paths are the pipeline file's (a component's
+    // were made absolute when it was composed).
+    source.base = planned.file.parent().map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
+    let spec = source.spec().map_err(|e| Failure::Usage(e.into()))?;
+    let r =
+        crate::run_spec(&spec, source, step.job_dir.clone(), cache_dir, index, false, quiet, &ClusterArgs::default())?;
+    if r.status != JobStatus::Completed {
+        out!("step {}: {:?}", step.name, r.status);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn after(deps: &[String]) -> String {
