@@ -96,8 +96,22 @@ task:
 #[test]
 fn azure_iris_parallel_component_runs_with_its_uri_folder_model() {
     let job = Job::new(TABULAR_CLASSIFIER);
-    let yaml =
-        iris_component(&repo("examples/tabular/data"), &repo("examples/tabular/model"), Path::new(TABULAR_CLASSIFIER));
+    // An Azure mltable folder: the data files and the MLTable file that
+    // says how to read them.
+    let data = job.dir.path().join("iris-mltable");
+    std::fs::create_dir_all(&data).unwrap();
+    for e in std::fs::read_dir(repo("examples/tabular/data")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    std::fs::write(
+        data.join("MLTable"),
+        "$schema: https://azuremlschemas.azureedge.net/latest/MLTable.schema.json\ntype: mltable\n\
+         paths:\n  - pattern: ./*.csv\ntransformations:\n  - read_delimited:\n      delimiter: ','\n      \
+         header: all_files_same_headers\n      encoding: utf8\n",
+    )
+    .unwrap();
+    let yaml = iris_component(&data, &repo("examples/tabular/model"), Path::new(TABULAR_CLASSIFIER));
     let o = run_yaml(&job, "parallel_component.yml", &yaml);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // The model folder, passed as Azure passes it, is granted by its input
