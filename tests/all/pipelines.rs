@@ -245,7 +245,7 @@ fn independent_steps_then_the_step_reading_both() {
          input_data: ${{{{inputs.x}}}}\n    task:\n      code: {READER}\n      append_row_to: ${{{{outputs.rows}}}}\n      \
          program_arguments: --read ${{{{inputs.y}}}}/all.txt\n",
         step("a", "${{parent.inputs.one}}"),
-        step("b", "${{parent.inputs.two}}"),
+        step("b", "${{parent.inputs.two}}") + &step("c", "${{parent.jobs.a.outputs.joined}}"),
     );
     std::fs::write(&file, yaml).unwrap();
     let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(root.join("pipe")).arg("-q").output().unwrap();
@@ -257,4 +257,7 @@ fn independent_steps_then_the_step_reading_both() {
     let mut r = csv::Reader::from_path(root.join("report.csv")).unwrap();
     let rows: Vec<Vec<String>> = r.records().map(|x| x.unwrap().iter().map(str::to_string).collect()).collect();
     assert_eq!(rows, [["all.txt".to_string(), "z.txt: zed".to_string()]]);
+    // A command step reads another step's output folder, made before it runs.
+    let c = std::fs::read_to_string(root.join("pipe/steps/c/outputs/joined/all.txt")).unwrap();
+    assert_eq!(c, "all.txt: a.txt: one\n");
 }

@@ -481,16 +481,9 @@ fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
                 matches!(port.get("type").and_then(Value::as_str), Some("string" | "integer" | "number" | "boolean"));
             match (port, port.get("path").and_then(Value::as_str)) {
                 (Value::Mapping(_), Some(p)) if !literal => {
+                    // Another step's output exists only once it ran: checked when
+                    // this step runs.
                     let host = PathBuf::from(p);
-                    if !host.is_dir() {
-                        return Err((
-                            format!("inputs.{name}"),
-                            format!(
-                                "{}: a command step's data input is a folder (mounted at /inputs/{name})",
-                                host.display()
-                            ),
-                        ));
-                    }
                     let guest = format!("/inputs/{name}");
                     values.insert(format!("inputs.{name}"), guest.clone());
                     mounts.push((guest, host));
@@ -655,6 +648,14 @@ pub fn run_command(step: &PlannedStep, cmd: &CommandStep, cache_dir: Option<&Pat
     use std::sync::atomic::AtomicBool;
     let dir = &step.job_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (guest, host) in &cmd.mounts {
+        if !host.is_dir() {
+            return Err(format!(
+                "{}: the data input seen at {guest} is not a folder (a command step's data inputs are folders)",
+                host.display()
+            ));
+        }
+    }
     let limits = sluice_job::Limits::default();
     let engine = sluice_engine::ScorerEngine::new(&sluice_engine::EngineConfig::for_job(&limits, 1))
         .map_err(|e| e.to_string())?
