@@ -68,7 +68,9 @@ fn a_step_reads_the_output_folder_of_the_step_before_it() {
     assert_eq!(o.status.code(), Some(0), "{}", said(&o));
     // prep ran first though listed second; stats scored what prep wrote.
     let out = said(&o);
-    assert!(out.find("step prep: running") < out.find("step stats: running (after prep)"), "{out}");
+    let (prep, stats) =
+        (out.find("step prep: running").unwrap(), out.find("step stats: running (after prep)").unwrap());
+    assert!(prep < stats, "{out}");
     assert_eq!(
         report(root),
         [("a.txt", "3"), ("b.txt", "4"), ("c.txt", "0")].map(|(n, b)| (n.to_string(), b.to_string()))
@@ -78,7 +80,6 @@ fn a_step_reads_the_output_folder_of_the_step_before_it() {
     // The steps are listed with their status; a resume runs nothing again.
     let o = sluice().args(["jobs", "show"]).arg(&dir).output().unwrap();
     let shown = said(&o);
-    assert!(shown.contains("pipeline pipeline") || shown.contains("pipeline "), "{shown}");
     let rows: Vec<&str> = shown.lines().filter(|l| l.starts_with("prep ") || l.starts_with("stats ")).collect();
     assert_eq!(rows.len(), 2, "{shown}");
     assert!(rows.iter().all(|l| l.contains("completed")), "{shown}");
@@ -163,6 +164,15 @@ fn pipeline_errors_name_the_step_and_key() {
         assert_eq!(o.status.code(), Some(2), "{}", said(&o));
         assert!(said(&o).contains(want), "want `{want}` in {}", said(&o));
     }
+    // Two steps writing one place.
+    let twice = text.replace(
+        "    inputs:\n      files: ${{parent.inputs.raw}}\n",
+        "    inputs:\n      files: ${{parent.inputs.raw}}\n    outputs:\n      parts: ${{parent.outputs.report}}\n",
+    );
+    std::fs::write(&file, twice).unwrap();
+    let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(root.join("p")).arg("-q").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("report.csv is written by jobs."), "{}", said(&o));
     // Two steps reading each other: a cycle, named.
     let cyc =
         text.replace("      files: ${{parent.inputs.raw}}\n", "      files: ${{parent.jobs.stats.outputs.rows}}\n");
@@ -208,6 +218,15 @@ fn a_command_step_feeds_a_parallel_step() {
     assert!(log.contains("concatenated 2 files"), "{log}");
     let o = sluice().arg("resume").arg(&dir).arg("-q").output().unwrap();
     assert!(said(&o).contains("step prep: completed earlier"), "{}", said(&o));
+    // Another command in the same folder is another pipeline: refused.
+    std::fs::write(&file, yaml(" --extra")).unwrap();
+    let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(&dir).arg("-q").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("holds a run of another version of the pipeline"), "{}", said(&o));
+    // Job flags do not apply to a pipeline.
+    let o = sluice().arg("run").arg(&file).args(["--set", "mini_batch_size=3"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("a pipeline takes --job-dir"), "{}", said(&o));
 
     std::fs::write(&file, yaml(" --fail")).unwrap();
     let dir = root.join("pipe-fail");

@@ -471,8 +471,17 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
 /// `sluice run`: a pipeline (`type: pipeline`) or a job.
 fn run_any(a: RunArgs) -> Result<ExitCode, Failure> {
     if let Some(file) = a.spec.as_deref().filter(|p| p.is_file())
-        && std::fs::read_to_string(file).is_ok_and(|t| sluice_runtime::pipeline::is_pipeline(&t))
+        && sluice_runtime::pipeline::is_pipeline_file(file)
     {
+        // A pipeline's keys are in its file: flags that set a job's keys
+        // would apply to no step in particular.
+        if a.restart || a.cluster.cluster.is_some() || !overrides(&a).map_err(Failure::Usage)?.is_empty() {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "{}: a pipeline takes --job-dir, --data-dir, --cache-dir, --no-cache and -q; set job keys in its \
+                 steps (and start over with another --job-dir)",
+                file.display()
+            )));
+        }
         let data = data_dir(a.data_dir.as_deref());
         let index = JobIndex::new(&data);
         let cache = cache_dir(a.cache_dir.as_deref(), a.no_cache);

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::anyhow;
 use sluice_job::spec::SpecSource;
@@ -22,10 +24,31 @@ pub(crate) fn is_pipeline_dir(dir: &Path) -> bool {
     dir.join(PLAN_FILE).is_file()
 }
 
+/// The plan a pipeline folder keeps, checked: at most 16 MiB, steps with
+/// plain names whose job folders are `dir/steps/NAME/job` (a moved folder
+/// resumes where it is now), each after steps that come before it.
 fn read_plan(dir: &Path) -> Result<Planned, Failure> {
+    use std::io::Read;
     let path = dir.join(PLAN_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Failure::Job(anyhow!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes).map_err(|e| Failure::Job(anyhow!("{}: not a pipeline plan: {e}", path.display())))
+    let bad = |m: String| Failure::Job(anyhow!("{}: {m}", path.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(16 << 20).read_to_end(&mut bytes))
+        .map_err(|e| bad(e.to_string()))?;
+    let mut planned: Planned = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a pipeline plan: {e}")))?;
+    if planned.steps.len() > pipeline::MAX_STEPS {
+        return Err(bad(format!("more than {} steps", pipeline::MAX_STEPS)));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for s in &mut planned.steps {
+        let plain = !s.name.is_empty() && s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !plain || s.after.iter().any(|a| !seen.contains(a)) {
+            return Err(bad(format!("step `{}` is not a step of a plan sluice wrote", s.name)));
+        }
+        s.job_dir = dir.join("steps").join(&s.name).join("job");
+        seen.push(s.name.clone());
+    }
+    Ok(planned)
 }
 
 /// Plans `file` for `dir` (a new folder, or the one of an earlier run of
@@ -49,8 +72,7 @@ pub(crate) fn run(
     let planned = pipeline::plan(file, &dir, data_dir).map_err(|e| Failure::Usage(anyhow!(e)))?;
     if is_pipeline_dir(&dir) {
         let earlier = read_plan(&dir)?;
-        let same = earlier.steps.len() == planned.steps.len()
-            && earlier.steps.iter().zip(&planned.steps).all(|(a, b)| a.name == b.name && a.text == b.text);
+        let same = earlier.steps == planned.steps;
         if !same {
             return Err(Failure::Usage(anyhow!(
                 "{}: this folder holds a run of another version of the pipeline; give another --job-dir",
@@ -90,7 +112,17 @@ fn run_steps(
     // pipeline once the wave is over.
     let mut done: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut left: Vec<&pipeline::PlannedStep> = planned.steps.iter().collect();
+    // One handler for the whole pipeline (a parallel step adds its own,
+    // which cancels it gracefully): Ctrl-C or SIGTERM abandons a running
+    // command step and starts no further wave.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let _signals = signal_hook::flag::register(signal_hook::consts::SIGINT, stopping.clone())
+        .and_then(|_| signal_hook::flag::register(signal_hook::consts::SIGTERM, stopping.clone()));
     while !left.is_empty() {
+        if stopping.load(Ordering::Acquire) {
+            out!("pipeline {}: stopped (`sluice resume {}` goes on)", planned.name, dir.display());
+            return Ok(ExitCode::from(130));
+        }
         let (ready, rest): (Vec<_>, Vec<_>) =
             left.into_iter().partition(|s| s.after.iter().all(|d| done.contains(d.as_str())));
         assert!(!ready.is_empty(), "planned steps are in dependency order");
@@ -99,7 +131,10 @@ fn run_steps(
                 .iter()
                 .map(|step| {
                     let (cache_dir, index) = (cache_dir.clone(), index.clone());
-                    scope.spawn(move || (step.name.as_str(), run_step(planned, step, dir, cache_dir, index, quiet)))
+                    let stopping = &stopping;
+                    scope.spawn(move || {
+                        (step.name.as_str(), run_step(planned, step, dir, cache_dir, index, quiet, stopping))
+                    })
                 })
                 .collect();
             running.into_iter().map(|t| t.join().expect("a step's thread does not panic")).collect()
@@ -131,6 +166,7 @@ fn run_step(
     cache_dir: Option<PathBuf>,
     index: JobIndex,
     quiet: bool,
+    stopping: &Arc<AtomicBool>,
 ) -> Result<bool, Failure> {
     if let Some(cmd) = &step.command {
         if pipeline::command_done(step) {
@@ -138,7 +174,7 @@ fn run_step(
             return Ok(true);
         }
         out!("step {}: running the command {}{}", step.name, cmd.code.display(), after(&step.after));
-        return Ok(match pipeline::run_command(step, cmd, cache_dir.as_deref()) {
+        return Ok(match pipeline::run_command(step, cmd, cache_dir.as_deref(), Some(stopping.clone())) {
             Err(why) => {
                 out!("step {}: failed: {why}", step.name);
                 false

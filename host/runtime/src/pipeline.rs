@@ -12,7 +12,8 @@
 //! `steps/STEP/outputs/`. Every binding is resolved here, into each step's
 //! spec text, before any step runs: a step's job directory keeps that text
 //! (`spec.json`), so a resume needs nothing but the pipeline folder.
-//! `type: command` steps and other types are refused, naming the type.
+//! A `type: command` step runs a WASI command component ([`run_command`]);
+//! other types are refused, naming the type.
 //! What the pipeline may hold is bounded ([`MAX_STEPS`]); a cycle of
 //! bindings is an error naming its steps.
 
@@ -39,7 +40,7 @@ pub struct PipelineError {
 }
 
 /// One step, ready to run: its spec text and where its job goes.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedStep {
     /// Its name under `jobs:`.
     pub name: String,
@@ -88,6 +89,25 @@ pub struct Planned {
     pub steps: Vec<PlannedStep>,
 }
 
+/// Whether `file` holds a pipeline job (read at most
+/// [`sluice_job::spec::MAX_SPEC_BYTES`]).
+pub fn is_pipeline_file(file: &Path) -> bool {
+    read_bounded(file).is_ok_and(|t| is_pipeline(&t))
+}
+
+/// A YAML file's text, refused past [`sluice_job::spec::MAX_SPEC_BYTES`].
+fn read_bounded(file: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(sluice_job::spec::MAX_SPEC_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if text.len() > sluice_job::spec::MAX_SPEC_BYTES {
+        return Err(format!("larger than {} KiB", sluice_job::spec::MAX_SPEC_BYTES >> 10));
+    }
+    Ok(text)
+}
+
 /// Whether the YAML text is a pipeline job (`type: pipeline`).
 pub fn is_pipeline(text: &str) -> bool {
     sluice_job::spec::check_spec_shape(text).is_ok()
@@ -120,7 +140,7 @@ const PIPELINE_KEYS: &[&str] = &[
 /// Plans the pipeline in `file` for the folder `dir`.
 pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, PipelineError> {
     let fail = |key: &str, message: String| PipelineError { file: file.to_path_buf(), key: key.to_string(), message };
-    let text = std::fs::read_to_string(file).map_err(|e| fail("", format!("cannot read it: {e}")))?;
+    let text = read_bounded(file).map_err(|m| fail("", m))?;
     sluice_job::spec::check_spec_shape(&text).map_err(|m| fail("", m))?;
     let doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| fail("", format!("not valid YAML: {e}")))?;
     let Value::Mapping(top) = &doc else { return Err(fail("", "expected a mapping of pipeline keys".into())) };
@@ -193,7 +213,7 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
             }
         }
         let mut after = BTreeSet::new();
-        let scope = Scope { dir, inputs: &parent_inputs, outputs: &parent_outputs, steps: &names };
+        let scope = Scope { dir, base: &base, inputs: &parent_inputs, outputs: &parent_outputs, steps: &names };
         let resolved = bind(composed, &step_name, &scope, &mut after, is_command)
             .map_err(|(k, m)| fail(&format!("{key}.{k}"), m))?;
         steps.insert(step_name, (resolved, after));
@@ -217,6 +237,31 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
     let order = topo(&steps).map_err(|cycle| {
         fail("jobs", format!("the steps read each other's outputs in a cycle: {}", cycle.join(" -> ")))
     })?;
+    // No two steps write the same place, none writes into the pipeline's
+    // folder (its plan, its steps' jobs) or into what the pipeline reads.
+    let nested = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    let mut written: Vec<(String, PathBuf)> = Vec::new();
+    for (step, outs) in &outputs_of {
+        for (name, path) in outs {
+            let key = format!("jobs.{step}.outputs.{name}");
+            let p = PathBuf::from(path);
+            let own = dir.join("steps").join(step).join("outputs");
+            if nested(&p, dir) && !p.starts_with(&own) {
+                return Err(fail(&key, format!("{path} is inside or holds the pipeline's folder {}", dir.display())));
+            }
+            for (x, parent) in &parent_inputs {
+                if let Parent::Path(q, _) = parent
+                    && nested(&p, Path::new(q))
+                {
+                    return Err(fail(&key, format!("{path} and the pipeline input `{x}` ({q}) hold one another")));
+                }
+            }
+            if let Some((other, _)) = written.iter().find(|(_, q)| nested(&p, q)) {
+                return Err(fail(&key, format!("{path} is written by {other} too (or one holds the other)")));
+            }
+            written.push((key, p));
+        }
+    }
     let mut planned = Vec::with_capacity(order.len());
     for n in order {
         let (mut v, after) = steps.remove(&n).expect("ordered from these steps");
@@ -304,6 +349,8 @@ fn binding(s: &str) -> Option<&str> {
 /// What a step's bindings can name: the pipeline's folder, ports and steps.
 struct Scope<'a> {
     dir: &'a Path,
+    /// The pipeline file's folder: a step's own relative paths are its.
+    base: &'a Path,
     inputs: &'a BTreeMap<String, Parent>,
     outputs: &'a BTreeMap<String, Parent>,
     steps: &'a [String],
@@ -316,7 +363,7 @@ fn bind(
     after: &mut BTreeSet<String>,
     command: bool,
 ) -> Result<Value, (String, String)> {
-    let Scope { dir, inputs, outputs, steps } = *scope;
+    let Scope { dir, base, inputs, outputs, steps } = *scope;
     let Value::Mapping(m) = &mut v else { return Ok(v) };
     m.remove("type");
     m.insert(Value::String("type".into()), Value::String(if command { "command" } else { "parallel" }.into()));
@@ -331,7 +378,14 @@ fn bind(
                     .find_map(|f| pm.get(f).and_then(Value::as_str).filter(|s| binding(s).is_some()).map(|s| (f, s)))
                 {
                     Some((f, s)) => (Some(f), s.to_string()),
-                    None => continue,
+                    None => {
+                        // A step's own path is the pipeline file's, whatever
+                        // folder the command runs from.
+                        if let Some(p) = pm.get("path").and_then(Value::as_str).map(str::to_string) {
+                            pm.insert(Value::String("path".into()), Value::String(absolute(&p, base)));
+                        }
+                        continue;
+                    }
                 },
                 _ => continue,
             };
@@ -406,7 +460,7 @@ fn bind(
                     }
                 }
                 None => match port.get("path").and_then(Value::as_str) {
-                    Some(p) => p.to_string(),
+                    Some(p) => absolute(p, base),
                     None => {
                         let own = dir.join("steps").join(step).join("outputs").join(&name);
                         let own = if kind == "uri_file" { own.with_extension("csv") } else { own };
@@ -536,6 +590,9 @@ fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
     text.push_str(rest);
     let args = shell_words::split(&text).map_err(|e| ("command".to_string(), format!("cannot split `{text}`: {e}")))?;
     let program = args.first().ok_or_else(|| ("command".to_string(), "empty".to_string()))?;
+    if program.is_empty() || program.contains('/') || program == ".." {
+        return Err(("command".into(), format!("`{program}`: the program is a file name in `code`'s folder")));
+    }
     let code = m
         .get("code")
         .and_then(Value::as_str)
@@ -631,10 +688,26 @@ fn topo(steps: &BTreeMap<String, (Value, BTreeSet<String>)>) -> Result<Vec<Strin
     Ok(done)
 }
 
-/// Whether a command step completed (its `done.json` beside its job
-/// folder).
+/// What `done.json` says of a completed command step: the step as it ran
+/// and its component's hash, so a changed command or a rebuilt component
+/// is not taken as done.
+fn done_record(cmd: &CommandStep) -> Option<serde_json::Value> {
+    use sha2::Digest;
+    let bytes = std::fs::read(&cmd.code).ok()?;
+    Some(serde_json::json!({
+        "status": "completed",
+        "step": cmd,
+        "wasm_sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+    }))
+}
+
+/// Whether a command step completed as it is planned now (its `done.json`
+/// names the same command and component).
 pub fn command_done(step: &PlannedStep) -> bool {
-    step.job_dir.join("done.json").is_file()
+    let (Some(cmd), Ok(bytes)) = (&step.command, std::fs::read(step.job_dir.join("done.json"))) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok() == done_record(cmd)
 }
 
 /// Runs a `type: command` step once: the component compiled (through the
@@ -643,7 +716,14 @@ pub fn command_done(step: &PlannedStep) -> bool {
 /// and measured as a parallel step's output folders) and moved into their
 /// paths when it succeeds; then `done.json`. Its stdout and stderr go to
 /// `logs/` in the step's folder. The error says why it failed.
-pub fn run_command(step: &PlannedStep, cmd: &CommandStep, cache_dir: Option<&Path>) -> Result<(), String> {
+/// `stop`, once set, abandons the command within about 50 ms (a canceled
+/// pipeline); its files are then deleted.
+pub fn run_command(
+    step: &PlannedStep,
+    cmd: &CommandStep,
+    cache_dir: Option<&Path>,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> Result<(), String> {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     let dir = &step.job_dir;
@@ -691,7 +771,7 @@ pub fn run_command(step: &PlannedStep, cmd: &CommandStep, cache_dir: Option<&Pat
         instance_id: 1,
         models: None,
         log_budget: None,
-        stop: None,
+        stop,
         halt: Some(halt.clone()),
     };
     let rt = crate::exec::worker_runtime().map_err(|e| e.to_string())?;
@@ -715,6 +795,7 @@ pub fn run_command(step: &PlannedStep, cmd: &CommandStep, cache_dir: Option<&Pat
         let files = f.stage(1, "command").map_err(|f| f.message)?;
         f.assemble(std::iter::once(("command", files.as_slice()))).map_err(|e| e.to_string())?;
     }
-    sluice_job::durable::write_durably(&dir.join("done.json"), b"{\"status\": \"completed\"}\n")
+    let done = done_record(cmd).ok_or_else(|| format!("{}: cannot read it again", cmd.code.display()))?;
+    sluice_job::durable::write_durably(&dir.join("done.json"), done.to_string().as_bytes())
         .map_err(|e| format!("{}: {e}", dir.display()))
 }
