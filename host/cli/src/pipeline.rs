@@ -126,19 +126,25 @@ fn run_steps(
         let (ready, rest): (Vec<_>, Vec<_>) =
             left.into_iter().partition(|s| s.after.iter().all(|d| done.contains(d.as_str())));
         assert!(!ready.is_empty(), "planned steps are in dependency order");
-        let results: Vec<(&str, Result<bool, Failure>)> = std::thread::scope(|scope| {
-            let running: Vec<_> = ready
-                .iter()
-                .map(|step| {
-                    let (cache_dir, index) = (cache_dir.clone(), index.clone());
-                    let stopping = &stopping;
-                    scope.spawn(move || {
-                        (step.name.as_str(), run_step(planned, step, dir, cache_dir, index, quiet, stopping))
+        // At most as many steps at once as the machine has cores: each is a
+        // job with its own instances, or a command with its own sandbox.
+        let width = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut results: Vec<(&str, Result<bool, Failure>)> = Vec::with_capacity(ready.len());
+        for group in ready.chunks(width) {
+            results.extend(std::thread::scope(|scope| {
+                let running: Vec<_> = group
+                    .iter()
+                    .map(|step| {
+                        let (cache_dir, index) = (cache_dir.clone(), index.clone());
+                        let stopping = &stopping;
+                        scope.spawn(move || {
+                            (step.name.as_str(), run_step(planned, step, dir, cache_dir, index, quiet, stopping))
+                        })
                     })
-                })
-                .collect();
-            running.into_iter().map(|t| t.join().expect("a step's thread does not panic")).collect()
-        });
+                    .collect();
+                running.into_iter().map(|t| t.join().expect("a step's thread does not panic")).collect::<Vec<_>>()
+            }));
+        }
         let mut failed = false;
         for (name, r) in results {
             match r? {

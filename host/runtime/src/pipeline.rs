@@ -161,7 +161,20 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
     // The pipeline's own ports: a data input's path made absolute, a
     // literal's value as written; an output's path.
     let parent_inputs = ports(top.get("inputs"), &base, "inputs").map_err(|(k, m)| fail(&k, m))?;
-    let parent_outputs = ports(top.get("outputs"), &base, "outputs").map_err(|(k, m)| fail(&k, m))?;
+    let mut parent_outputs = ports(top.get("outputs"), &base, "outputs").map_err(|(k, m)| fail(&k, m))?;
+    // An output without a path, as Azure allows: a place in the pipeline's
+    // folder (`outputs/NAME`, `.csv` for a uri_file).
+    if let Some(Value::Mapping(outs)) = top.get("outputs") {
+        for (k, port) in outs {
+            let name = k.as_str().unwrap_or("");
+            if port.get("path").is_none() {
+                let kind = port.get("type").and_then(Value::as_str).unwrap_or("uri_folder").to_string();
+                let own = dir.join("outputs").join(name);
+                let own = if kind == "uri_file" { own.with_extension("csv") } else { own };
+                parent_outputs.insert(name.to_string(), Parent::Path(own.display().to_string(), Some(kind)));
+            }
+        }
+    }
 
     let Some(Value::Mapping(jobs)) = top.get("jobs") else {
         return Err(fail("jobs", "required: the pipeline's steps, by name".into()));
@@ -227,7 +240,10 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
                 .and_then(Value::as_mapping)
                 .map(|o| {
                     o.iter()
-                        .filter_map(|(k, p)| Some((k.as_str()?.to_string(), p.get("path")?.as_str()?.to_string())))
+                        .filter_map(|(k, p)| {
+                            let kind = p.get("type").and_then(Value::as_str).unwrap_or("uri_folder");
+                            Some((k.as_str()?.to_string(), format!("{kind}\t{}", p.get("path")?.as_str()?)))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -242,11 +258,12 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
     let nested = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
     let mut written: Vec<(String, PathBuf)> = Vec::new();
     for (step, outs) in &outputs_of {
-        for (name, path) in outs {
+        for (name, typed) in outs {
+            let path = typed.split_once('\t').map_or(typed.as_str(), |(_, p)| p);
             let key = format!("jobs.{step}.outputs.{name}");
             let p = PathBuf::from(path);
             let own = dir.join("steps").join(step).join("outputs");
-            if nested(&p, dir) && !p.starts_with(&own) {
+            if nested(&p, dir) && !p.starts_with(&own) && !p.starts_with(dir.join("outputs")) {
                 return Err(fail(&key, format!("{path} is inside or holds the pipeline's folder {}", dir.display())));
             }
             for (x, parent) in &parent_inputs {
@@ -602,7 +619,9 @@ fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
     if code.extension().and_then(|e| e.to_str()) != Some("wasm") || !code.is_file() {
         return Err(("code".into(), format!("{}: not a .wasm command component", code.display())));
     }
-    let timeout_s = match m.get("timeout") {
+    // Azure's command jobs give it as `limits.timeout`.
+    let timeout = m.get("timeout").or_else(|| m.get("limits").and_then(|l| l.get("timeout")));
+    let timeout_s = match timeout {
         None => 3600,
         Some(t) => t
             .as_u64()
@@ -664,7 +683,8 @@ fn link(v: &mut Value, outputs_of: &BTreeMap<String, BTreeMap<String, String>>) 
             .get(s)
             .and_then(|o| o.get(y))
             .ok_or_else(|| (key.clone(), format!("`{text}`: step `{s}` has no output `{y}`")))?;
-        set_port(port, field, &Parent::Path(path.clone(), None));
+        let (kind, path) = path.split_once('\t').expect("type and path");
+        set_port(port, field, &Parent::Path(path.to_string(), Some(kind.to_string())));
     }
     Ok(())
 }
