@@ -239,6 +239,26 @@ fn a_command_step_feeds_a_parallel_step() {
     );
     assert!(!said(&o).contains("step stats: running"), "{}", said(&o));
     assert!(!dir.join("steps/prep/outputs/joined/all.txt").exists(), "a failed command's files are not kept");
+
+    // With continue_on_step_failure, a step that does not read the failed
+    // one still runs; the one that does is not run; the pipeline fails.
+    let other = format!(
+        "  other:\n    type: command\n    code: {CONCAT}\n    \
+         command: concat.wasm --in ${{{{inputs.raw}}}} --out ${{{{outputs.joined}}}}\n    \
+         inputs:\n      raw: ${{{{parent.inputs.raw}}}}\n    outputs:\n      joined: {{type: uri_folder}}\n"
+    );
+    let text =
+        yaml(" --fail").replace("jobs:\n", &format!("settings:\n  continue_on_step_failure: true\njobs:\n{other}"));
+    std::fs::write(&file, text).unwrap();
+    let dir = root.join("pipe-continue");
+    let o = sluice().arg("run").arg(&file).arg("--job-dir").arg(&dir).arg("-q").output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", said(&o));
+    assert!(said(&o).contains("step stats: not run: it reads from a step that did not complete"), "{}", said(&o));
+    assert!(said(&o).contains("steps prep, stats did not complete"), "{}", said(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("steps/other/outputs/joined/all.txt")).unwrap(),
+        "a.txt: one\nb.txt: two!\n"
+    );
 }
 
 /// Two steps that read nothing of each other run in one wave; a third

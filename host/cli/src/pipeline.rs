@@ -118,14 +118,23 @@ fn run_steps(
     let stopping = Arc::new(AtomicBool::new(false));
     let _signals = signal_hook::flag::register(signal_hook::consts::SIGINT, stopping.clone())
         .and_then(|_| signal_hook::flag::register(signal_hook::consts::SIGTERM, stopping.clone()));
+    // Steps that failed, and those not run because they read from one.
+    let mut broken: std::collections::HashSet<&str> = std::collections::HashSet::new();
     while !left.is_empty() {
         if stopping.load(Ordering::Acquire) {
             out!("pipeline {}: stopped (`sluice resume {}` goes on)", planned.name, dir.display());
             return Ok(ExitCode::from(130));
         }
-        let (ready, rest): (Vec<_>, Vec<_>) =
-            left.into_iter().partition(|s| s.after.iter().all(|d| done.contains(d.as_str())));
+        let (ready, rest): (Vec<_>, Vec<_>) = left
+            .into_iter()
+            .partition(|s| s.after.iter().all(|d| done.contains(d.as_str()) || broken.contains(d.as_str())));
         assert!(!ready.is_empty(), "planned steps are in dependency order");
+        let (skip, ready): (Vec<_>, Vec<_>) =
+            ready.into_iter().partition(|s| s.after.iter().any(|d| broken.contains(d.as_str())));
+        for s in skip {
+            out!("step {}: not run: it reads from a step that did not complete", s.name);
+            broken.insert(&s.name);
+        }
         // At most as many steps at once as the machine has cores: each is a
         // job with its own instances, or a command with its own sandbox.
         let width = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -145,20 +154,29 @@ fn run_steps(
                 running.into_iter().map(|t| t.join().expect("a step's thread does not panic")).collect::<Vec<_>>()
             }));
         }
-        let mut failed = false;
         for (name, r) in results {
-            match r? {
-                true => {
-                    done.insert(name);
-                }
-                false => failed = true,
+            if r? {
+                done.insert(name);
+            } else {
+                broken.insert(name);
             }
         }
-        if failed {
+        if !broken.is_empty() && !planned.continue_on_step_failure {
             out!("the steps after it did not run (`sluice resume {}` goes on)", dir.display());
             return Ok(ExitCode::from(1));
         }
         left = rest;
+    }
+    if !broken.is_empty() {
+        let mut names: Vec<&str> = broken.into_iter().collect();
+        names.sort();
+        out!(
+            "pipeline {}: steps {} did not complete (`sluice resume {}` goes on)",
+            planned.name,
+            names.join(", "),
+            dir.display()
+        );
+        return Ok(ExitCode::from(1));
     }
     out!("pipeline {}: completed", planned.name);
     Ok(ExitCode::SUCCESS)

@@ -87,6 +87,10 @@ pub struct Planned {
     pub file: PathBuf,
     /// Its steps, each after the ones it reads from.
     pub steps: Vec<PlannedStep>,
+    /// `settings.continue_on_step_failure`: a step that fails stops only
+    /// the steps that read from it (default: the whole pipeline).
+    #[serde(default)]
+    pub continue_on_step_failure: bool,
 }
 
 /// Whether `file` holds a pipeline job (read at most
@@ -304,7 +308,18 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
             command,
         });
     }
-    Ok(Planned { name, file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()), steps: planned })
+    let settings = top.get("settings");
+    let continue_on_step_failure = match settings.and_then(|s| s.get("continue_on_step_failure")) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(fail("settings.continue_on_step_failure", "expected true or false".into())),
+    };
+    Ok(Planned {
+        name,
+        file: std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()),
+        steps: planned,
+        continue_on_step_failure,
+    })
 }
 
 fn comp(file: &Path, key: &str, e: ComponentError) -> PipelineError {
