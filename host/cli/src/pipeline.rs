@@ -107,73 +107,88 @@ fn run_steps(
     quiet: bool,
 ) -> Result<ExitCode, Failure> {
     out!("pipeline {} ({} steps) in {}", planned.name, planned.steps.len(), dir.display());
-    // In waves: every step whose inputs are ready runs at once, each on a
-    // thread of its own; a wave with a step that did not complete ends the
-    // pipeline once the wave is over.
-    let mut done: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let mut left: Vec<&pipeline::PlannedStep> = planned.steps.iter().collect();
+    // Each step starts as soon as every step it reads from has completed,
+    // at most as many at once as the machine has cores (each is a job with
+    // its own instances, or a command with its own sandbox), each on a
+    // thread of its own.
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Waiting,
+        Running,
+        Done,
+        /// Failed, or not run because it reads from one that did.
+        Broken,
+    }
     // One handler for the whole pipeline (a parallel step adds its own,
     // which cancels it gracefully): Ctrl-C or SIGTERM abandons a running
-    // command step and starts no further wave.
+    // command step and starts no further step.
     let stopping = Arc::new(AtomicBool::new(false));
     let _signals = signal_hook::flag::register(signal_hook::consts::SIGINT, stopping.clone())
         .and_then(|_| signal_hook::flag::register(signal_hook::consts::SIGTERM, stopping.clone()));
-    // Steps that failed, and those not run because they read from one.
-    let mut broken: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    while !left.is_empty() {
-        if stopping.load(Ordering::Acquire) {
-            out!("pipeline {}: stopped (`sluice resume {}` goes on)", planned.name, dir.display());
-            return Ok(ExitCode::from(130));
-        }
-        let (ready, rest): (Vec<_>, Vec<_>) = left
-            .into_iter()
-            .partition(|s| s.after.iter().all(|d| done.contains(d.as_str()) || broken.contains(d.as_str())));
-        assert!(!ready.is_empty(), "planned steps are in dependency order");
-        let (skip, ready): (Vec<_>, Vec<_>) =
-            ready.into_iter().partition(|s| s.after.iter().any(|d| broken.contains(d.as_str())));
-        for s in skip {
-            out!("step {}: not run: it reads from a step that did not complete", s.name);
-            broken.insert(&s.name);
-        }
-        // At most as many steps at once as the machine has cores: each is a
-        // job with its own instances, or a command with its own sandbox.
-        let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut results: Vec<(&str, Result<bool, Failure>)> = Vec::with_capacity(ready.len());
-        for group in ready.chunks(width) {
-            results.extend(std::thread::scope(|scope| {
-                let running: Vec<_> = group
-                    .iter()
-                    .map(|step| {
-                        let (cache_dir, index) = (cache_dir.clone(), index.clone());
-                        let stopping = &stopping;
+    let steps = &planned.steps;
+    let index_of = |name: &str| steps.iter().position(|s| s.name == name).expect("a planned step");
+    let width = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut state = vec![State::Waiting; steps.len()];
+    let mut first_error: Option<Failure> = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<bool, Failure>)>();
+        let mut running = 0usize;
+        loop {
+            let any_broken = state.contains(&State::Broken);
+            let halt = stopping.load(Ordering::Acquire)
+                || first_error.is_some()
+                || (any_broken && !planned.continue_on_step_failure);
+            if !halt {
+                for i in 0..steps.len() {
+                    if state[i] != State::Waiting {
+                        continue;
+                    }
+                    let deps: Vec<State> = steps[i].after.iter().map(|d| state[index_of(d)]).collect();
+                    if deps.contains(&State::Broken) {
+                        out!("step {}: not run: it reads from a step that did not complete", steps[i].name);
+                        state[i] = State::Broken;
+                    } else if deps.iter().all(|d| *d == State::Done) && running < width {
+                        state[i] = State::Running;
+                        running += 1;
+                        let (tx, cache_dir, index, stopping) =
+                            (tx.clone(), cache_dir.clone(), index.clone(), &stopping);
+                        let step = &steps[i];
                         scope.spawn(move || {
-                            (step.name.as_str(), run_step(planned, step, dir, cache_dir, index, quiet, stopping))
-                        })
-                    })
-                    .collect();
-                running.into_iter().map(|t| t.join().expect("a step's thread does not panic")).collect::<Vec<_>>()
-            }));
-        }
-        for (name, r) in results {
-            if r? {
-                done.insert(name);
-            } else {
-                broken.insert(name);
+                            let r = run_step(planned, step, dir, cache_dir, index, quiet, stopping);
+                            let _ = tx.send((i, r));
+                        });
+                    }
+                }
             }
+            if running == 0 {
+                break;
+            }
+            let (i, r) = rx.recv().expect("a running step reports");
+            running -= 1;
+            state[i] = match r {
+                Ok(true) => State::Done,
+                Ok(false) => State::Broken,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    State::Broken
+                }
+            };
         }
-        if !broken.is_empty() && !planned.continue_on_step_failure {
-            out!("the steps after it did not run (`sluice resume {}` goes on)", dir.display());
-            return Ok(ExitCode::from(1));
-        }
-        left = rest;
+    });
+    if let Some(e) = first_error {
+        return Err(e);
     }
+    if stopping.load(Ordering::Acquire) && state.iter().any(|s| *s != State::Done) {
+        out!("pipeline {}: stopped (`sluice resume {}` goes on)", planned.name, dir.display());
+        return Ok(ExitCode::from(130));
+    }
+    let broken: Vec<&str> =
+        steps.iter().zip(&state).filter(|(_, s)| **s != State::Done).map(|(p, _)| p.name.as_str()).collect();
     if !broken.is_empty() {
-        let mut names: Vec<&str> = broken.into_iter().collect();
-        names.sort();
         out!(
             "pipeline {}: steps {} did not complete (`sluice resume {}` goes on)",
             planned.name,
-            names.join(", "),
+            broken.join(", "),
             dir.display()
         );
         return Ok(ExitCode::from(1));
