@@ -261,7 +261,7 @@ fn a_command_step_feeds_a_parallel_step() {
     );
 }
 
-/// Two steps that read nothing of each other run in one wave; a third
+/// Two steps that read nothing of each other run side by side; a third
 /// that reads both runs after them.
 #[test]
 fn independent_steps_then_the_step_reading_both() {
