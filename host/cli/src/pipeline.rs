@@ -154,7 +154,13 @@ fn run_steps(
                             (tx.clone(), cache_dir.clone(), index.clone(), &stopping);
                         let step = &steps[i];
                         scope.spawn(move || {
-                            let r = run_step(planned, step, dir, cache_dir, index, quiet, stopping);
+                            // A panic must still report, or the loop would wait for it.
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                run_step(planned, step, dir, cache_dir, index, quiet, stopping)
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(Failure::Job(anyhow!("step {}: a bug in sluice (a panic)", step.name)))
+                            });
                             let _ = tx.send((i, r));
                         });
                     }
