@@ -41,8 +41,7 @@ fn read_plan(dir: &Path) -> Result<Planned, Failure> {
     }
     let mut seen: Vec<String> = Vec::new();
     for s in &mut planned.steps {
-        let plain = !s.name.is_empty() && s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !plain || s.after.iter().any(|a| !seen.contains(a)) {
+        if !sluice_job::spec::valid_port_name(&s.name) || s.after.iter().any(|a| !seen.contains(a)) {
             return Err(bad(format!("step `{}` is not a step of a plan sluice wrote", s.name)));
         }
         s.job_dir = dir.join("steps").join(&s.name).join("job");

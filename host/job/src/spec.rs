@@ -787,7 +787,7 @@ fn improve_serde_message(msg: &str) -> String {
 }
 
 /// The known name closest to `got`, when it is close enough to be a typo.
-fn did_you_mean<'k>(got: &str, known: &[&'k str]) -> Option<&'k str> {
+pub fn did_you_mean<'k>(got: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (strsim::jaro_winkler(got, k), *k))
@@ -1475,8 +1475,9 @@ fn validate(raw: RawSpec, origin: &str, base: &Path) -> Result<JobSpec, SpecErro
     })
 }
 
-/// An input name is a folder name in the guest: `[A-Za-z0-9_-]+`.
-fn valid_port_name(name: &str) -> bool {
+/// A port (input, output) or step name is a folder name in the guest or a
+/// job folder: `[A-Za-z0-9_-]+`, at most 255 bytes.
+pub fn valid_port_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 255 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 

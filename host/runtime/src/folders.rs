@@ -112,13 +112,14 @@ impl Folders {
         self.outputs.iter().any(|o| std::fs::read_dir(scratch.join(&o.name)).map_or(true, |mut d| d.next().is_some()))
     }
 
-    /// After instance `instance`'s `run` for `mini_batch` succeeded (and,
-    /// if it wrote anything, after the instance was dropped and its
-    /// pending writes finished): checks what it wrote and stages it. The
-    /// files, in walk order.
-    pub(crate) fn stage(&self, instance: usize, mini_batch: &str) -> Result<Vec<FolderFile>, Failure> {
+    /// What instance `instance` wrote, against the bounds (entries,
+    /// bytes, [`MAX_DEPTH`]): its files and its number of entries, or why
+    /// it passed a bound. `live` (while its `run` goes on, [`Watch`]) checks
+    /// only the bounds and skips what vanishes under the walk; otherwise
+    /// anything but files and folders, an unreadable entry or a name that
+    /// is not UTF-8 is refused too.
+    fn scan(&self, instance: usize, live: bool) -> Result<(Vec<FolderFile>, u64), String> {
         let scratch = self.scratch(instance);
-        let invalid = |m: String| Failure::new(ReasonCode::InvalidOutput, m);
         let mut files = Vec::new();
         let (mut bytes, mut entries) = (0u64, 0u64);
         for o in &self.outputs {
@@ -126,41 +127,62 @@ impl Folders {
             // One level past the bound is enough to refuse it; deeper is
             // never walked.
             for entry in walkdir::WalkDir::new(&dir).min_depth(1).max_depth(MAX_DEPTH + 1).sort_by_file_name() {
-                let entry = entry
-                    .map_err(|e| invalid(format!("outputs.{}: cannot read what the scorer wrote ({e})", o.name)))?;
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(_) if live => continue,
+                    Err(e) => return Err(format!("outputs.{}: cannot read what the scorer wrote ({e})", o.name)),
+                };
                 let rel = entry.path().strip_prefix(&dir).expect("under the folder");
-                let shown = format!("outputs.{}/{}", o.name, sluice_job::text::guest_text(&rel.to_string_lossy(), 512));
+                let shown =
+                    || format!("outputs.{}/{}", o.name, sluice_job::text::guest_text(&rel.to_string_lossy(), 512));
                 if entry.depth() > MAX_DEPTH {
-                    return Err(invalid(format!("{shown}: nested deeper than {MAX_DEPTH} folders")));
+                    return Err(format!("{}: nested deeper than {MAX_DEPTH} folders", shown()));
                 }
                 entries += 1;
                 if entries > self.max_files {
-                    return Err(invalid(format!(
+                    return Err(format!(
                         "wrote more than limits.max_folder_output_files = {} files and folders into its output folders",
                         self.max_files
-                    )));
+                    ));
                 }
                 let ft = entry.file_type();
                 if ft.is_dir() {
                     continue;
                 }
                 if !ft.is_file() {
-                    return Err(invalid(format!("{shown}: not a file or folder (an output folder holds only those)")));
+                    if live {
+                        continue;
+                    }
+                    return Err(format!("{}: not a file or folder (an output folder holds only those)", shown()));
                 }
-                let Some(path) = rel.to_str() else {
-                    return Err(invalid(format!("{shown}: a name that is not UTF-8")));
+                let len = match entry.metadata() {
+                    Ok(m) => m.len(),
+                    Err(_) if live => 0,
+                    Err(e) => return Err(format!("{}: {e}", shown())),
                 };
-                let len = entry.metadata().map_err(|e| invalid(format!("{shown}: {e}")))?.len();
                 bytes = bytes.saturating_add(len);
                 if bytes > self.max_bytes {
-                    return Err(invalid(format!(
+                    return Err(format!(
                         "wrote more than limits.max_folder_output_mb = {} MiB into its output folders",
                         self.max_bytes >> 20
-                    )));
+                    ));
                 }
-                files.push(FolderFile { output: o.name.clone(), path: path.to_string(), bytes: len });
+                if !live {
+                    let path = rel.to_str().ok_or_else(|| format!("{}: a name that is not UTF-8", shown()))?;
+                    files.push(FolderFile { output: o.name.clone(), path: path.to_string(), bytes: len });
+                }
             }
         }
+        Ok((files, entries))
+    }
+
+    /// After instance `instance`'s `run` for `mini_batch` succeeded (and,
+    /// if it wrote anything, after the instance was dropped and its
+    /// pending writes finished): checks what it wrote and stages it. The
+    /// files, in walk order.
+    pub(crate) fn stage(&self, instance: usize, mini_batch: &str) -> Result<Vec<FolderFile>, Failure> {
+        let scratch = self.scratch(instance);
+        let (files, entries) = self.scan(instance, false).map_err(|m| Failure::new(ReasonCode::InvalidOutput, m))?;
         let staged = self.staged(mini_batch);
         // An earlier try's (a killed run's) staging goes first.
         remove_tree(&staged).map_err(|e| io_failure("cannot empty", &staged, e))?;
@@ -316,34 +338,9 @@ impl Folders {
         Watch { done, thread }
     }
 
-    /// Why instance `instance`'s folders are past a bound now, if they are
-    /// (a walk that stops at the first bound it passes).
+    /// Why instance `instance`'s folders are past a bound now, if they are.
     fn over(&self, instance: usize) -> Option<String> {
-        let scratch = self.scratch(instance);
-        let (mut bytes, mut entries) = (0u64, 0u64);
-        for o in &self.outputs {
-            for e in walkdir::WalkDir::new(scratch.join(&o.name)).min_depth(1).max_depth(MAX_DEPTH + 1) {
-                let Ok(e) = e else { continue };
-                if e.depth() > MAX_DEPTH {
-                    return Some(format!("outputs.{}: nested deeper than {MAX_DEPTH} folders", o.name));
-                }
-                entries += 1;
-                if entries > self.max_files {
-                    return Some(format!(
-                        "wrote more than limits.max_folder_output_files = {} files and folders into its output folders",
-                        self.max_files
-                    ));
-                }
-                bytes = bytes.saturating_add(e.metadata().map_or(0, |m| if m.is_file() { m.len() } else { 0 }));
-                if bytes > self.max_bytes {
-                    return Some(format!(
-                        "wrote more than limits.max_folder_output_mb = {} MiB into its output folders",
-                        self.max_bytes >> 20
-                    ));
-                }
-            }
-        }
-        None
+        self.scan(instance, true).err()
     }
 }
 

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
 
+use sluice_job::spec::valid_port_name;
+
 use crate::components::{self, ComponentError};
 
 /// The most steps a pipeline may have.
@@ -191,10 +193,7 @@ pub fn plan(file: &Path, dir: &Path, data_dir: &Path) -> Result<Planned, Pipelin
     for (k, step) in jobs {
         let step_name = k.as_str().unwrap_or("").to_string();
         let key = format!("jobs.{step_name}");
-        if step_name.is_empty()
-            || !step_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            || step_name.len() > 255
-        {
+        if !valid_port_name(&step_name) {
             return Err(fail(&key, "a step name is letters, digits, `_` or `-` (it names its folder)".into()));
         }
         let Value::Mapping(m) = step else { return Err(fail(&key, "expected the step's keys".into())) };
@@ -327,12 +326,7 @@ fn comp(file: &Path, key: &str, e: ComponentError) -> PipelineError {
 }
 
 fn hint(k: &str, known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|c| (strsim::jaro_winkler(k, c), c))
-        .filter(|(s, _)| *s > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or_else(String::new, |(_, c)| format!(": did you mean `{c}`?"))
+    sluice_job::spec::did_you_mean(k, known).map_or_else(String::new, |c| format!(": did you mean `{c}`?"))
 }
 
 /// What `${{parent.inputs.X}}` / `${{parent.outputs.X}}` stand for.
@@ -451,7 +445,7 @@ fn bind(
         for (k, port) in outs.iter_mut() {
             let name = k.as_str().unwrap_or("").to_string();
             let key = format!("outputs.{name}");
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            if !valid_port_name(&name) {
                 return Err((key, "an output name is letters, digits, `_` or `-`".into()));
             }
             let bound = match port {
@@ -560,7 +554,7 @@ fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
     if let Some(Value::Mapping(ins)) = m.get("inputs") {
         for (k, port) in ins {
             let name = k.as_str().unwrap_or("").to_string();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            if !valid_port_name(&name) {
                 return Err((format!("inputs.{name}"), "an input name is letters, digits, `_` or `-`".into()));
             }
             let literal =
