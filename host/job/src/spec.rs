@@ -19,7 +19,7 @@ use crate::size::MiniBatchSize;
 mod azure;
 #[cfg(test)]
 mod azure_tests;
-mod bindings;
+pub mod bindings;
 
 use azure::{Notes, Port, RawOutput};
 use bindings::{Binding, Bindings};

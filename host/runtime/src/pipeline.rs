@@ -549,7 +549,8 @@ fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
         )
     })?;
     // What `${{inputs.X}}` / `${{outputs.Y}}` stand for in the command.
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    let mut values = sluice_job::spec::bindings::Bindings::default();
+    let value = sluice_job::spec::bindings::Binding::Value;
     let mut mounts = Vec::new();
     if let Some(Value::Mapping(ins)) = m.get("inputs") {
         for (k, port) in ins {
@@ -565,15 +566,15 @@ fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
                     // this step runs.
                     let host = PathBuf::from(p);
                     let guest = format!("/inputs/{name}");
-                    values.insert(format!("inputs.{name}"), guest.clone());
+                    values.inputs.insert(name.clone(), value(guest.clone()));
                     mounts.push((guest, host));
                 }
                 (Value::Mapping(pm), _) => {
                     let v = pm.get("value").or_else(|| pm.get("default")).map(scalar).unwrap_or_default();
-                    values.insert(format!("inputs.{name}"), v);
+                    values.inputs.insert(name.clone(), value(v));
                 }
                 (other, _) => {
-                    values.insert(format!("inputs.{name}"), scalar(other));
+                    values.inputs.insert(name.clone(), value(scalar(other)));
                 }
             }
         }
@@ -590,30 +591,13 @@ fn command_step(v: &Value) -> Result<CommandStep, (String, String)> {
             if port.get("type").and_then(Value::as_str).is_some_and(|t| t != "uri_folder") {
                 return Err((format!("outputs.{name}.type"), "a command step's outputs are uri_folder".into()));
             }
-            values.insert(format!("outputs.{name}"), format!("/outputs/{name}"));
+            values.outputs.insert(name.clone(), value(format!("/outputs/{name}")));
             outputs.push((name, path));
         }
     }
-    let mut text = String::new();
-    let mut rest = command;
-    while let Some(at) = rest.find("${{") {
-        text.push_str(&rest[..at]);
-        let end = rest[at..].find("}}").ok_or_else(|| ("command".to_string(), "a `${{` is not closed".to_string()))?;
-        let expr = rest[at + 3..at + end].trim();
-        let v = values.get(expr).ok_or_else(|| {
-            let known: Vec<&str> = values.keys().map(String::as_str).collect();
-            (
-                "command".to_string(),
-                format!("`${{{{{expr}}}}}` names no input or output of the step{}", hint(expr, &known)),
-            )
-        })?;
-        text.push_str(v);
-        rest = &rest[at + end + 2..];
-        if text.len() > 1 << 20 {
-            return Err(("command".into(), "longer than 1 MiB once its inputs are substituted".into()));
-        }
-    }
-    text.push_str(rest);
+    // Resolved as a job's program arguments are (bounded, with a hint for
+    // a name that is not there); `$[[...]]` stays text, as it was.
+    let text = values.substitute(command, false).map_err(|m| ("command".to_string(), m))?;
     let args = shell_words::split(&text).map_err(|e| ("command".to_string(), format!("cannot split `{text}`: {e}")))?;
     let program = args.first().ok_or_else(|| ("command".to_string(), "empty".to_string()))?;
     if program.is_empty() || program.contains('/') || program == ".." {

@@ -14,7 +14,7 @@ use super::did_you_mean;
 
 /// What one `${{inputs.X}}` or `${{outputs.X}}` resolves to.
 #[derive(Debug, Clone)]
-pub(super) enum Binding {
+pub enum Binding {
     /// This text.
     Value(String),
     /// An optional input without a value.
@@ -25,9 +25,22 @@ pub(super) enum Binding {
 
 /// The inputs and outputs of a spec, by name.
 #[derive(Debug, Default)]
-pub(super) struct Bindings {
+pub struct Bindings {
+    /// `inputs.NAME`.
     pub inputs: BTreeMap<String, Binding>,
+    /// `outputs.NAME`.
     pub outputs: BTreeMap<String, Binding>,
+}
+
+/// Refuses a substituted value past [`MAX_SUBSTITUTED_BYTES`].
+fn within_bound(out: &str) -> Result<(), String> {
+    if out.len() > MAX_SUBSTITUTED_BYTES {
+        return Err(format!(
+            "substituting the inputs makes this value longer than {} KiB, the most one may be",
+            MAX_SUBSTITUTED_BYTES >> 10
+        ));
+    }
+    Ok(())
 }
 
 /// The longest value substitution may make (a program-arguments string, a
@@ -44,12 +57,7 @@ impl Bindings {
         loop {
             // Each `${{...}}` adds its whole value: a spec of 1 MiB could
             // otherwise ask for gigabytes (a long value used many times).
-            if out.len() > MAX_SUBSTITUTED_BYTES {
-                return Err(format!(
-                    "substituting the inputs makes this value longer than {} KiB, the most one may be",
-                    MAX_SUBSTITUTED_BYTES >> 10
-                ));
-            }
+            within_bound(&out)?;
             let expr = rest.find("${{");
             let segment = if optional_segments { rest.find("$[[") } else { None };
             // Whichever comes first: an expression or an optional segment.
@@ -108,12 +116,7 @@ impl Bindings {
         let mut complete = true;
         let mut rest = inner;
         while let Some(e) = rest.find("${{") {
-            if out.len() > MAX_SUBSTITUTED_BYTES {
-                return Err(format!(
-                    "substituting the inputs makes this value longer than {} KiB, the most one may be",
-                    MAX_SUBSTITUTED_BYTES >> 10
-                ));
-            }
+            within_bound(&out)?;
             out.push_str(&rest[..e]);
             let (b, after) = self.expression(&rest[e..])?;
             match b {
