@@ -597,12 +597,7 @@ impl SpecSource {
                     message: format!("cannot read the job spec: {e}"),
                 };
                 // At most one byte past the cap: the shape check names it.
-                let mut text = String::new();
-                std::io::Read::read_to_string(
-                    &mut std::io::Read::take(std::fs::File::open(path).map_err(cannot)?, MAX_SPEC_BYTES as u64 + 1),
-                    &mut text,
-                )
-                .map_err(cannot)?;
+                let text = read_spec_text(path).map_err(cannot)?;
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
                 (origin, text, base)
@@ -640,6 +635,18 @@ impl SpecSource {
             .collect();
         JobSpec::from_yaml(&self.text, &self.origin, &self.base, &overrides)
     }
+}
+
+/// The text of a YAML file a user gives (a spec, a component, a
+/// pipeline), read at most one byte past [`MAX_SPEC_BYTES`], so a caller
+/// (or [`check_spec_shape`]) can refuse a larger one without reading it all.
+pub fn read_spec_text(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(path)?, MAX_SPEC_BYTES as u64 + 1),
+        &mut text,
+    )?;
+    Ok(text)
 }
 
 /// The largest job spec sluice parses: real specs are a few KiB.

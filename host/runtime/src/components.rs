@@ -761,12 +761,7 @@ fn parse_yaml(file: &Path, text: &str) -> Result<Value, ComponentError> {
 }
 
 fn read_yaml(file: &Path) -> Result<String, ComponentError> {
-    let mut text = String::new();
-    std::fs::File::open(file)
-        .map_err(io(file))?
-        .take(MAX_YAML_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(io(file))?;
+    let text = sluice_job::spec::read_spec_text(file).map_err(io(file))?;
     if text.len() as u64 > MAX_YAML_BYTES {
         return Err(ComponentError::Invalid {
             file: file.to_path_buf(),

@@ -103,11 +103,7 @@ pub fn is_pipeline_file(file: &Path) -> bool {
 
 /// A YAML file's text, refused past [`sluice_job::spec::MAX_SPEC_BYTES`].
 fn read_bounded(file: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(file)
-        .and_then(|f| f.take(sluice_job::spec::MAX_SPEC_BYTES as u64 + 1).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read it: {e}"))?;
+    let text = sluice_job::spec::read_spec_text(file).map_err(|e| format!("cannot read it: {e}"))?;
     if text.len() > sluice_job::spec::MAX_SPEC_BYTES {
         return Err(format!("larger than {} KiB", sluice_job::spec::MAX_SPEC_BYTES >> 10));
     }
